@@ -1,0 +1,239 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/google/uuid"
+)
+
+// Token profile constants (docs/PROTOCOL.md).
+const (
+	// HandoffTokenType is the "typ" of every handoff token (RFC 8725 §3.11).
+	HandoffTokenType = "handoff+jwt"
+	// DefaultTTL is a handoff token's lifetime unless the request says otherwise.
+	DefaultTTL = 60 * time.Second
+	// DefaultMaxTTL is the longest lifetime a Minter signs and a Verifier
+	// accepts unless configured otherwise.
+	DefaultMaxTTL = 10 * time.Minute
+	// DefaultLeeway is the clock skew a Verifier tolerates by default.
+	DefaultLeeway = 30 * time.Second
+	// MaxLeeway is the most clock skew a Verifier can be configured to allow.
+	MaxLeeway = 2 * time.Minute
+	// DefaultMaxTokenSize is the largest token a Verifier parses by default.
+	DefaultMaxTokenSize = 8 << 10
+)
+
+// Bounds on string claims, enforced by Minter and Verifier alike.
+const (
+	maxKidLen    = 128
+	maxIDLen     = 128 // jti, task id, task action
+	maxStringLen = 256 // sub, act.sub, params_digest
+)
+
+// Task names the one task a handoff token allows.
+type Task struct {
+	// ID identifies the task instance, for example a transfer number.
+	ID string `json:"id"`
+	// Action is what the holder may do with it, for example "approve".
+	Action string `json:"action"`
+	// ParamsDigest, when set, binds the token to the task's parameters (see
+	// DigestParams): a token for one transfer cannot approve another.
+	ParamsDigest string `json:"params_digest,omitempty"`
+}
+
+func (t Task) validate() error {
+	switch {
+	case t.ID == "" || t.Action == "":
+		return errors.New("task id and action are required")
+	case len(t.ID) > maxIDLen || len(t.Action) > maxIDLen || len(t.ParamsDigest) > maxStringLen:
+		return errors.New("task field too long")
+	}
+	return nil
+}
+
+// Actor is the RFC 8693 §4.1 "act" claim: the party acting on the subject's
+// behalf, when a service rather than the user asked for the token.
+type Actor struct {
+	Subject string `json:"sub"`
+}
+
+// DigestParams returns a stable digest of a task's parameters for
+// Task.ParamsDigest: "sha256:" and the base64url SHA-256 of the parameters as
+// JSON with sorted keys. Issuer and verifier compute it independently from
+// the parameters each holds.
+func DigestParams(params map[string]string) string {
+	b, err := json.Marshal(params, json.Deterministic(true))
+	if err != nil { // a map[string]string always encodes
+		panic(err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// wireClaims is the JSON payload of a handoff token.
+type wireClaims struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`
+	Audience  string `json:"aud"`
+	IssuedAt  int64  `json:"iat"`
+	NotBefore int64  `json:"nbf"`
+	Expiry    int64  `json:"exp"`
+	ID        string `json:"jti"`
+	Task      Task   `json:"task"`
+	Actor     *Actor `json:"act,omitempty"`
+}
+
+// MinterConfig configures a Minter.
+type MinterConfig struct {
+	// Issuer is the "iss" of every token: the issuer's URL. Required.
+	Issuer string
+	// Keys signs with its current key. Required.
+	Keys *Keyring
+	// DefaultTTL is the lifetime when a request names none. Default 60s.
+	DefaultTTL time.Duration
+	// MaxTTL is a hard ceiling: requests above it are refused. Default 10m.
+	MaxTTL time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// NewID returns a fresh unique "jti". Default: a random UUID (v4).
+	NewID func() string
+}
+
+// Minter signs handoff tokens.
+type Minter struct {
+	cfg MinterConfig
+}
+
+// NewMinter validates cfg and returns a Minter.
+func NewMinter(cfg MinterConfig) (*Minter, error) {
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = DefaultTTL
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = uuid.NewString
+	}
+	var errs []error
+	if cfg.Issuer == "" {
+		errs = append(errs, errors.New("Issuer is required"))
+	}
+	if cfg.Keys == nil {
+		errs = append(errs, errors.New("Keys is required"))
+	}
+	if cfg.MaxTTL < 0 {
+		errs = append(errs, errors.New("MaxTTL must be positive"))
+	}
+	if cfg.DefaultTTL < time.Second || cfg.DefaultTTL > cfg.MaxTTL {
+		errs = append(errs, fmt.Errorf("DefaultTTL %v must be between 1s and MaxTTL %v", cfg.DefaultTTL, cfg.MaxTTL))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("broker: minter config: %w", err)
+	}
+	return &Minter{cfg: cfg}, nil
+}
+
+// MintRequest says what a token is for.
+type MintRequest struct {
+	// Subject is the user the token speaks for ("sub"). Required.
+	Subject string
+	// Audience is the one service that may accept the token ("aud"). Required.
+	Audience string
+	// Task is the one task the token allows. ID and Action required.
+	Task Task
+	// TTL is the lifetime; zero means the minter's default. Above the
+	// minter's MaxTTL the request is refused.
+	TTL time.Duration
+	// Actor, when set, names the service minting on the subject's behalf.
+	Actor *Actor
+}
+
+// Minted is a freshly signed token and the facts a caller may log or show.
+// Token is a bearer credential: never log it or put it in a URL.
+type Minted struct {
+	Token     string
+	ID        string
+	KeyID     string
+	Algorithm Algorithm
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// ErrTTLTooLong is returned by Mint for a lifetime above the configured MaxTTL.
+var ErrTTLTooLong = errors.New("broker: requested lifetime exceeds the maximum")
+
+// Mint signs a token for req with the keyring's current key.
+func (m *Minter) Mint(req MintRequest) (Minted, error) {
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = m.cfg.DefaultTTL
+	}
+	if ttl > m.cfg.MaxTTL {
+		return Minted{}, fmt.Errorf("%w: %v > %v", ErrTTLTooLong, ttl, m.cfg.MaxTTL)
+	}
+	if err := validateRequest(req, ttl); err != nil {
+		return Minted{}, fmt.Errorf("broker: mint: %w", err)
+	}
+	key, err := m.cfg.Keys.current()
+	if err != nil {
+		return Minted{}, err
+	}
+	now := m.cfg.Now().Truncate(time.Second)
+	exp := now.Add(ttl.Truncate(time.Second))
+	c := wireClaims{
+		Issuer:    m.cfg.Issuer,
+		Subject:   req.Subject,
+		Audience:  req.Audience,
+		IssuedAt:  now.Unix(),
+		NotBefore: now.Unix(),
+		Expiry:    exp.Unix(),
+		ID:        m.cfg.NewID(),
+		Task:      req.Task,
+		Actor:     req.Actor,
+	}
+	if c.ID == "" || len(c.ID) > maxIDLen {
+		return Minted{}, errors.New("broker: mint: NewID returned an empty or over-long id")
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return Minted{}, fmt.Errorf("broker: mint: %w", err)
+	}
+	jws, err := key.signer.Sign(payload)
+	if err != nil {
+		return Minted{}, fmt.Errorf("broker: mint: sign: %w", err)
+	}
+	token, err := jws.CompactSerialize()
+	if err != nil {
+		return Minted{}, fmt.Errorf("broker: mint: %w", err)
+	}
+	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: now, ExpiresAt: exp}, nil
+}
+
+func validateRequest(req MintRequest, ttl time.Duration) error {
+	var errs []error
+	if req.Subject == "" || len(req.Subject) > maxStringLen {
+		errs = append(errs, errors.New("subject is required (at most 256 bytes)"))
+	}
+	if req.Audience == "" || len(req.Audience) > maxStringLen {
+		errs = append(errs, errors.New("audience is required (at most 256 bytes)"))
+	}
+	if err := req.Task.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if req.Actor != nil && (req.Actor.Subject == "" || len(req.Actor.Subject) > maxStringLen) {
+		errs = append(errs, errors.New("actor subject is required when an actor is given"))
+	}
+	if ttl < time.Second {
+		errs = append(errs, errors.New("lifetime must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,182 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ReplayStore remembers which tokens were used, so each works only once.
+//
+// Consume atomically records key as used until expiresAt. It returns
+// ErrAlreadyUsed when key is already recorded and not yet expired, and any
+// other error when it cannot tell; the verifier then fails closed with
+// ReasonUnavailable. Two concurrent Consume calls for one key must never both
+// succeed.
+//
+// A store that forgets its entries on restart should also implement
+//
+//	RemembersSince() time.Time
+//
+// returning when its memory starts. The verifier then refuses tokens issued
+// earlier (ReasonIssuedBeforeRestart), which closes the replay window a
+// restart would otherwise open.
+type ReplayStore interface {
+	Consume(ctx context.Context, key string, expiresAt time.Time) error
+}
+
+// MemoryReplayConfig configures a MemoryReplayStore.
+type MemoryReplayConfig struct {
+	// MaxEntries bounds the live entries held. When full, Consume fails
+	// (ErrStoreFull) instead of forgetting a live entry, which would reopen
+	// a replay window. Default 1,000,000 (about 60 MB).
+	MaxEntries int
+	// Shards splits the lock. Default 64.
+	Shards int
+	// SweepInterval is how often expired entries are removed. Default 10s.
+	SweepInterval time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// MemoryReplayStore is a ReplayStore for a single process. Entries are keyed
+// by a 128-bit SHA-256 prefix of the replay key (fixed size whatever the
+// issuer's jti length) in sharded maps, and swept when they expire.
+//
+// It forgets everything on restart; RemembersSince reports its start time so
+// a Verifier refuses older tokens. Several replicas need a shared store.
+type MemoryReplayStore struct {
+	cfg      MemoryReplayConfig
+	started  time.Time
+	shards   []replayShard
+	perShard int
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+type replayShard struct {
+	mu      sync.Mutex
+	entries map[[16]byte]int64 // expiry, unix nanoseconds
+	_       [40]byte           // keep shards on separate cache lines
+}
+
+// NewMemoryReplayStore returns a started store. Call Close to stop its sweeper.
+func NewMemoryReplayStore(cfg MemoryReplayConfig) (*MemoryReplayStore, error) {
+	if cfg.MaxEntries == 0 {
+		cfg.MaxEntries = 1_000_000
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = 64
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var errs []error
+	if cfg.MaxEntries < 0 {
+		errs = append(errs, errors.New("MaxEntries must be positive"))
+	}
+	if cfg.Shards < 1 || cfg.Shards > 4096 {
+		errs = append(errs, errors.New("Shards must be between 1 and 4096"))
+	}
+	if cfg.SweepInterval < 0 {
+		errs = append(errs, errors.New("SweepInterval must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("broker: memory replay store: %w", err)
+	}
+	s := &MemoryReplayStore{
+		cfg:      cfg,
+		started:  cfg.Now(),
+		shards:   make([]replayShard, cfg.Shards),
+		perShard: max(1, (cfg.MaxEntries+cfg.Shards-1)/cfg.Shards),
+		stop:     make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].entries = make(map[[16]byte]int64)
+	}
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Consume implements ReplayStore.
+func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt time.Time) error {
+	sum := sha256.Sum256([]byte(key))
+	var h [16]byte
+	copy(h[:], sum[:16])
+	sh := &s.shards[int(h[0])%len(s.shards)]
+	now := s.cfg.Now().UnixNano()
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if exp, ok := sh.entries[h]; ok && exp > now {
+		return ErrAlreadyUsed
+	}
+	if len(sh.entries) >= s.perShard {
+		sh.sweep(now)
+		if len(sh.entries) >= s.perShard {
+			return ErrStoreFull
+		}
+	}
+	sh.entries[h] = expiresAt.UnixNano()
+	return nil
+}
+
+// RemembersSince returns when the store started: it knows nothing of uses
+// before then.
+func (s *MemoryReplayStore) RemembersSince() time.Time { return s.started }
+
+// Len returns the number of entries held, expired ones not yet swept included.
+func (s *MemoryReplayStore) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.entries)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep removes expired entries now. The store also sweeps on its own.
+func (s *MemoryReplayStore) Sweep() {
+	now := s.cfg.Now().UnixNano()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.sweep(now)
+		sh.mu.Unlock()
+	}
+}
+
+// Close stops the sweeper. The store keeps answering Consume.
+func (s *MemoryReplayStore) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	return nil
+}
+
+func (s *MemoryReplayStore) sweepLoop() {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+func (sh *replayShard) sweep(now int64) {
+	for k, exp := range sh.entries {
+		if exp <= now {
+			delete(sh.entries, k)
+		}
+	}
+}
