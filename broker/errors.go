@@ -80,7 +80,11 @@ type Error struct {
 	Reason Reason
 	Claim  string
 	Detail string
-	Err    error
+	// TokenID is the token's "jti" when the rejection came after the
+	// signature verified (so the id is authentic), for audit logs. Empty
+	// otherwise: an unverified jti proves nothing.
+	TokenID string
+	Err     error
 }
 
 func (e *Error) Error() string {
@@ -104,7 +108,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // errors.Is(err, &broker.Error{Reason: broker.ReasonReplayed}) works.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Reason == e.Reason && t.Claim == "" && t.Detail == "" && t.Err == nil
+	return ok && t.Reason == e.Reason && t.Claim == "" && t.Detail == "" && t.TokenID == "" && t.Err == nil
 }
 
 // ReasonOf returns the rejection reason carried by err, or "" when err is not

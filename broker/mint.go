@@ -41,10 +41,22 @@ type Task struct {
 	ID string `json:"id"`
 	// Action is what the holder may do with it, for example "approve".
 	Action string `json:"action"`
-	// ParamsDigest, when set, binds the token to the task's parameters (see
-	// DigestParams): a token for one transfer cannot approve another.
+	// Params, when set, are the task's parameters in clear (for example
+	// amount, currency, payee), so the relying service can show the user
+	// what they are about to confirm. They are signed with the token.
+	Params map[string]string `json:"params,omitempty"`
+	// ParamsDigest binds the token to the task's parameters (DigestParams):
+	// a token for one transfer cannot approve another. Minter fills it from
+	// Params when empty; Verifier checks it matches Params when both are set.
 	ParamsDigest string `json:"params_digest,omitempty"`
 }
+
+// Bounds on task parameters.
+const (
+	maxParams        = 16
+	maxParamKeyLen   = 64
+	maxParamValueLen = 256
+)
 
 func (t Task) validate() error {
 	switch {
@@ -52,6 +64,16 @@ func (t Task) validate() error {
 		return errors.New("task id and action are required")
 	case len(t.ID) > maxIDLen || len(t.Action) > maxIDLen || len(t.ParamsDigest) > maxStringLen:
 		return errors.New("task field too long")
+	case len(t.Params) > maxParams:
+		return fmt.Errorf("at most %d task parameters", maxParams)
+	}
+	for k, v := range t.Params {
+		if k == "" || len(k) > maxParamKeyLen || len(v) > maxParamValueLen {
+			return errors.New("task parameter name or value out of bounds")
+		}
+	}
+	if len(t.Params) > 0 && t.ParamsDigest != DigestParams(t.Params) {
+		return errors.New("task params_digest does not match params")
 	}
 	return nil
 }
@@ -179,6 +201,9 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	}
 	if ttl > m.cfg.MaxTTL {
 		return Minted{}, fmt.Errorf("%w: %v > %v", ErrTTLTooLong, ttl, m.cfg.MaxTTL)
+	}
+	if len(req.Task.Params) > 0 && req.Task.ParamsDigest == "" {
+		req.Task.ParamsDigest = DigestParams(req.Task.Params)
 	}
 	if err := validateRequest(req, ttl); err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: %w", err)

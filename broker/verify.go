@@ -188,7 +188,12 @@ const (
 )
 
 func (v *Verifier) run(ctx context.Context, token string, want Expect, consume bool, trace func(string, error)) (*Verified, error) {
+	var jti string // set once the signature has verified
 	step := func(name string, err error) error {
+		var e *Error
+		if jti != "" && errors.As(err, &e) && e.TokenID == "" {
+			e.TokenID = jti
+		}
 		if trace != nil {
 			trace(name, err)
 		}
@@ -200,6 +205,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 	}
 	now := v.cfg.Now()
 	c, err := v.checkClaims(payload, now)
+	jti = c.ID
 	if err := step(StepClaims, err); err != nil {
 		return nil, err
 	}

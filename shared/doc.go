@@ -1,0 +1,11 @@
+// Package shared holds what SERVER1 and SERVER2 both need that is not
+// cryptography: configuration from flags and environment variables, the
+// echo instance with its middleware (request ids, structured request logs,
+// security headers, body limits, metrics), the single error handler that
+// renders failures as an HTML page for browsers or RFC 9457 problem+json for
+// APIs, health endpoints, page rendering, and the server lifecycle with
+// timeouts and graceful shutdown.
+//
+// It never sees a token's contents: handlers pass broker errors to FromBroker,
+// which keeps only the stable reason code.
+package shared

@@ -1,0 +1,116 @@
+package shared
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// EchoConfig configures NewEcho.
+type EchoConfig struct {
+	// Service names the server in page titles and logs. Required.
+	Service string
+	// Logger receives request and error logs. Required.
+	Logger *slog.Logger
+	// Metrics counts requests. Required.
+	Metrics *Metrics
+	// BodyLimit caps request bodies. Default "64K".
+	BodyLimit string
+}
+
+// NewEcho returns an echo instance with the middleware every server uses, in
+// order: panic recovery, a fresh correlation id, request logging (method,
+// route, path, status, latency: never the query string, which may hold a
+// token someone pasted there), metrics, security headers and a body limit.
+// It also serves /healthz, /metrics and /assets/site.css, and renders pages
+// through a Renderer the caller sets with e.Renderer.
+func NewEcho(cfg EchoConfig) *echo.Echo {
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = "64K"
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = NewErrorHandler(cfg.Logger)
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			cfg.Logger.Error("panic", "request_id", RequestID(c), "error", err.Error(), "stack", string(stack))
+			return err
+		}}),
+		middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+			// Always generate: an id taken from the client could be forged
+			// to confuse log correlation.
+			Generator: uuid.NewString,
+		}),
+		requestLogger(cfg.Logger),
+		cfg.Metrics.middleware(),
+		SecurityHeaders,
+		middleware.BodyLimit(cfg.BodyLimit),
+	)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
+	e.GET("/assets/site.css", func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		return c.Blob(http.StatusOK, "text/css; charset=utf-8", siteCSS)
+	})
+	return e
+}
+
+// RequestID returns the correlation id of the request.
+func RequestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			if c.Path() == "/metrics" || c.Path() == "/healthz" || c.Path() == "/readyz" {
+				return nil
+			}
+			log.Info("request",
+				"request_id", RequestID(c),
+				"method", c.Request().Method,
+				"route", c.Path(),
+				"path", c.Request().URL.Path,
+				"status", c.Response().Status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000,
+				"remote", c.RealIP(),
+			)
+			return nil
+		}
+	}
+}
+
+// DefaultCSP is the Content-Security-Policy of every page unless a handler
+// sets its own: no scripts at all, styles only from this origin, forms only
+// to this origin, never framed (clickjacking).
+const DefaultCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// SecurityHeaders sets the headers every response carries. Handlers may
+// replace Content-Security-Policy (the auto-submit page) and Cache-Control
+// (the JWKS) before writing.
+func SecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", DefaultCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		// Pages may carry task details: never leak the URL onwards.
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		if c.IsTLS() {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		return next(c)
+	}
+}

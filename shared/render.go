@@ -1,0 +1,93 @@
+package shared
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"github.com/labstack/echo/v4"
+)
+
+//go:embed templates/*.html templates/site.css
+var sharedFiles embed.FS
+
+var siteCSS = func() []byte {
+	b, err := sharedFiles.ReadFile("templates/site.css")
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// Renderer renders HTML pages. Every page template is parsed together with
+// the shared layout; a page defines "title" and "content". html/template
+// escapes everything it prints.
+type Renderer struct {
+	pages map[string]*template.Template
+}
+
+// NewRenderer parses the shared layout and error page plus the server's own
+// page templates matched by patterns in pages. Templates may call {{service}}
+// for the service name.
+func NewRenderer(service string, pages fs.FS, patterns ...string) (*Renderer, error) {
+	base, err := template.New("").Funcs(template.FuncMap{"service": func() string { return service }}).
+		ParseFS(sharedFiles, "templates/layout.html")
+	if err != nil {
+		return nil, err
+	}
+	r := &Renderer{pages: map[string]*template.Template{}}
+	add := func(fsys fs.FS, pattern string) error {
+		names, err := fs.Glob(fsys, pattern)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			t, err := template.Must(base.Clone()).ParseFS(fsys, name)
+			if err != nil {
+				return err
+			}
+			r.pages[baseName(name)] = t
+		}
+		return nil
+	}
+	if err := add(sharedFiles, "templates/error.html"); err != nil {
+		return nil, err
+	}
+	for _, p := range patterns {
+		if err := add(pages, p); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func baseName(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}
+
+// Render implements echo.Renderer.
+func (r *Renderer) Render(w io.Writer, name string, data any, _ echo.Context) error {
+	t, ok := r.pages[name]
+	if !ok {
+		return fmt.Errorf("no page template %q", name)
+	}
+	return t.ExecuteTemplate(w, "layout", data)
+}
+
+// NewLogger returns the JSON structured logger servers use, tagged with the
+// service name.
+func NewLogger(w io.Writer, service string, level slog.Level) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+}
