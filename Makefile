@@ -1,0 +1,29 @@
+# Everyday entry points. The README names two: `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo test check bench load build
+
+## demo: build both servers and run the local demo (SERVER1 on
+## http://localhost:8081, SERVER2 on http://127.0.0.1:8082; generated keys,
+## in-memory replay store). Ctrl-C stops both.
+demo:
+	@bash scripts/demo.sh
+
+## test: the whole test suite, with the race detector. Tests that need Redis,
+## Chromium or Docker skip with a message unless E2E_REQUIRE_REDIS=1,
+## E2E_REQUIRE_BROWSER=1 or E2E_REQUIRE_DOCKER=1 (CI sets all three).
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## check: formatting, vet and staticcheck, as CI runs them.
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	staticcheck ./...
+
+## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker
+
+build:
+	$(GO) build -o bin/ ./server1 ./server2

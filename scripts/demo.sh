@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the local demo: both servers with embedded defaults (keys generated
+# into .data/server1/keys, in-memory replay store). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+go build -o bin/ ./server1 ./server2
+
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+./bin/server1 serve 2> >(sed 's/^/[server1] /' >&2) &
+pids+=($!)
+./bin/server2 serve 2> >(sed 's/^/[server2] /' >&2) &
+pids+=($!)
+
+# Wait until both answer /readyz (SERVER2 is ready once it holds SERVER1's keys).
+if command -v curl >/dev/null; then
+	for url in http://localhost:8081/readyz http://127.0.0.1:8082/readyz; do
+		for _ in $(seq 1 100); do
+			curl -fsS -o /dev/null "$url" 2>/dev/null && break
+			sleep 0.2
+		done
+	done
+fi
+
+cat <<'MSG'
+
+  Handoff broker demo is running.
+    Open      http://localhost:8081   (SERVER1, the customer portal)
+    Sign in   alice / alice-demo-pw   (or bob / bob-demo-pw)
+    Then choose "Continue on Payments": the browser carries a one-time
+    token to SERVER2 at http://127.0.0.1:8082 by form POST.
+  Press Ctrl-C to stop.
+
+MSG
+wait
