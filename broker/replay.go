@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -109,7 +110,10 @@ func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt tim
 	sum := sha256.Sum256([]byte(key))
 	var h [16]byte
 	copy(h[:], sum[:16])
-	sh := &s.shards[int(h[0])%len(s.shards)]
+	// 32 hash bits pick the shard, so any shard count up to 4096 gets an
+	// even share; capacity is per shard, and an uneven split would report
+	// full long before MaxEntries.
+	sh := &s.shards[binary.BigEndian.Uint32(h[:4])%uint32(len(s.shards))]
 	now := s.cfg.Now().UnixNano()
 
 	sh.mu.Lock()

@@ -1,0 +1,386 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+func TestVerify_replayRace(t *testing.T) {
+	for _, alg := range broker.SupportedAlgorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			k := newTestKey(t, alg)
+			v := newTestVerifier(t, testVerifierConfig(t, k.pub))
+			tok := validToken(t, k)
+
+			const n = 100
+			reasons := make([]broker.Reason, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, err := v.Verify(context.Background(), tok, broker.Expect{})
+					reasons[i] = broker.ReasonOf(err)
+					if err != nil && reasons[i] == "" {
+						reasons[i] = "not a broker error"
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			counts := make(map[broker.Reason]int)
+			for _, r := range reasons {
+				counts[r]++
+			}
+			if counts[""] != 1 || counts[broker.ReasonReplayed] != n-1 {
+				t.Errorf("outcomes = %v, want 1 success and %d replayed", counts, n-1)
+			}
+		})
+	}
+}
+
+// TestVerify_invalidTokenDoesNotBurnJTI checks that an attacker who knows a
+// token's jti (but cannot sign) cannot spend it first with a forged or
+// otherwise invalid token carrying the same jti.
+func TestVerify_invalidTokenDoesNotBurnJTI(t *testing.T) {
+	k := newTestKey(t, broker.EdDSA)
+	wrongAud := validClaims(testJTI)
+	wrongAud["aud"] = "https://other.test"
+	tests := []struct {
+		name       string
+		giveFirst  string
+		wantReason broker.Reason
+	}{
+		{name: "fail/bad_signature", giveFirst: newTestKey(t, broker.EdDSA).sign(t, k.header(), validClaims(testJTI)), wantReason: broker.ReasonBadSignature},
+		{name: "fail/wrong_audience", giveFirst: k.sign(t, k.header(), wrongAud), wantReason: broker.ReasonWrongAudience},
+		{name: "fail/task_mismatch", giveFirst: validToken(t, k), wantReason: broker.ReasonTaskMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTestVerifier(t, testVerifierConfig(t, k.pub))
+			expect := broker.Expect{}
+			if tt.wantReason == broker.ReasonTaskMismatch {
+				expect.Task = &broker.Task{ID: "transfer-99", Action: "approve"}
+			}
+			_, err := v.Verify(context.Background(), tt.giveFirst, expect)
+			wantReason(t, err, tt.wantReason)
+
+			_, err = v.Verify(context.Background(), validToken(t, k), broker.Expect{})
+			wantReason(t, err, "")
+		})
+	}
+}
+
+func TestExplain_doesNotConsume(t *testing.T) {
+	k := newTestKey(t, broker.EdDSA)
+	v := newTestVerifier(t, testVerifierConfig(t, k.pub))
+	tok := validToken(t, k)
+	for range 3 {
+		if ex := v.Explain(context.Background(), tok, broker.Expect{}); ex.Err != nil {
+			t.Fatalf("Explain: %v", ex.Err)
+		}
+	}
+	_, err := v.Verify(context.Background(), tok, broker.Expect{})
+	wantReason(t, err, "")
+	_, err = v.Verify(context.Background(), tok, broker.Expect{})
+	wantReason(t, err, broker.ReasonReplayed)
+}
+
+// TestVerify_respelledTokenIsReplayed checks that the replay key is (iss,
+// jti) and not the token text: a second spelling of a used token, which
+// still carries a valid signature, is refused.
+func TestVerify_respelledTokenIsReplayed(t *testing.T) {
+	tests := []struct {
+		name    string
+		alg     broker.Algorithm
+		respell func(t testing.TB, tok string) string
+	}{
+		{
+			// ECDSA malleability: (r, n-s) verifies whenever (r, s) does.
+			name: "fail/es256_negated_s", alg: broker.ES256,
+			respell: func(t testing.TB, tok string) string {
+				i := strings.LastIndexByte(tok, '.')
+				sig, err := b64.DecodeString(tok[i+1:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := new(big.Int).SetBytes(sig[32:])
+				s.Sub(elliptic.P256().Params().N, s)
+				s.FillBytes(sig[32:])
+				return tok[:i+1] + b64.EncodeToString(sig)
+			},
+		},
+		{
+			// Twin base64 spellings: 64 signature bytes leave 4 unused bits
+			// in the last character, which a lax decoder ignores.
+			name: "fail/eddsa_signature_trailing_bits", alg: broker.EdDSA,
+			respell: func(t testing.TB, tok string) string {
+				last := strings.IndexByte(alphabet, tok[len(tok)-1])
+				return tok[:len(tok)-1] + string(alphabet[last^1])
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestKey(t, tt.alg)
+			v := newTestVerifier(t, testVerifierConfig(t, k.pub))
+			tok := validToken(t, k)
+			twin := tt.respell(t, tok)
+			if twin == tok {
+				t.Fatal("respell returned the same token")
+			}
+			if ex := v.Explain(context.Background(), twin, broker.Expect{}); ex.Err != nil {
+				// The verifier may refuse the twin outright; then there is
+				// nothing to replay.
+				t.Skipf("twin spelling is refused outright: %v", ex.Err)
+			}
+			_, err := v.Verify(context.Background(), tok, broker.Expect{})
+			wantReason(t, err, "")
+			_, err = v.Verify(context.Background(), twin, broker.Expect{})
+			wantReason(t, err, broker.ReasonReplayed)
+		})
+	}
+}
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// TestVerify_es256Malleable checks the premise of the test above: a negated-s
+// signature really does verify, so only the replay key stops it.
+func TestVerify_es256Malleable(t *testing.T) {
+	k := newTestKey(t, broker.ES256)
+	input := []byte("header.payload")
+	sig := k.rawSign(t, input)
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	s.Sub(elliptic.P256().Params().N, s)
+	sum := sha256.Sum256(input)
+	if !ecdsa.Verify(k.pub.Key.(*ecdsa.PublicKey), sum[:], r, s) {
+		t.Fatal("negated-s signature does not verify")
+	}
+}
+
+func TestMemoryReplayStore_consume(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	s := newTestStore(t, clock, broker.MemoryReplayConfig{})
+
+	if err := s.Consume(ctx, "a", testNow.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Consume(ctx, "a", testNow.Add(time.Minute)); !errors.Is(err, broker.ErrAlreadyUsed) {
+		t.Fatalf("second Consume = %v, want ErrAlreadyUsed", err)
+	}
+	if err := s.Consume(ctx, "b", testNow.Add(time.Minute)); err != nil {
+		t.Fatalf("other key: %v", err)
+	}
+	clock.Advance(time.Minute)
+	if err := s.Consume(ctx, "a", testNow.Add(2*time.Minute)); err != nil {
+		t.Fatalf("Consume after expiry = %v, want success", err)
+	}
+}
+
+func TestMemoryReplayStore_sweep(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	s := newTestStore(t, clock, broker.MemoryReplayConfig{SweepInterval: time.Hour})
+	for i := range 10 {
+		exp := testNow.Add(time.Minute)
+		if i%2 == 0 {
+			exp = testNow.Add(time.Hour)
+		}
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Sweep()
+	if got := s.Len(); got != 10 {
+		t.Fatalf("Len before expiry = %d, want 10", got)
+	}
+	clock.Advance(time.Minute)
+	s.Sweep()
+	if got := s.Len(); got != 5 {
+		t.Fatalf("Len after sweep = %d, want 5 live entries", got)
+	}
+	if err := s.Consume(ctx, "key-0", testNow.Add(time.Hour)); !errors.Is(err, broker.ErrAlreadyUsed) {
+		t.Fatalf("live entry swept: Consume = %v", err)
+	}
+}
+
+// TestMemoryReplayStore_full checks that a full store fails closed: it
+// refuses new entries (and the verifier reports unavailable) rather than
+// evicting a live one, which would let that token be replayed.
+func TestMemoryReplayStore_full(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow.Add(-time.Hour))
+	s := newTestStore(t, clock, broker.MemoryReplayConfig{MaxEntries: 3, Shards: 1})
+	clock.Set(testNow)
+	for i := range 3 {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), testNow.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Consume(ctx, "key-3", testNow.Add(time.Minute)); !errors.Is(err, broker.ErrStoreFull) {
+		t.Fatalf("Consume on a full store = %v, want ErrStoreFull", err)
+	}
+	for i := range 3 {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), testNow.Add(time.Minute)); !errors.Is(err, broker.ErrAlreadyUsed) {
+			t.Fatalf("live entry key-%d lost: %v", i, err)
+		}
+	}
+
+	k := newTestKey(t, broker.EdDSA)
+	cfg := testVerifierConfig(t, k.pub)
+	cfg.Replay = s
+	v := newTestVerifier(t, cfg)
+	_, err := v.Verify(ctx, validToken(t, k), broker.Expect{})
+	wantReason(t, err, broker.ReasonUnavailable)
+	if !errors.Is(err, broker.ErrStoreFull) {
+		t.Errorf("error %v does not wrap ErrStoreFull", err)
+	}
+
+	clock.Advance(time.Minute)
+	_, err = v.Verify(ctx, validToken(t, k), broker.Expect{})
+	wantReason(t, err, "")
+}
+
+// TestMemoryReplayStore_usesEveryShard checks that capacity is spread over
+// every shard, whatever their number, so a store holds close to MaxEntries
+// before it reports full.
+func TestMemoryReplayStore_usesEveryShard(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveShards int
+		giveMax    int
+		giveFill   int
+	}{
+		{name: "ok/1_shard", giveShards: 1, giveMax: 1000, giveFill: 1000},
+		{name: "ok/64_shards", giveShards: 64, giveMax: 64 * 2000, giveFill: 64 * 1800},
+		{name: "ok/100_shards", giveShards: 100, giveMax: 100 * 2000, giveFill: 100 * 1800},
+		{name: "ok/4096_shards", giveShards: 4096, giveMax: 4096 * 64, giveFill: 4096 * 32},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestStore(t, newClock(testNow), broker.MemoryReplayConfig{MaxEntries: tt.giveMax, Shards: tt.giveShards})
+			for i := range tt.giveFill {
+				if err := s.Consume(context.Background(), fmt.Sprint("issuer jti-", i), testNow.Add(time.Minute)); err != nil {
+					t.Fatalf("Consume #%d of %d (MaxEntries %d): %v", i, tt.giveFill, tt.giveMax, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMemoryReplayStore_concurrent(t *testing.T) {
+	s := newTestStore(t, newClock(testNow), broker.MemoryReplayConfig{})
+	const workers, perWorker = 8, 500
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				// Every worker tries every key: each must succeed once.
+				key := fmt.Sprint("k-", (i+w*perWorker/workers)%perWorker)
+				err := s.Consume(context.Background(), key, testNow.Add(time.Minute))
+				if err != nil && !errors.Is(err, broker.ErrAlreadyUsed) {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := s.Len(); got != perWorker {
+		t.Fatalf("Len = %d, want %d", got, perWorker)
+	}
+}
+
+// TestVerify_restartGuard checks the restart trade-off: a memory store
+// forgets on restart, so tokens issued before it started (rounded up to the
+// second, since iat has one-second resolution) are refused, and tokens
+// minted after it are accepted.
+func TestVerify_restartGuard(t *testing.T) {
+	start := testNow.Add(500 * time.Millisecond)
+	tests := []struct {
+		name       string
+		giveMintAt time.Time
+		wantReason broker.Reason
+	}{
+		{name: "fail/minted_before_start", giveMintAt: start.Add(-20 * time.Second), wantReason: broker.ReasonIssuedBeforeRestart},
+		{name: "fail/minted_in_start_second_before_start", giveMintAt: start.Add(-200 * time.Millisecond), wantReason: broker.ReasonIssuedBeforeRestart},
+		{name: "fail/minted_in_start_second_after_start", giveMintAt: start.Add(200 * time.Millisecond), wantReason: broker.ReasonIssuedBeforeRestart},
+		{name: "ok/minted_next_second", giveMintAt: start.Add(500 * time.Millisecond)},
+		{name: "ok/minted_later", giveMintAt: start.Add(10 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newClock(start)
+			store := newTestStore(t, clock, broker.MemoryReplayConfig{})
+			ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: ring, Now: func() time.Time { return tt.giveMintAt }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "t", Action: "a"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := newTestVerifier(t, broker.VerifierConfig{
+				Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: store,
+				Now: func() time.Time { return tt.giveMintAt.Add(time.Second) },
+			})
+			_, err = v.Verify(context.Background(), minted.Token, broker.Expect{})
+			wantReason(t, err, tt.wantReason)
+		})
+	}
+}
+
+func TestNewMemoryReplayStore_config(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      broker.MemoryReplayConfig
+		wantCount int
+	}{
+		{name: "ok/defaults"},
+		{name: "fail/negative_max", give: broker.MemoryReplayConfig{MaxEntries: -1}, wantCount: 1},
+		{name: "fail/too_many_shards", give: broker.MemoryReplayConfig{Shards: 5000}, wantCount: 1},
+		{name: "fail/every_problem", give: broker.MemoryReplayConfig{MaxEntries: -1, Shards: -1, SweepInterval: -time.Second}, wantCount: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := broker.NewMemoryReplayStore(tt.give)
+			if tt.wantCount == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("second Close: %v", err)
+				}
+				return
+			}
+			if got := len(joinedErrors(err)); got != tt.wantCount {
+				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
+			}
+		})
+	}
+}
