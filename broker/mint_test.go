@@ -1,0 +1,269 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+func newTestMinter(t testing.TB, ring *broker.Keyring, clock *fakeClock) *broker.Minter {
+	t.Helper()
+	var n atomic.Int64
+	m, err := broker.NewMinter(broker.MinterConfig{
+		Issuer: testIssuer,
+		Keys:   ring,
+		Now:    clock.Now,
+		NewID:  func() string { return fmt.Sprintf("jti-%04d", n.Add(1)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testMintRequest() broker.MintRequest {
+	return broker.MintRequest{
+		Subject:  "alice",
+		Audience: testAudience,
+		Task:     broker.Task{ID: "transfer-42", Action: "approve"},
+	}
+}
+
+func TestMint_roundTrip(t *testing.T) {
+	for _, alg := range broker.SupportedAlgorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			ring, err := broker.NewEphemeralKeyring(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := newClock(testNow.Add(700 * time.Millisecond))
+			m := newTestMinter(t, ring, clock)
+			req := testMintRequest()
+			req.Task.Params = map[string]string{"amount": "10.00", "currency": "EUR"}
+			req.Actor = &broker.Actor{Subject: "payments-service"}
+
+			minted, err := m.Mint(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if minted.ID != "jti-0001" || minted.Algorithm != alg || minted.KeyID != ring.Keys()[0].ID {
+				t.Errorf("minted = %+v", minted)
+			}
+			if !minted.IssuedAt.Equal(testNow) || !minted.ExpiresAt.Equal(testNow.Add(broker.DefaultTTL)) {
+				t.Errorf("iat %v exp %v, want %v and %v later", minted.IssuedAt, minted.ExpiresAt, testNow, broker.DefaultTTL)
+			}
+
+			clock.Advance(5 * time.Second)
+			v := newTestVerifier(t, broker.VerifierConfig{
+				Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring,
+				Replay: newTestStore(t, newClock(testNow.Add(-time.Hour)), broker.MemoryReplayConfig{}),
+				Now:    clock.Now,
+			})
+			want := broker.Task{ID: "transfer-42", Action: "approve", ParamsDigest: broker.DigestParams(req.Task.Params)}
+			got, err := v.Verify(context.Background(), minted.Token, broker.Expect{Task: &want})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := got.Claims()
+			if c.Subject != "alice" || c.ID != minted.ID || c.KeyID != minted.KeyID || c.Actor == nil || c.Actor.Subject != "payments-service" {
+				t.Errorf("claims = %+v", c)
+			}
+			if c.Task.Params["amount"] != "10.00" || c.Task.ParamsDigest != want.ParamsDigest {
+				t.Errorf("task = %+v", c.Task)
+			}
+			if !c.IssuedAt.Equal(minted.IssuedAt) || !c.NotBefore.Equal(minted.IssuedAt) || !c.ExpiresAt.Equal(minted.ExpiresAt) {
+				t.Errorf("times = %v %v %v", c.IssuedAt, c.NotBefore, c.ExpiresAt)
+			}
+		})
+	}
+}
+
+func TestMint_ttl(t *testing.T) {
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		giveMaxTTL  time.Duration
+		giveTTL     time.Duration
+		wantTTL     time.Duration
+		wantErr     bool
+		wantTooLong bool
+	}{
+		{name: "ok/default", wantTTL: broker.DefaultTTL},
+		{name: "ok/explicit", giveTTL: 30 * time.Second, wantTTL: 30 * time.Second},
+		{name: "ok/fraction_truncated", giveTTL: 30*time.Second + 900*time.Millisecond, wantTTL: 30 * time.Second},
+		{name: "ok/at_default_max", giveTTL: broker.DefaultMaxTTL, wantTTL: broker.DefaultMaxTTL},
+		{name: "fail/above_default_max", giveTTL: broker.DefaultMaxTTL + time.Second, wantErr: true, wantTooLong: true},
+		{name: "fail/above_custom_max", giveMaxTTL: 2 * time.Minute, giveTTL: 3 * time.Minute, wantErr: true, wantTooLong: true},
+		{name: "fail/below_one_second", giveTTL: 999 * time.Millisecond, wantErr: true},
+		{name: "fail/negative", giveTTL: -time.Minute, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: ring, MaxTTL: tt.giveMaxTTL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := testMintRequest()
+			req.TTL = tt.giveTTL
+			minted, err := m.Mint(req)
+			if errors.Is(err, broker.ErrTTLTooLong) != tt.wantTooLong {
+				t.Errorf("errors.Is(%v, ErrTTLTooLong) = %v, want %v", err, !tt.wantTooLong, tt.wantTooLong)
+			}
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("Mint succeeded")
+				}
+				if minted.Token != "" {
+					t.Error("failed Mint returned a token")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := minted.ExpiresAt.Sub(minted.IssuedAt); got != tt.wantTTL {
+				t.Errorf("lifetime = %v, want %v", got, tt.wantTTL)
+			}
+		})
+	}
+}
+
+func TestMint_request(t *testing.T) {
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		give      func(r *broker.MintRequest)
+		wantCount int // problems reported together
+	}{
+		{name: "ok/valid", give: func(*broker.MintRequest) {}},
+		{name: "fail/every_field_missing", give: func(r *broker.MintRequest) { *r = broker.MintRequest{} }, wantCount: 3},
+		{name: "fail/long_subject", give: func(r *broker.MintRequest) { r.Subject = strings.Repeat("s", 257) }, wantCount: 1},
+		{name: "fail/task_without_action", give: func(r *broker.MintRequest) { r.Task.Action = "" }, wantCount: 1},
+		{name: "fail/empty_actor", give: func(r *broker.MintRequest) { r.Actor = &broker.Actor{} }, wantCount: 1},
+		{name: "fail/params_digest_mismatch", give: func(r *broker.MintRequest) {
+			r.Task.Params = map[string]string{"amount": "10"}
+			r.Task.ParamsDigest = broker.DigestParams(map[string]string{"amount": "1000"})
+		}, wantCount: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := testMintRequest()
+			tt.give(&req)
+			_, err := m.Mint(req)
+			if tt.wantCount == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got := len(joinedErrors(err)); got != tt.wantCount {
+				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
+			}
+		})
+	}
+}
+
+func TestMint_badID(t *testing.T) {
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", strings.Repeat("j", 129)} {
+		m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: ring, NewID: func() string { return id }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Mint(testMintRequest()); err == nil {
+			t.Errorf("Mint accepted jti of %d bytes", len(id))
+		}
+	}
+}
+
+func TestMint_uniqueIDs(t *testing.T) {
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	for range 1000 {
+		minted, err := m.Mint(testMintRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[minted.ID] {
+			t.Fatalf("jti %q minted twice", minted.ID)
+		}
+		seen[minted.ID] = true
+	}
+}
+
+func TestNewMinter_config(t *testing.T) {
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		give     broker.MinterConfig
+		wantErrs []string // the config fields the error must name
+	}{
+		{name: "ok/defaults", give: broker.MinterConfig{Issuer: testIssuer, Keys: ring}},
+		{name: "fail/empty_config_lists_every_problem", wantErrs: []string{"Issuer", "Keys"}},
+		{name: "fail/default_ttl_above_max", give: broker.MinterConfig{Issuer: testIssuer, Keys: ring, DefaultTTL: 5 * time.Minute, MaxTTL: time.Minute}, wantErrs: []string{"DefaultTTL"}},
+		{name: "fail/default_ttl_below_1s", give: broker.MinterConfig{Issuer: testIssuer, Keys: ring, DefaultTTL: time.Millisecond}, wantErrs: []string{"DefaultTTL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := broker.NewMinter(tt.give)
+			if len(tt.wantErrs) == 0 {
+				if err != nil || m == nil {
+					t.Fatalf("NewMinter: %v", err)
+				}
+				return
+			}
+			if got := len(joinedErrors(err)); got != len(tt.wantErrs) {
+				t.Fatalf("got %d problems (%v), want %d", got, err, len(tt.wantErrs))
+			}
+			for _, field := range tt.wantErrs {
+				if !strings.Contains(err.Error(), field) {
+					t.Errorf("error %q does not name %s", err, field)
+				}
+			}
+		})
+	}
+}
+
+func TestDigestParams(t *testing.T) {
+	a := broker.DigestParams(map[string]string{"amount": "10", "currency": "EUR"})
+	b := broker.DigestParams(map[string]string{"currency": "EUR", "amount": "10"})
+	c := broker.DigestParams(map[string]string{"amount": "100", "currency": "EUR"})
+	if a != b {
+		t.Errorf("digest depends on map order: %s != %s", a, b)
+	}
+	if a == c {
+		t.Errorf("different parameters give the same digest %s", a)
+	}
+	if !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+43 {
+		t.Errorf("digest %q is not sha256: and 43 base64url characters", a)
+	}
+}
