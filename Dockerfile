@@ -2,10 +2,11 @@
 # (scratch) image that runs as a non-root user:
 #
 #   docker build --build-arg SERVICE=server1 -t handoff-server1 .
-#   docker build --build-arg SERVICE=server2 --build-arg PORT=8081 -t handoff-server2 .
+#   docker build --build-arg SERVICE=server2 --build-arg PORT=8082 -t handoff-server2 .
 #
-# SERVICE is required (server1 or server2). PORT only documents the listening
-# port (EXPOSE); the service itself reads its address from its configuration.
+# SERVICE is required (server1 or server2). PORT (default 8081, server1's demo
+# port; server2's is 8082) only sets EXPOSE: the service reads its listen
+# address from its configuration, which in a container must not be loopback.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -20,7 +21,7 @@ RUN case "$SERVICE" in \
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/app "./${SERVICE}"
 
 FROM scratch
-ARG PORT=8080
+ARG PORT=8081
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
 COPY --from=build /out/app /app
 USER 65532:65532
