@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// serviceName is SERVER1's name on its pages.
+const serviceName = "Customer Portal"
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// app is SERVER1: the issuer's HTTP handlers and the state they share.
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	echo     *echo.Echo
+	metrics  *shared.Metrics
+	keys     *broker.Keyring
+	minter   *broker.Minter
+	registry *registry
+	tasks    *taskBook
+	sessions *sessionStore
+	users    map[string]user
+	// demoUsers is true when the built-in users are in use.
+	demoUsers bool
+	// dummyHash is compared against when the username is unknown.
+	dummyHash     []byte
+	secureCookies bool
+	// apiKeyDigest is the SHA-256 of Config.APIKey; zero when disabled.
+	apiKeyDigest [sha256.Size]byte
+	rand         io.Reader
+	discovery    []byte
+}
+
+// newApp validates cfg, opens the keyring (generating a key when the
+// directory has none), loads users and the audience registry and registers
+// every route. The returned app serves HTTP through ServeHTTP; run starts
+// the listener and the key reload loop.
+func newApp(cfg Config, log *slog.Logger) (*app, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	reg, err := loadRegistry(cfg)
+	if err != nil {
+		return nil, err
+	}
+	users, demo, err := loadUsers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+	if err != nil {
+		return nil, err
+	}
+	if len(keys.Keys()) == 0 {
+		info, err := keys.Generate(broker.Algorithm(cfg.KeyAlg), time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("generated signing key", "kid", info.ID, "alg", string(info.Algorithm), "dir", cfg.KeysDir)
+	}
+	minter, err := broker.NewMinter(broker.MinterConfig{
+		Issuer: cfg.Issuer, Keys: keys, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{
+		cfg:           cfg,
+		log:           log,
+		metrics:       shared.NewMetrics(),
+		keys:          keys,
+		minter:        minter,
+		registry:      reg,
+		tasks:         demoTasks(reg),
+		sessions:      newSessionStore(time.Now, rand.Reader),
+		users:         users,
+		demoUsers:     demo,
+		secureCookies: strings.HasPrefix(cfg.Issuer, "https://"),
+		rand:          rand.Reader,
+	}
+	if cfg.APIKey != "" {
+		a.apiKeyDigest = sha256.Sum256([]byte(cfg.APIKey))
+	}
+	a.dummyHash = dummyHash(users)
+	if a.discovery, err = discoveryDocument(cfg, reg); err != nil {
+		return nil, err
+	}
+	renderer, err := shared.NewRenderer(serviceName, templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics})
+	a.echo.Renderer = renderer
+	a.routes()
+	return a, nil
+}
+
+// dummyHash returns the user hash of the highest bcrypt cost, compared
+// against when the username is unknown, so that a failed sign-in for an
+// unknown user costs as much as one for a known user. The comparison's
+// result is ignored.
+func dummyHash(users map[string]user) []byte {
+	var hash []byte
+	best := -1
+	for _, u := range users {
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > best {
+			best, hash = c, []byte(u.PasswordHash)
+		}
+	}
+	return hash
+}
+
+func (a *app) routes() {
+	e := a.echo
+	forms := a.csrf("form:"+csrfField+",header:"+echo.HeaderXCSRFToken, nil)
+	// The API takes the token only from the header: a cross-site form can
+	// set form fields but not headers.
+	api := a.csrf("header:"+echo.HeaderXCSRFToken, a.skipAPICSRF)
+
+	e.GET("/", a.handleIndex, forms)
+	e.GET("/login", a.handleLoginForm, forms)
+	e.POST("/login", a.handleLogin, forms)
+	e.POST("/logout", a.handleLogout, forms)
+	e.POST("/handoffs", a.handleHandoff, forms)
+	e.POST("/api/v1/handoffs", a.handleAPIHandoff, api)
+	e.GET("/.well-known/jwks.json", a.handleJWKS)
+	e.GET("/.well-known/handoff-configuration", a.handleDiscovery)
+	e.GET("/readyz", shared.Readyz(shared.Check{Name: "signing_key", Check: a.checkSigningKey}))
+}
+
+// ServeHTTP serves SERVER1's routes.
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHTTP(w, r) }
+
+// errCSRF is the rejection of a state-changing request that did not prove
+// it came from one of SERVER1's own pages (cross-site request forgery).
+func errCSRF(cause error) error {
+	return &shared.Error{
+		Status: http.StatusForbidden, Code: "csrf_invalid",
+		Title:    "This form has expired or was not sent from this site.",
+		Detail:   "Go back, reload the page and try again.",
+		Internal: cause,
+	}
+}
+
+// csrf returns echo's double-submit CSRF middleware: a random token in a
+// SameSite=Lax cookie that the form (or header) must echo back. Browsers
+// that send Sec-Fetch-Site are checked on it instead; a cross-site
+// state-changing request is refused outright.
+func (a *app) csrf(lookup string, skip middleware.Skipper) echo.MiddlewareFunc {
+	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		Skipper:        skip,
+		TokenLookup:    lookup,
+		CookieName:     csrfCookie,
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   a.secureCookies,
+		CookieSameSite: http.SameSiteLaxMode,
+		ErrorHandler:   func(err error, _ echo.Context) error { return errCSRF(err) },
+		AllowSecFetchSiteFunc: func(c echo.Context) (bool, error) {
+			if c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site" {
+				return false, errCSRF(errors.New("cross-site request"))
+			}
+			return false, nil
+		},
+	})
+}
+
+// skipAPICSRF skips the CSRF check for callers that use an API key (not
+// ambient browser credentials, so not forgeable cross-site) and for requests
+// without a session (they carry no authority to abuse; the handler answers
+// 401).
+func (a *app) skipAPICSRF(c echo.Context) bool {
+	if hasAPIKey(c) {
+		return true
+	}
+	_, signedIn := a.currentUser(c)
+	return !signedIn
+}
+
+func (a *app) checkSigningKey(context.Context) error {
+	if slices.ContainsFunc(a.keys.Keys(), func(k broker.KeyInfo) bool { return k.State == broker.KeyCurrent }) {
+		return nil
+	}
+	return errors.New("no current signing key")
+}
+
+// reloadKeys re-reads the keys directory and logs when the signing key
+// changed.
+func (a *app) reloadKeys() error {
+	before := a.currentKeyID()
+	if err := a.keys.Reload(); err != nil {
+		return err
+	}
+	if after := a.currentKeyID(); after != before {
+		a.log.Info("signing key changed", "kid", after, "previous_kid", before)
+	}
+	return nil
+}
+
+func (a *app) currentKeyID() string {
+	for _, k := range a.keys.Keys() {
+		if k.State == broker.KeyCurrent {
+			return k.ID
+		}
+	}
+	return ""
+}
+
+// watchKeys reloads the keyring every interval until ctx is done, so keys
+// generated or revoked by another process take effect without a restart.
+// A failure is logged once until the error changes.
+func (a *app) watchKeys(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.reloadKeys()
+		switch {
+		case err != nil && err.Error() != lastErr:
+			lastErr = err.Error()
+			a.log.Warn("reloading signing keys failed", "error", lastErr)
+		case err == nil && lastErr != "":
+			lastErr = ""
+			a.log.Info("reloading signing keys works again")
+		}
+	}
+}
+
+// run serves until ctx is done. ready is called with the bound address.
+func (a *app) run(ctx context.Context, ready func(addr string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.watchKeys(ctx, time.Second)
+	return shared.Serve(ctx, a.echo, shared.ServerConfig{Addr: a.cfg.Addr}, a.log, ready)
+}
+
+// discoveryDocument is the body of /.well-known/handoff-configuration.
+func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
+	jwksURI, err := url.JoinPath(cfg.Issuer, "/.well-known/jwks.json")
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	doc := struct {
+		Issuer           string             `json:"issuer"`
+		JWKSURI          string             `json:"jwks_uri"`
+		TokenTypes       []string           `json:"token_types_supported"`
+		SigningAlgs      []broker.Algorithm `json:"signing_alg_values_supported"`
+		HandoffEndpoints map[string]string  `json:"handoff_endpoints"`
+	}{
+		Issuer:           cfg.Issuer,
+		JWKSURI:          jwksURI,
+		TokenTypes:       []string{broker.HandoffTokenType},
+		SigningAlgs:      broker.SupportedAlgorithms,
+		HandoffEndpoints: make(map[string]string),
+	}
+	for _, a := range reg.list {
+		doc.HandoffEndpoints[a.ID] = a.HandoffURL
+	}
+	return marshalJSON(doc)
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+func TestMintCommand(t *testing.T) {
+	mintArgs := []string{"mint", "--sub", "alice", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve",
+		"--param", "amount=250.00", "--param", "currency=EUR", "--param", "payee=ACME Corp"}
+	tests := []struct {
+		name       string
+		giveArgs   []string
+		giveEnvDir bool // pass the keys dir as SERVER1_KEYS_DIR instead of --keys-dir
+		giveNoKey  bool
+		wantCode   int
+		wantTTL    time.Duration
+	}{
+		{name: "ok/default_ttl", giveArgs: mintArgs, wantCode: 0, wantTTL: time.Minute},
+		{name: "ok/ttl", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--ttl", "2m"), wantCode: 0, wantTTL: 2 * time.Minute},
+		{name: "ok/keys_dir_from_env", giveArgs: mintArgs, giveEnvDir: true, wantCode: 0, wantTTL: time.Minute},
+		{name: "fail/ttl_above_max", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--ttl", "11m"), wantCode: 1},
+		{name: "fail/missing_sub", giveArgs: []string{"mint", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve"}, wantCode: 2},
+		{name: "fail/bad_param", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--param", "novalue"), wantCode: 2},
+		{name: "fail/no_key", giveArgs: mintArgs, giveNoKey: true, wantCode: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "keys")
+			keys := openKeyring(t, dir)
+			if !tt.giveNoKey {
+				_, err := keys.Generate(broker.EdDSA, time.Time{})
+				require.NoError(t, err)
+			}
+			args := tt.giveArgs
+			if tt.giveEnvDir {
+				t.Setenv("SERVER1_KEYS_DIR", dir)
+			} else {
+				args = append(args[:len(args):len(args)], "--keys-dir", dir)
+			}
+
+			code, stdout, stderr := runCLI(t, args...)
+
+			require.Equal(t, tt.wantCode, code, stderr)
+			if tt.wantCode != 0 {
+				assert.Empty(t, stdout)
+				return
+			}
+			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+			require.Len(t, lines, 1, "the token alone")
+			verified, err := verifier(t, keys, payments).Verify(context.Background(), lines[0], expectTransfer("transfer-123", demoParams))
+			require.NoError(t, err)
+			claims := verified.Claims()
+			assert.Equal(t, "alice", claims.Subject)
+			assert.Equal(t, demoParams, claims.Task.Params)
+			assert.Equal(t, tt.wantTTL, claims.ExpiresAt.Sub(claims.IssuedAt))
+		})
+	}
+}
+
+func TestKeysGenerateBecomesCurrent(t *testing.T) {
+	cfg := testConfig(t)
+	// The first key was made an hour ago, as if by an earlier start.
+	old, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	require.NoError(t, err)
+	first, err := old.Generate(broker.EdDSA, time.Time{})
+	require.NoError(t, err)
+	ts := newTestServer(t, cfg)
+	require.Equal(t, []string{first.ID}, publishedKids(t, ts))
+
+	code, stdout, stderr := runCLI(t, "keys", "generate", "--alg", "ES256", "--keys-dir", cfg.KeysDir)
+	require.Equal(t, 0, code, stderr)
+	generated := openKeyring(t, cfg.KeysDir).Keys()
+	require.Len(t, generated, 2)
+	var second broker.KeyInfo
+	for _, k := range generated {
+		if k.ID != first.ID {
+			second = k
+		}
+	}
+	assert.Contains(t, stdout, second.ID)
+	assert.Equal(t, broker.ES256, second.Algorithm)
+
+	require.NoError(t, ts.app.reloadKeys())
+
+	assert.ElementsMatch(t, []string{first.ID, second.ID}, publishedKids(t, ts), "both published: the old one still verifies live tokens")
+	b := ts.browser(t)
+	csrf := b.signIn("alice", "alice-demo-pw")
+	res := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	token := inputValue(t, parseHTML(t, res.body), "handoff", "token")
+	verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), token, expectTransfer("transfer-123", demoParams))
+	require.NoError(t, err)
+	assert.Equal(t, second.ID, verified.Claims().KeyID, "the new key signs")
+	assert.Equal(t, broker.ES256, verified.Claims().Algorithm)
+	changed := ts.logs.lines(t, "signing key changed")
+	require.Len(t, changed, 1)
+	assert.Equal(t, second.ID, changed[0]["kid"])
+
+	code, stdout, stderr = runCLI(t, "keys", "list", "--keys-dir", cfg.KeysDir)
+	require.Equal(t, 0, code, stderr)
+	rows := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		rows[f[0]] = f[2]
+	}
+	assert.Equal(t, map[string]string{first.ID: "retired", second.ID: "current"}, rows)
+}
+
+func publishedKids(t testing.TB, ts *testServer) []string {
+	t.Helper()
+	res := ts.browser(t).get("/.well-known/jwks.json")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.body), &set))
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.Kid)
+	}
+	return kids
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		giveArgs []string
+		wantCode int
+	}{
+		{name: "fail/unknown_subcommand", giveArgs: []string{"frobnicate"}, wantCode: 2},
+		{name: "fail/keys_without_subcommand", giveArgs: []string{"keys"}, wantCode: 2},
+		{name: "fail/unknown_keys_subcommand", giveArgs: []string{"keys", "shred"}, wantCode: 2},
+		{name: "fail/serve_unknown_flag", giveArgs: []string{"serve", "--no-such-flag"}, wantCode: 2},
+		{name: "fail/serve_bad_config", giveArgs: []string{"serve", "--key-alg", "HS256", "--token-ttl", "0s"}, wantCode: 1},
+		{name: "ok/help", giveArgs: []string{"mint", "-h"}, wantCode: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, _ := runCLI(t, tt.giveArgs...)
+			assert.Equal(t, tt.wantCode, code)
+			assert.Empty(t, stdout)
+		})
+	}
+}
+
+func TestServeCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--keys-dir", dir, "--log-level", "error"}, out, &syncBuffer{})
+	}()
+
+	var base string
+	require.Eventually(t, func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(l, "SERVER1 listening on "); ok {
+				base = rest
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.Regexp(t, `^http://127\.0\.0\.1:[1-9][0-9]*$`, base)
+	assert.Contains(t, out.String(), "alice / alice-demo-pw")
+
+	res, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 0, code)
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestDisplayAddr(t *testing.T) {
+	tests := []struct {
+		name           string
+		giveConfigured string
+		giveBound      string
+		want           string
+	}{
+		{name: "ok/localhost_keeps_name", giveConfigured: "localhost:0", giveBound: "127.0.0.1:41234", want: "localhost:41234"},
+		{name: "ok/ip", giveConfigured: "127.0.0.1:8081", giveBound: "127.0.0.1:8081", want: "127.0.0.1:8081"},
+		{name: "ok/all_interfaces", giveConfigured: ":8081", giveBound: "[::]:8081", want: "localhost:8081"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, displayAddr(tt.giveConfigured, tt.giveBound))
+		})
+	}
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/handoffbroker/handoff/broker"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is SERVER1's configuration. Every field has a flag and an
+// environment variable of the same name (flag --keys-dir, env
+// SERVER1_KEYS_DIR); the zero-config defaults run the local demo.
+type Config struct {
+	// Addr is the listen address. Default "localhost:8081".
+	Addr string
+	// Issuer is the "iss" of every token and SERVER1's public base URL.
+	// Default "http://localhost:8081".
+	Issuer string
+	// KeysDir holds the private signing keys, one JWK file each. An empty
+	// directory gets one fresh key at start. Default ".data/server1/keys".
+	KeysDir string
+	// KeyAlg is the algorithm of keys generated automatically or by
+	// `keys generate` without --alg. Default "EdDSA".
+	KeyAlg string
+	// Audience is SERVER2's identifier, the "aud" of tokens for it.
+	// Default "http://127.0.0.1:8082". Ignored when AudiencesFile is set.
+	Audience string
+	// HandoffURL is where the browser posts tokens for Audience.
+	// Default "http://127.0.0.1:8082/handoff". Ignored when AudiencesFile is set.
+	HandoffURL string
+	// AudiencesFile, when set, is a JSON registry of relying services
+	// ([{"audience","name","handoff_url"}]) that replaces Audience and
+	// HandoffURL. The demo transfers go to the first entry. Default "".
+	AudiencesFile string
+	// UsersFile, when set, is a JSON list of users
+	// ([{"username","name","password_hash"}], bcrypt hashes). Default "":
+	// the built-in demo users alice and bob.
+	UsersFile string
+	// TokenTTL is the lifetime of minted tokens. Default 60s.
+	TokenTTL time.Duration
+	// MaxTokenTTL is the longest lifetime the minter signs. Default 10m.
+	MaxTokenTTL time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 5m.
+	JWKSMaxAge time.Duration
+	// APIKey, when set, lets a service call POST /api/v1/handoffs with the
+	// header X-API-Key. Default "": the API-key path is disabled.
+	APIKey string
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string
+
+	// bcryptCost, when set, re-hashes the demo users' passwords at this
+	// cost (tests use bcrypt.MinCost). Default: the precomputed hashes.
+	bcryptCost int
+}
+
+// defaultConfig returns the zero-config demo settings.
+func defaultConfig() Config {
+	return Config{
+		Addr:        "localhost:8081",
+		Issuer:      "http://localhost:8081",
+		KeysDir:     ".data/server1/keys",
+		KeyAlg:      string(broker.EdDSA),
+		Audience:    "http://127.0.0.1:8082",
+		HandoffURL:  "http://127.0.0.1:8082/handoff",
+		TokenTTL:    broker.DefaultTTL,
+		MaxTokenTTL: broker.DefaultMaxTTL,
+		JWKSMaxAge:  5 * time.Minute,
+		LogLevel:    "info",
+	}
+}
+
+// bindKeys registers the flags every subcommand that opens the keyring needs.
+func (c *Config) bindKeys(fs *flag.FlagSet) {
+	fs.StringVar(&c.KeysDir, "keys-dir", c.KeysDir, "directory of private signing keys (JWK files)")
+	fs.StringVar(&c.KeyAlg, "key-alg", c.KeyAlg, "algorithm of generated keys: EdDSA or ES256")
+}
+
+// bindMint registers the flags that minting needs.
+func (c *Config) bindMint(fs *flag.FlagSet) {
+	c.bindKeys(fs)
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, `"iss" of minted tokens and public base URL of SERVER1`)
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of minted tokens")
+	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", c.MaxTokenTTL, "longest lifetime the minter signs")
+}
+
+// bindServe registers every server flag.
+func (c *Config) bindServe(fs *flag.FlagSet) {
+	c.bindMint(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "SERVER2's identifier (token audience)")
+	fs.StringVar(&c.HandoffURL, "handoff-url", c.HandoffURL, "SERVER2's handoff endpoint")
+	fs.StringVar(&c.AudiencesFile, "audiences-file", c.AudiencesFile, "JSON registry of audiences (replaces --audience and --handoff-url)")
+	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "JSON list of users with bcrypt password hashes (default: demo users)")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", c.JWKSMaxAge, "Cache-Control max-age of the JWKS")
+	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "service key for POST /api/v1/handoffs (empty disables)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+}
+
+// validate reports every problem at once.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is required"))
+	}
+	if err := checkHTTPURL(c.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("issuer: %w", err))
+	}
+	if c.KeysDir == "" {
+		errs = append(errs, errors.New("keys-dir is required"))
+	}
+	if !slices.Contains(broker.SupportedAlgorithms, broker.Algorithm(c.KeyAlg)) {
+		errs = append(errs, fmt.Errorf("key-alg %q: want one of %v", c.KeyAlg, broker.SupportedAlgorithms))
+	}
+	if c.TokenTTL < time.Second || c.TokenTTL > c.MaxTokenTTL {
+		errs = append(errs, fmt.Errorf("token-ttl %v must be between 1s and max-token-ttl %v", c.TokenTTL, c.MaxTokenTTL))
+	}
+	if c.JWKSMaxAge < 0 {
+		errs = append(errs, errors.New("jwks-max-age must not be negative"))
+	}
+	if _, err := c.logLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// checkHTTPURL accepts an absolute http or https URL with a host and no
+// query, fragment or credentials.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	case u.Host == "":
+		return fmt.Errorf("%q has no host", raw)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
+	}
+	return nil
+}
+
+// audience is a relying service in the registry.
+type audience struct {
+	// ID is the service's identifier, the token's "aud".
+	ID string `json:"audience"`
+	// Name is shown to users ("Continue on Payments").
+	Name string `json:"name"`
+	// HandoffURL receives the auto-submitted form.
+	HandoffURL string `json:"handoff_url"`
+}
+
+// origin is the scheme and host of the handoff URL, for the CSP form-action.
+func (a audience) origin() string {
+	u, _ := url.Parse(a.HandoffURL) // checked by loadRegistry
+	return u.Scheme + "://" + u.Host
+}
+
+// registry is the fixed list of services SERVER1 hands off to. Form targets
+// come only from here, never from the request: otherwise a forged request
+// could send a token to an attacker's URL.
+type registry struct {
+	list []audience
+	byID map[string]audience
+}
+
+func (r *registry) lookup(id string) (audience, bool) {
+	a, ok := r.byID[id]
+	return a, ok
+}
+
+// primary is where the demo transfers are handed off.
+func (r *registry) primary() audience { return r.list[0] }
+
+func loadRegistry(c Config) (*registry, error) {
+	list := []audience{{ID: c.Audience, Name: "Payments", HandoffURL: c.HandoffURL}}
+	if c.AudiencesFile != "" {
+		raw, err := os.ReadFile(c.AudiencesFile)
+		if err != nil {
+			return nil, fmt.Errorf("audiences-file: %w", err)
+		}
+		list = nil
+		if err := json.Unmarshal(raw, &list, json.RejectUnknownMembers(true)); err != nil {
+			return nil, fmt.Errorf("audiences-file %s: %w", c.AudiencesFile, err)
+		}
+		if len(list) == 0 {
+			return nil, fmt.Errorf("audiences-file %s: no audiences", c.AudiencesFile)
+		}
+	}
+	r := &registry{byID: make(map[string]audience)}
+	var errs []error
+	for i, a := range list {
+		if a.ID == "" {
+			errs = append(errs, fmt.Errorf("audience %d: audience is required", i))
+			continue
+		}
+		if err := checkHTTPURL(a.HandoffURL); err != nil {
+			errs = append(errs, fmt.Errorf("audience %q: handoff_url: %w", a.ID, err))
+			continue
+		}
+		if _, dup := r.byID[a.ID]; dup {
+			errs = append(errs, fmt.Errorf("audience %q listed twice", a.ID))
+			continue
+		}
+		if a.Name == "" {
+			a.Name = a.ID
+		}
+		r.list = append(r.list, a)
+		r.byID[a.ID] = a
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// user is someone who can sign in.
+type user struct {
+	Username     string `json:"username"`
+	Name         string `json:"name"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// demoUsers are the built-in users. Their passwords are public (printed at
+// start); the hashes are precomputed at bcrypt.DefaultCost so that start-up
+// does not pay for hashing.
+var demoUsers = []struct{ username, name, password, hash string }{
+	{"alice", "Alice", "alice-demo-pw", "$2a$10$jGWsm0mGS//OJJDg7Nyjf.RzewWbGU1aV9W3WC3C53uJmC5drfUDO"},
+	{"bob", "Bob", "bob-demo-pw", "$2a$10$WtTWqPOl3Oz//GKzOVwqf.urJHpgVzvRdPd5bhLqo.O8p81wRCzBa"},
+}
+
+// loadUsers reads the users file, or returns the demo users when there is
+// none. demo reports the latter.
+func loadUsers(c Config) (users map[string]user, demo bool, err error) {
+	var list []user
+	if c.UsersFile == "" {
+		for _, d := range demoUsers {
+			h := []byte(d.hash)
+			if c.bcryptCost != 0 {
+				if h, err = bcrypt.GenerateFromPassword([]byte(d.password), c.bcryptCost); err != nil {
+					return nil, false, err
+				}
+			}
+			list = append(list, user{Username: d.username, Name: d.name, PasswordHash: string(h)})
+		}
+		demo = true
+	} else {
+		raw, err := os.ReadFile(c.UsersFile)
+		if err != nil {
+			return nil, false, fmt.Errorf("users-file: %w", err)
+		}
+		if err := json.Unmarshal(raw, &list, json.RejectUnknownMembers(true)); err != nil {
+			return nil, false, fmt.Errorf("users-file %s: %w", c.UsersFile, err)
+		}
+	}
+	users = make(map[string]user, len(list))
+	var errs []error
+	for i, u := range list {
+		if u.Username == "" {
+			errs = append(errs, fmt.Errorf("user %d: username is required", i))
+			continue
+		}
+		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			errs = append(errs, fmt.Errorf("user %q: password_hash is not a bcrypt hash", u.Username))
+			continue
+		}
+		if _, dup := users[u.Username]; dup {
+			errs = append(errs, fmt.Errorf("user %q listed twice", u.Username))
+			continue
+		}
+		if u.Name == "" {
+			u.Name = u.Username
+		}
+		users[u.Username] = u
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, false, fmt.Errorf("users-file %s: %w", c.UsersFile, err)
+	}
+	return users, demo, nil
+}

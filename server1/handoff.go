@@ -1,0 +1,228 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+	"github.com/labstack/echo/v4"
+)
+
+// apiKeyHeader carries the service-to-service key.
+const apiKeyHeader = "X-API-Key"
+
+// apiActor is the "act" subject of tokens minted for an API-key caller: the
+// token then says a service, not the user's browser, asked for it.
+const apiActor = "api-client"
+
+var (
+	errNoSession = shared.NewError(http.StatusUnauthorized, "no_session",
+		"You are not signed in.", "Sign in and start the task again.")
+	errUnknownAudience = shared.NewError(http.StatusBadRequest, "unknown_audience",
+		"That service is not one this portal hands tasks to.", "Start the task again from your task list.")
+	errUnknownTask = shared.NewError(http.StatusBadRequest, "unknown_task",
+		"That task does not exist or is not yours.", "Start the task again from your task list.")
+)
+
+// resolve finds the registry entry and the user's task a handoff request
+// names. Both come from SERVER1's own records: the request only picks.
+func (a *app) resolve(username, audienceID, taskID string) (audience, task, error) {
+	aud, ok := a.registry.lookup(audienceID)
+	if !ok {
+		return audience{}, task{}, errUnknownAudience
+	}
+	t, ok := a.tasks.find(username, aud.ID, taskID)
+	if !ok {
+		return audience{}, task{}, errUnknownTask
+	}
+	return aud, t, nil
+}
+
+// mint signs a token for the task and writes the audit log line. The log
+// names the token by its jti; the token itself is never logged.
+func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *broker.Actor, via string) (broker.Minted, error) {
+	m, err := a.minter.Mint(broker.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor})
+	if err != nil {
+		return broker.Minted{}, &shared.Error{
+			Status: http.StatusInternalServerError, Code: "mint_failed",
+			Title: "The handoff could not be created.", Detail: "Nothing was sent. Try again in a moment.",
+			Internal: err,
+		}
+	}
+	a.metrics.TokensMinted.WithLabelValues(aud.ID).Inc()
+	attrs := []any{
+		"request_id", shared.RequestID(c), "jti", m.ID, "sub", subject, "aud", aud.ID,
+		"task_id", t.ID, "kid", m.KeyID, "exp", m.ExpiresAt.UTC().Format(time.RFC3339), "via", via,
+	}
+	if actor != nil {
+		attrs = append(attrs, "act", actor.Subject)
+	}
+	a.log.Info("token minted", attrs...)
+	return m, nil
+}
+
+type autosubmitPage struct {
+	Action       string
+	Token        string
+	Nonce        string
+	AudienceName string
+}
+
+// handleHandoff mints a token for one of the signed-in user's tasks and
+// answers with a page that posts it to the audience's handoff URL.
+func (a *app) handleHandoff(c echo.Context) error {
+	u, ok := a.currentUser(c)
+	if !ok {
+		return errNoSession
+	}
+	aud, t, err := a.resolve(u.Username, c.FormValue("audience"), c.FormValue("task_id"))
+	if err != nil {
+		return err
+	}
+	nonce, err := a.nonce()
+	if err != nil {
+		return err
+	}
+	m, err := a.mint(c, u.Username, aud, t, nil, "browser")
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	// Only this response's script may run, and the form may go only to the
+	// audience: an injected script or form cannot carry the token elsewhere.
+	h.Set("Content-Security-Policy", fmt.Sprintf(
+		"default-src 'none'; script-src 'nonce-%s'; style-src 'self'; form-action %s; frame-ancestors 'none'; base-uri 'none'",
+		nonce, aud.origin()))
+	// The page holds a bearer token: never store it, never leak the URL.
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	return c.Render(http.StatusOK, "autosubmit.html", autosubmitPage{
+		Action: aud.HandoffURL, Token: m.Token, Nonce: nonce, AudienceName: aud.Name,
+	})
+}
+
+// nonce returns a fresh CSP nonce: 128 random bits.
+func (a *app) nonce() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(a.rand, b[:]); err != nil {
+		return "", fmt.Errorf("csp nonce: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+type apiHandoffRequest struct {
+	Audience string `json:"audience"`
+	TaskID   string `json:"task_id"`
+	// Subject is required with an API key and must match the session user
+	// otherwise.
+	Subject string `json:"subject,omitempty"`
+}
+
+type apiHandoffResponse struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ID        string `json:"jti"`
+	ExpiresAt string `json:"expires_at"`
+	TargetURL string `json:"target_url"`
+}
+
+func hasAPIKey(c echo.Context) bool {
+	return len(c.Request().Header.Values(apiKeyHeader)) > 0
+}
+
+// apiKeyValid compares digests in constant time, so response timing does
+// not reveal how much of a guessed key is right.
+func (a *app) apiKeyValid(key string) bool {
+	if a.cfg.APIKey == "" {
+		return false
+	}
+	d := sha256.Sum256([]byte(key))
+	return subtle.ConstantTimeCompare(d[:], a.apiKeyDigest[:]) == 1
+}
+
+// handleAPIHandoff mints a token for a caller authenticated by session (with
+// the CSRF header) or by API key, and returns it as JSON.
+func (a *app) handleAPIHandoff(c echo.Context) error {
+	var subject, via string
+	var actor *broker.Actor
+	byKey := hasAPIKey(c)
+	if byKey {
+		if !a.apiKeyValid(c.Request().Header.Get(apiKeyHeader)) {
+			return shared.NewError(http.StatusUnauthorized, "invalid_api_key",
+				"The API key is not valid.", "Check the X-API-Key header.")
+		}
+		actor, via = &broker.Actor{Subject: apiActor}, "api_key"
+	} else {
+		u, ok := a.currentUser(c)
+		if !ok {
+			return shared.NewError(http.StatusUnauthorized, "unauthenticated",
+				"Authentication is required.", "Send an X-API-Key header, or a session cookie with an X-CSRF-Token header.")
+		}
+		subject, via = u.Username, "session"
+	}
+
+	req, err := decodeAPIRequest(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case byKey:
+		if _, ok := a.users[req.Subject]; !ok {
+			return shared.NewError(http.StatusBadRequest, "unknown_subject",
+				"The subject is not a known user.", `Set "subject" to the username the token is for.`)
+		}
+		subject = req.Subject
+	case req.Subject != "" && req.Subject != subject:
+		return shared.NewError(http.StatusForbidden, "subject_mismatch",
+			"A session can only ask for tokens for its own user.", `Leave "subject" out.`)
+	}
+	aud, t, err := a.resolve(subject, req.Audience, req.TaskID)
+	if err != nil {
+		return err
+	}
+	m, err := a.mint(c, subject, aud, t, actor, via)
+	if err != nil {
+		return err
+	}
+	body, err := marshalJSON(apiHandoffResponse{
+		Token: m.Token, TokenType: broker.HandoffTokenType, ID: m.ID,
+		ExpiresAt: m.ExpiresAt.UTC().Format(time.RFC3339), TargetURL: aud.HandoffURL,
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSONBlob(http.StatusCreated, body)
+}
+
+func decodeAPIRequest(c echo.Context) (apiHandoffRequest, error) {
+	var req apiHandoffRequest
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return req, shared.NewError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"The request body must be JSON.", "Send Content-Type: application/json.")
+	}
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return req, err
+	}
+	if err := json.Unmarshal(raw, &req, json.RejectUnknownMembers(true)); err != nil {
+		e := shared.NewError(http.StatusBadRequest, "invalid_request",
+			"The request body is not a valid handoff request.", `Send {"audience": "...", "task_id": "..."}.`)
+		e.Internal = err
+		return req, e
+	}
+	return req, nil
+}
+
+func marshalJSON(v any) ([]byte, error) {
+	return json.Marshal(v, json.Deterministic(true))
+}

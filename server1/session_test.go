@@ -1,0 +1,224 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+)
+
+func TestSignIn(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	tests := []struct {
+		name         string
+		giveUser     string
+		givePassword string
+		wantStatus   int
+		wantSignedIn bool
+	}{
+		{name: "ok/alice", giveUser: "alice", givePassword: "alice-demo-pw", wantStatus: http.StatusSeeOther, wantSignedIn: true},
+		{name: "ok/bob", giveUser: "bob", givePassword: "bob-demo-pw", wantStatus: http.StatusSeeOther, wantSignedIn: true},
+		{name: "fail/wrong_password", giveUser: "alice", givePassword: "bob-demo-pw", wantStatus: http.StatusUnauthorized},
+		{name: "fail/empty_password", giveUser: "alice", givePassword: "", wantStatus: http.StatusUnauthorized},
+		{name: "fail/unknown_user", giveUser: "mallory", givePassword: "alice-demo-pw", wantStatus: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := ts.browser(t)
+			csrf := b.csrfFromLogin()
+			res := b.postForm("/login", url.Values{csrfField: {csrf}, "username": {tt.giveUser}, "password": {tt.givePassword}}, nil)
+			require.Equal(t, tt.wantStatus, res.StatusCode)
+			if !tt.wantSignedIn {
+				doc := parseHTML(t, res.body)
+				assert.Contains(t, text(byID(t, doc, "login-error")), "Wrong username or password")
+				assert.Empty(t, b.cookie(sessionCookie))
+				_, echoed := attr(byID(t, doc, "password"), "value")
+				assert.False(t, echoed, "the password is never echoed back")
+				assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode)
+				return
+			}
+			assert.Equal(t, "/", res.Header.Get("Location"))
+			var ck *http.Cookie
+			for _, c := range res.Cookies() {
+				if c.Name == sessionCookie {
+					ck = c
+				}
+			}
+			require.NotNil(t, ck, "session cookie set")
+			assert.True(t, ck.HttpOnly)
+			assert.Equal(t, http.SameSiteLaxMode, ck.SameSite)
+			assert.Equal(t, "/", ck.Path)
+			assert.False(t, ck.Secure, "http issuer")
+			page := b.get("/")
+			require.Equal(t, http.StatusOK, page.StatusCode)
+			assert.Equal(t, tt.giveUser, text(byID(t, parseHTML(t, page.body), "username")))
+		})
+	}
+}
+
+func TestSignInSecureCookieForHTTPSIssuer(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Issuer = "https://portal.example"
+	ts := newTestServer(t, cfg)
+	b := ts.browser(t)
+	// The jar would not send Secure cookies over plain http, so the test
+	// carries the CSRF cookie by hand.
+	login := b.get("/login")
+	csrf := inputValue(t, parseHTML(t, login.body), "login", csrfField)
+	form := url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}
+	req, err := http.NewRequest(http.MethodPost, ts.srv.URL+"/login", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrf})
+	res := ts.browser(t).do(req)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+
+	secure := map[string]bool{}
+	for _, c := range append(login.Cookies(), res.Cookies()...) {
+		secure[c.Name] = c.Secure
+	}
+	assert.Equal(t, map[string]bool{sessionCookie: true, csrfCookie: true}, secure)
+}
+
+func TestIndex(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	tests := []struct {
+		name         string
+		giveUser     string
+		givePassword string
+		wantStatus   int
+		wantTasks    []string
+		wantAbsent   []string
+	}{
+		{name: "ok/signed_out_redirects", wantStatus: http.StatusSeeOther},
+		{name: "ok/alice", giveUser: "alice", givePassword: "alice-demo-pw", wantStatus: http.StatusOK,
+			wantTasks: []string{"transfer-123", "transfer-124"}, wantAbsent: []string{"transfer-200"}},
+		{name: "ok/bob", giveUser: "bob", givePassword: "bob-demo-pw", wantStatus: http.StatusOK,
+			wantTasks: []string{"transfer-200"}, wantAbsent: []string{"transfer-123", "transfer-124"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := ts.browser(t)
+			if tt.giveUser != "" {
+				b.signIn(tt.giveUser, tt.givePassword)
+			}
+			res := b.get("/")
+			require.Equal(t, tt.wantStatus, res.StatusCode)
+			if tt.wantStatus == http.StatusSeeOther {
+				assert.Equal(t, "/login", res.Header.Get("Location"))
+				return
+			}
+			doc := parseHTML(t, res.body)
+			for _, id := range tt.wantTasks {
+				btn := byID(t, doc, "continue-"+id)
+				assert.Equal(t, "Continue on Payments", text(btn))
+				form := btn.Parent
+				assert.Equal(t, "form", form.Data)
+				action, _ := attr(form, "action")
+				assert.Equal(t, "/handoffs", action)
+				assert.Equal(t, id, inputValue(t, doc, "task-"+id, "task_id"))
+				assert.Equal(t, payments, inputValue(t, doc, "task-"+id, "audience"))
+				assert.Equal(t, b.cookie(csrfCookie), inputValue(t, doc, "task-"+id, csrfField))
+			}
+			for _, id := range tt.wantAbsent {
+				assert.NotContains(t, res.body, id)
+			}
+		})
+	}
+}
+
+func TestLogout(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	b := ts.browser(t)
+	csrf := b.signIn("alice", "alice-demo-pw")
+	stolen := b.cookie(sessionCookie)
+	require.NotEmpty(t, stolen)
+
+	res := b.postForm("/logout", url.Values{csrfField: {csrf}}, nil)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	assert.Equal(t, "/login", res.Header.Get("Location"))
+	assert.Empty(t, b.cookie(sessionCookie), "cookie cleared")
+	assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode)
+
+	// The old session id is dead on the server, not just forgotten by this
+	// browser: a copied cookie no longer signs anyone in.
+	replay := ts.browser(t)
+	req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/", nil)
+	require.NoError(t, err)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: stolen})
+	assert.Equal(t, http.StatusSeeOther, replay.do(req).StatusCode)
+}
+
+func TestSignInIssuesFreshSession(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	b := ts.browser(t)
+	csrf := b.signIn("alice", "alice-demo-pw")
+	first := b.cookie(sessionCookie)
+	res := b.postForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	second := b.cookie(sessionCookie)
+	require.NotEqual(t, first, second)
+
+	req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/", nil)
+	require.NoError(t, err)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: first})
+	assert.Equal(t, http.StatusSeeOther, ts.browser(t).do(req).StatusCode, "the replaced session ends")
+}
+
+func TestDemoUserHashes(t *testing.T) {
+	users, demo, err := loadUsers(defaultConfig())
+	require.NoError(t, err)
+	require.True(t, demo)
+	for _, d := range demoUsers {
+		t.Run("ok/"+d.username, func(t *testing.T) {
+			t.Parallel()
+			u, ok := users[d.username]
+			require.True(t, ok)
+			assert.NoError(t, bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(d.password)))
+			cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, cost, bcrypt.DefaultCost)
+		})
+	}
+}
+
+func TestUsersFile(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("carol-pw-123"), bcrypt.MinCost)
+	require.NoError(t, err)
+	tests := []struct {
+		name     string
+		giveFile string
+		wantErr  bool
+	}{
+		{name: "ok/one_user", giveFile: `[{"username":"carol","name":"Carol","password_hash":"` + string(hash) + `"}]`},
+		{name: "fail/plaintext_password", giveFile: `[{"username":"carol","password_hash":"carol-pw-123"}]`, wantErr: true},
+		{name: "fail/duplicate", giveFile: `[{"username":"carol","password_hash":"` + string(hash) + `"},{"username":"carol","password_hash":"` + string(hash) + `"}]`, wantErr: true},
+		{name: "fail/unknown_member", giveFile: `[{"username":"carol","password":"x","password_hash":"` + string(hash) + `"}]`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.UsersFile = writeFile(t, "users.json", tt.giveFile)
+			if tt.wantErr {
+				_, err := newApp(cfg, slog.New(slog.DiscardHandler))
+				assert.Error(t, err)
+				return
+			}
+			ts := newTestServer(t, cfg)
+			require.False(t, ts.app.demoUsers)
+			b := ts.browser(t)
+			b.signIn("carol", "carol-pw-123")
+			byID(t, parseHTML(t, b.get("/").body), "no-tasks")
+
+			other := ts.browser(t)
+			csrf := other.csrfFromLogin()
+			res := other.postForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "demo users are gone")
+		})
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/labstack/echo/v4"
+)
+
+// task is a piece of work waiting for a user, completed at one audience.
+type task struct {
+	broker.Task
+	Audience audience
+}
+
+// taskBook holds every user's tasks. The demo data stands in for the
+// portal's own records.
+type taskBook struct {
+	byUser map[string][]task
+}
+
+// transfer builds an "approve transfer" task.
+func transfer(number, amount, currency, payee string, to audience) task {
+	return task{
+		Task: broker.Task{
+			ID:     "transfer-" + number,
+			Action: "approve",
+			Params: map[string]string{"amount": amount, "currency": currency, "payee": payee},
+		},
+		Audience: to,
+	}
+}
+
+func demoTasks(reg *registry) *taskBook {
+	pay := reg.primary()
+	return &taskBook{byUser: map[string][]task{
+		"alice": {
+			transfer("123", "250.00", "EUR", "ACME Corp", pay),
+			transfer("124", "80.00", "EUR", "Globex Ltd", pay),
+		},
+		"bob": {
+			transfer("200", "1200.00", "EUR", "Initech", pay),
+		},
+	}}
+}
+
+// find returns the user's task with that id for that audience. Both must
+// match: a user cannot obtain a token for someone else's task, nor for
+// their own task at a service that does not handle it.
+func (b *taskBook) find(username, audienceID, taskID string) (task, bool) {
+	for _, t := range b.byUser[username] {
+		if t.ID == taskID && t.Audience.ID == audienceID {
+			return t, true
+		}
+	}
+	return task{}, false
+}
+
+func (b *taskBook) list(username string) []task { return b.byUser[username] }
+
+// taskRow is one line of the task list page.
+type taskRow struct {
+	ID, Number, Audience, AudienceName string
+	Amount, Currency, Payee            string
+}
+
+type indexPage struct {
+	User  user
+	Tasks []taskRow
+	CSRF  string
+}
+
+func (a *app) handleIndex(c echo.Context) error {
+	u, ok := a.currentUser(c)
+	if !ok {
+		return c.Redirect(http.StatusSeeOther, "/login")
+	}
+	page := indexPage{User: u, CSRF: csrfToken(c)}
+	for _, t := range a.tasks.list(u.Username) {
+		page.Tasks = append(page.Tasks, taskRow{
+			ID:           t.ID,
+			Number:       strings.TrimPrefix(t.ID, "transfer-"),
+			Audience:     t.Audience.ID,
+			AudienceName: t.Audience.Name,
+			Amount:       t.Params["amount"],
+			Currency:     t.Params["currency"],
+			Payee:        t.Params["payee"],
+		})
+	}
+	return c.Render(http.StatusOK, "index.html", page)
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+func TestJWKS(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveAlg    broker.Algorithm
+		giveMaxAge time.Duration
+		wantKty    string
+		wantCache  string
+	}{
+		{name: "ok/eddsa", giveAlg: broker.EdDSA, giveMaxAge: 5 * time.Minute, wantKty: "OKP", wantCache: "public, max-age=300"},
+		{name: "ok/es256", giveAlg: broker.ES256, giveMaxAge: 90 * time.Second, wantKty: "EC", wantCache: "public, max-age=90"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.KeyAlg = string(tt.giveAlg)
+			cfg.JWKSMaxAge = tt.giveMaxAge
+			ts := newTestServer(t, cfg)
+
+			res := ts.browser(t).get("/.well-known/jwks.json")
+
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			assert.Equal(t, "application/jwk-set+json", res.Header.Get("Content-Type"))
+			assert.Equal(t, tt.wantCache, res.Header.Get("Cache-Control"))
+			assert.Equal(t, 1.0, testutil.ToFloat64(ts.app.metrics.JWKSServed))
+			var set struct {
+				Keys []map[string]any `json:"keys"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(res.body), &set))
+			require.Len(t, set.Keys, 1)
+			k := set.Keys[0]
+			for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+				assert.NotContains(t, k, private, "private member %q published", private)
+			}
+			assert.Equal(t, tt.wantKty, k["kty"])
+			assert.Equal(t, string(tt.giveAlg), k["alg"])
+			assert.Equal(t, "sig", k["use"])
+			assert.Equal(t, ts.app.currentKeyID(), k["kid"])
+
+			keys, err := broker.ParseJWKS([]byte(res.body))
+			require.NoError(t, err)
+			require.Len(t, keys, 1, "the published set is usable by a verifier")
+		})
+	}
+}
+
+func TestDiscovery(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+
+	res := ts.browser(t).get("/.well-known/handoff-configuration")
+
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+	assert.Equal(t, "public, max-age=300", res.Header.Get("Cache-Control"))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(res.body), &got))
+	assert.Equal(t, map[string]any{
+		"issuer":                       testIssuer,
+		"jwks_uri":                     testIssuer + "/.well-known/jwks.json",
+		"token_types_supported":        []any{"handoff+jwt"},
+		"signing_alg_values_supported": []any{"EdDSA", "ES256"},
+		"handoff_endpoints":            map[string]any{payments: paymentsURL},
+	}, got)
+}
+
+func TestReadyz(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveKey    func(t testing.TB, dir string) // prepares the keys dir; nil leaves it empty
+		wantStatus int
+	}{
+		{name: "ok/generated_at_start", wantStatus: http.StatusOK},
+		{name: "fail/only_a_future_key", giveKey: func(t testing.TB, dir string) {
+			_, err := openKeyring(t, dir).Generate(broker.EdDSA, time.Now().Add(time.Hour))
+			require.NoError(t, err)
+		}, wantStatus: http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			if tt.giveKey != nil {
+				tt.giveKey(t, cfg.KeysDir)
+			}
+			ts := newTestServer(t, cfg)
+
+			res := ts.browser(t).get("/readyz")
+
+			assert.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+		})
+	}
+}
+
+func TestKeysDirCreatedWithOneKey(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.KeysDir = filepath.Join(t.TempDir(), "fresh", "keys")
+	newTestServer(t, cfg)
+
+	keys := openKeyring(t, cfg.KeysDir).Keys()
+	require.Len(t, keys, 1)
+	assert.Equal(t, broker.KeyCurrent, keys[0].State)
+	assert.Equal(t, broker.EdDSA, keys[0].Algorithm)
+}
