@@ -1,0 +1,198 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+const demoBody = `{"amount":"250.00","currency":"EUR","payee":"ACME Corp"}`
+
+func TestAPITask(t *testing.T) {
+	tests := []struct {
+		name          string
+		givePath      string
+		giveAuth      func(t *testing.T, ta *testApp) string
+		giveBody      string
+		wantStatus    int
+		wantCode      string
+		wantChallenge string
+	}{
+		{
+			name:       "ok/body_matches_digest",
+			givePath:   "/api/v1/tasks/transfer-123/approve",
+			giveAuth:   bearer(nil),
+			giveBody:   demoBody,
+			wantStatus: http.StatusOK,
+		},
+		{
+			name:       "ok/same_params_other_spelling",
+			givePath:   "/api/v1/tasks/transfer-123/approve",
+			giveAuth:   bearer(nil),
+			giveBody:   ` { "payee": "ACME Corp", "currency": "EUR", "amount": "250.00" } `,
+			wantStatus: http.StatusOK,
+		},
+		{
+			name:          "fail/other_amount",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      bearer(nil),
+			giveBody:      `{"amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
+			wantStatus:    http.StatusForbidden,
+			wantCode:      string(broker.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+		},
+		{
+			name:          "fail/other_task",
+			givePath:      "/api/v1/tasks/transfer-124/approve",
+			giveAuth:      bearer(nil),
+			giveBody:      demoBody,
+			wantStatus:    http.StatusForbidden,
+			wantCode:      string(broker.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+		},
+		{
+			name:          "fail/other_action",
+			givePath:      "/api/v1/tasks/transfer-123/reject",
+			giveAuth:      bearer(nil),
+			giveBody:      demoBody,
+			wantStatus:    http.StatusForbidden,
+			wantCode:      string(broker.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+		},
+		{
+			name:          "fail/missing_authorization",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      func(*testing.T, *testApp) string { return "" },
+			giveBody:      demoBody,
+			wantStatus:    http.StatusUnauthorized,
+			wantCode:      CodeMissingToken,
+			wantChallenge: "Bearer",
+		},
+		{
+			name:          "fail/basic_authorization",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      func(*testing.T, *testApp) string { return "Basic YWxpY2U6cHc=" },
+			giveBody:      demoBody,
+			wantStatus:    http.StatusUnauthorized,
+			wantCode:      CodeMissingToken,
+			wantChallenge: "Bearer",
+		},
+		{
+			name:          "fail/malformed_token",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      func(*testing.T, *testApp) string { return "Bearer abc" },
+			giveBody:      demoBody,
+			wantStatus:    http.StatusBadRequest,
+			wantCode:      string(broker.ReasonMalformed),
+			wantChallenge: `Bearer error="invalid_token", error_description="malformed"`,
+		},
+		{
+			name:     "fail/expired",
+			givePath: "/api/v1/tasks/transfer-123/approve",
+			giveAuth: bearer(func(ta *testApp) {
+				ta.clock.Advance(2 * time.Minute)
+			}),
+			giveBody:      demoBody,
+			wantStatus:    http.StatusUnauthorized,
+			wantCode:      string(broker.ReasonExpired),
+			wantChallenge: `Bearer error="invalid_token", error_description="expired"`,
+		},
+		{
+			name:       "fail/body_not_an_object",
+			givePath:   "/api/v1/tasks/transfer-123/approve",
+			giveAuth:   bearer(nil),
+			giveBody:   `["250.00"]`,
+			wantStatus: http.StatusBadRequest,
+			wantCode:   CodeInvalidRequest,
+		},
+		{
+			name:       "fail/duplicate_param",
+			givePath:   "/api/v1/tasks/transfer-123/approve",
+			giveAuth:   bearer(nil),
+			giveBody:   `{"amount":"250.00","amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
+			wantStatus: http.StatusBadRequest,
+			wantCode:   CodeInvalidRequest,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, nil)
+			auth := tt.giveAuth(t, ta)
+
+			got := ta.newBrowser().callAPI(tt.givePath, auth, tt.giveBody)
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantCode == "" {
+				var res apiResult
+				require.NoError(t, json.Unmarshal([]byte(got.Body), &res))
+				assert.Equal(t, "approved", res.Status)
+				assert.Equal(t, "transfer-123", res.TaskID)
+				assert.Equal(t, "alice", res.Subject)
+				assert.NotEmpty(t, res.JTI)
+				return
+			}
+			p := problem(t, got)
+			assert.Equal(t, tt.wantCode, p.Code)
+			assert.Equal(t, "https://handoffbroker.github.io/problems/"+tt.wantCode, p.Type)
+			assert.Equal(t, tt.wantChallenge, got.Header.Get("WWW-Authenticate"))
+			if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+				assert.NotContains(t, got.Body, tok)
+			}
+		})
+	}
+}
+
+// bearer returns a giveAuth that mints the demo token, runs after (if not
+// nil), and returns the Authorization header value.
+func bearer(after func(*testApp)) func(*testing.T, *testApp) string {
+	return func(t *testing.T, ta *testApp) string {
+		tok := ta.issuer.mint(t, demoRequest())
+		if after != nil {
+			after(ta)
+		}
+		return "Bearer " + tok
+	}
+}
+
+func TestAPITask_Replayed(t *testing.T) {
+	ta := newTestApp(t, nil)
+	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+	b := ta.newBrowser()
+
+	first := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
+	second := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
+
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	require.Equal(t, http.StatusConflict, second.StatusCode)
+	assert.Equal(t, string(broker.ReasonReplayed), problem(t, second).Code)
+}
+
+func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {
+	ta := newTestApp(t, nil)
+	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+	b := ta.newBrowser()
+
+	wrong := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, `{"amount":"1.00","currency":"EUR","payee":"ACME Corp"}`)
+	right := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
+
+	assert.Equal(t, http.StatusForbidden, wrong.StatusCode)
+	assert.Equal(t, http.StatusOK, right.StatusCode)
+}
+
+func TestAPITask_Unavailable(t *testing.T) {
+	ta := newTestApp(t, func(_ *Config, o *Options) { o.ReplayStore = failingReplay{} })
+	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+
+	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
+
+	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
+	assert.Equal(t, string(broker.ReasonUnavailable), problem(t, got).Code)
+	assert.Empty(t, got.Header.Get("WWW-Authenticate"), "the token may be fine: no invalid_token challenge")
+}

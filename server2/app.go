@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// ServiceName is SERVER2's name in pages.
+const ServiceName = "Payments"
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+// Options are SERVER2's dependencies that are not configuration.
+type Options struct {
+	// Logger receives request, audit and error logs. Default: JSON on
+	// stderr at the configured level.
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// ReplayStore, when set, replaces the store Config.ReplayStore names
+	// (for tests that inject faults). Its readiness check always passes.
+	ReplayStore broker.ReplayStore
+	// DiscoveryRetry is the first wait before retrying a failed issuer
+	// metadata fetch; it doubles up to 30s. Default 1s.
+	DiscoveryRetry time.Duration
+}
+
+// App is SERVER2, the relying service: it verifies handoff tokens from the
+// trusted issuer, opens its own session for the task a token names, and
+// serves the task API for bearer tokens.
+type App struct {
+	cfg      Config
+	opts     Options
+	log      *slog.Logger
+	metrics  *shared.Metrics
+	keys     *issuerKeys
+	replay   replayBackend
+	verifier *broker.Verifier
+	sessions *sessionStore
+	echo     *echo.Echo
+}
+
+// NewApp builds SERVER2 from cfg. It does not touch the network: call
+// Start to fetch the issuer's keys in the background.
+func NewApp(cfg Config, opts Options) (*App, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel)
+	}
+	if opts.DiscoveryRetry <= 0 {
+		opts.DiscoveryRetry = time.Second
+	}
+	a := &App{
+		cfg:      cfg,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  shared.NewMetrics(),
+		keys:     &issuerKeys{},
+		sessions: newSessionStore(cfg.SessionTTL, opts.Now),
+	}
+	if cfg.JWKSURL != "" {
+		rk, err := a.newRemoteKeys(cfg.JWKSURL)
+		if err != nil {
+			return nil, err
+		}
+		a.keys.remote.Store(rk)
+	}
+
+	if opts.ReplayStore != nil {
+		a.replay = replayBackend{
+			Store: opts.ReplayStore,
+			Check: func(context.Context) error { return nil },
+			Close: func() error { return nil },
+		}
+	} else {
+		rb, err := openReplayStore(cfg.ReplayStore, opts.Now)
+		if err != nil {
+			return nil, err
+		}
+		a.replay = rb
+	}
+	v, err := broker.NewVerifier(broker.VerifierConfig{
+		Issuers:     []string{cfg.TrustedIssuer},
+		Audience:    cfg.Audience,
+		Keys:        a.keys,
+		Replay:      newInstrumentedReplay(a.replay.Store, a.replay.Kind, a.metrics),
+		Leeway:      cfg.Leeway,
+		MaxLifetime: cfg.MaxTokenLifetime,
+		Now:         opts.Now,
+	})
+	if err != nil {
+		_ = a.replay.Close()
+		return nil, err
+	}
+	a.verifier = v
+
+	a.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "handoff_jwks_age_seconds",
+		Help: "Seconds since the issuer's JWKS was last fetched successfully; +Inf before the first fetch.",
+	}, a.jwksAge))
+
+	if err := a.routes(); err != nil {
+		_ = a.replay.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newRemoteKeys builds the cached JWKS client for jwksURL, counting every
+// fetch in JWKSFetches.
+func (a *App) newRemoteKeys(jwksURL string) (*broker.RemoteKeys, error) {
+	c := a.cfg
+	return broker.NewRemoteKeys(broker.RemoteKeysConfig{
+		URL:                jwksURL,
+		Timeout:            c.JWKSTimeout,
+		MinRefresh:         c.JWKSMinRefresh,
+		MaxRefresh:         max(c.JWKSMinRefresh, min(time.Hour, c.JWKSMaxStale)),
+		UnknownKidCooldown: c.JWKSCooldown,
+		MaxStale:           c.JWKSMaxStale,
+		Now:                a.opts.Now,
+		OnFetch:            func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() },
+	})
+}
+
+func (a *App) jwksAge() float64 {
+	at := a.keys.Status().FetchedAt
+	if at.IsZero() {
+		return math.Inf(1)
+	}
+	return a.opts.Now().Sub(at).Seconds()
+}
+
+// Start runs the background work until ctx is done: discovering the JWKS
+// URL when it was not configured, keeping the issuer's keys fresh, and
+// sweeping expired sessions. It returns at once.
+func (a *App) Start(ctx context.Context) {
+	if rk := a.keys.remote.Load(); rk != nil {
+		rk.Start(ctx)
+	} else {
+		go discoverLoop(ctx, a.log, metadataClient(a.cfg.JWKSTimeout), a.cfg.TrustedIssuer, a.opts.DiscoveryRetry, 30*time.Second,
+			func(jwksURL string) error {
+				rk, err := a.newRemoteKeys(jwksURL)
+				if err != nil {
+					return err
+				}
+				if !a.keys.remote.CompareAndSwap(nil, rk) {
+					return errors.New("JWKS URL already set")
+				}
+				rk.Start(ctx)
+				return nil
+			})
+	}
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.sessions.sweep()
+			}
+		}
+	}()
+}
+
+// Handler returns the HTTP handler serving every route.
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Metrics returns the Prometheus series the app moves.
+func (a *App) Metrics() *shared.Metrics { return a.metrics }
+
+// Close releases the replay store.
+func (a *App) Close() error { return a.replay.Close() }
+
+// readyChecks are the /readyz conditions: SERVER1's keys are held and the
+// replay store answers.
+func (a *App) readyChecks() []shared.Check {
+	return []shared.Check{
+		{Name: "jwks", Check: func(context.Context) error {
+			if !a.keys.Ready() {
+				return errors.New("no usable JWKS")
+			}
+			return nil
+		}},
+		{Name: "replay_store", Check: a.replay.Check},
+	}
+}
+
+func (a *App) routes() error {
+	r, err := shared.NewRenderer(ServiceName, templateFiles, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	e := shared.NewEcho(shared.EchoConfig{Service: ServiceName, Logger: a.log, Metrics: a.metrics, BodyLimit: "16K"})
+	e.Renderer = r
+	e.GET("/readyz", shared.Readyz(a.readyChecks()...))
+	e.GET("/", a.index)
+	e.POST("/handoff", a.postHandoff)
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/handoff", a.getHandoff)
+	e.GET("/tasks/:id", a.taskPage)
+	e.POST("/tasks/:id/complete", a.completeTask)
+	e.POST("/api/v1/tasks/:id/:action", a.apiTask)
+	a.echo = e
+	return nil
+}

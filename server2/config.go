@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// envPrefix names SERVER2's environment variables: flag --jwks-url is
+// SERVER2_JWKS_URL.
+const envPrefix = "SERVER2"
+
+// Config is SERVER2's configuration. Zero config (the defaults) runs the
+// local demo next to SERVER1 on localhost:8081.
+type Config struct {
+	// Addr is the listen address. Default 127.0.0.1:8082.
+	Addr string
+	// Audience is this service's identifier: tokens must name exactly it in
+	// "aud". Default http://127.0.0.1:8082.
+	Audience string
+	// TrustedIssuer is the only accepted "iss", and where the JWKS URL is
+	// discovered when JWKSURL is empty. Default http://localhost:8081.
+	TrustedIssuer string
+	// JWKSURL is the issuer's JWK Set. Default "": discovered from
+	// <TrustedIssuer>/.well-known/handoff-configuration.
+	JWKSURL string
+	// ReplayStore is "memory" or a redis:// or rediss:// URL. Default memory.
+	ReplayStore string
+	// Leeway is the tolerated clock skew. Default 30s.
+	Leeway time.Duration
+	// MaxTokenLifetime caps exp - iat. Default 10m.
+	MaxTokenLifetime time.Duration
+	// JWKSTimeout bounds each JWKS or metadata fetch. Default 5s.
+	JWKSTimeout time.Duration
+	// JWKSMaxStale is how long the last fetched keys stay usable while
+	// SERVER1 is unreachable. Default 24h.
+	JWKSMaxStale time.Duration
+	// JWKSCooldown is the least time between refreshes caused by unknown
+	// kids. Default 10s.
+	JWKSCooldown time.Duration
+	// JWKSMinRefresh is the shortest scheduled refresh interval. Default 1m.
+	JWKSMinRefresh time.Duration
+	// SessionTTL is the lifetime of SERVER2's own session after a handoff.
+	// Default 15m.
+	SessionTTL time.Duration
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel slog.Level
+}
+
+// registerFlags binds cfg's fields to flags on fs with their defaults.
+func registerFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8082", "listen address")
+	fs.StringVar(&cfg.Audience, "audience", "http://127.0.0.1:8082", "this service's identifier, the required token \"aud\"")
+	fs.StringVar(&cfg.TrustedIssuer, "trusted-issuer", "http://localhost:8081", "the accepted token \"iss\" (SERVER1's URL)")
+	fs.StringVar(&cfg.JWKSURL, "jwks-url", "", "SERVER1's JWKS URL (empty: discovered from the issuer's handoff-configuration)")
+	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where used token ids are recorded: memory, or a redis:// URL")
+	fs.DurationVar(&cfg.Leeway, "leeway", broker.DefaultLeeway, "tolerated clock skew")
+	fs.DurationVar(&cfg.MaxTokenLifetime, "max-token-lifetime", broker.DefaultMaxTTL, "longest accepted token lifetime (exp - iat)")
+	fs.DurationVar(&cfg.JWKSTimeout, "jwks-timeout", 5*time.Second, "timeout of each JWKS fetch")
+	fs.DurationVar(&cfg.JWKSMaxStale, "jwks-max-stale", 24*time.Hour, "how long cached keys are used while SERVER1 is unreachable")
+	fs.DurationVar(&cfg.JWKSCooldown, "jwks-cooldown", 10*time.Second, "least time between JWKS refreshes caused by unknown key ids")
+	fs.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", time.Minute, "shortest interval between scheduled JWKS refreshes")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 15*time.Minute, "lifetime of the session a handoff opens")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+}
+
+// DefaultConfig returns the zero-config demo settings.
+func DefaultConfig() Config {
+	var cfg Config
+	registerFlags(flag.NewFlagSet("", flag.ContinueOnError), &cfg)
+	return cfg
+}
+
+// parseConfig reads the common flags and their SERVER2_* variables from
+// args; extra registers subcommand flags on the same set. Usage goes to
+// out. It returns the remaining arguments.
+func parseConfig(name string, args []string, out io.Writer, extra func(*flag.FlagSet)) (Config, []string, error) {
+	var cfg Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	registerFlags(fs, &cfg)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := shared.ParseFlagsAndEnv(fs, envPrefix, args); err != nil {
+		return Config{}, nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+// validate reports every problem at once.
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("audience is required"))
+	}
+	if err := checkHTTPURL(c.TrustedIssuer); err != nil {
+		errs = append(errs, fmt.Errorf("trusted-issuer: %w", err))
+	}
+	if c.JWKSURL != "" {
+		if err := checkHTTPURL(c.JWKSURL); err != nil {
+			errs = append(errs, fmt.Errorf("jwks-url: %w", err))
+		}
+	}
+	if err := checkReplayStore(c.ReplayStore); err != nil {
+		errs = append(errs, fmt.Errorf("replay-store: %w", err))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"leeway", c.Leeway}, {"max-token-lifetime", c.MaxTokenLifetime},
+		{"jwks-timeout", c.JWKSTimeout}, {"jwks-max-stale", c.JWKSMaxStale},
+		{"jwks-cooldown", c.JWKSCooldown}, {"jwks-min-refresh", c.JWKSMinRefresh},
+		{"session-ttl", c.SessionTTL},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
+		}
+	}
+	if c.Leeway > broker.MaxLeeway {
+		errs = append(errs, fmt.Errorf("leeway %v exceeds the maximum %v", c.Leeway, broker.MaxLeeway))
+	}
+	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < c.JWKSMinRefresh {
+		errs = append(errs, fmt.Errorf("jwks-max-stale %v must be at least jwks-min-refresh %v", c.JWKSMaxStale, c.JWKSMinRefresh))
+	}
+	return errors.Join(errs...)
+}
+
+// checkHTTPURL accepts an absolute http or https URL without credentials,
+// which would otherwise end up in logs.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http or https URL", raw)
+	}
+	if u.User != nil {
+		return errors.New("the URL must not carry credentials")
+	}
+	return nil
+}
+
+func checkReplayStore(s string) error {
+	if s == "memory" {
+		return nil
+	}
+	if strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://") {
+		return nil
+	}
+	// The value may be a URL with a password: never echo it.
+	return errors.New(`must be "memory" or a redis:// or rediss:// URL`)
+}
+
+// secureCookies reports whether cookies need the Secure attribute: when
+// this service is reached over https.
+func (c Config) secureCookies() bool {
+	return strings.HasPrefix(c.Audience, "https://")
+}

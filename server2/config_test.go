@@ -1,0 +1,93 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseConfig_Defaults(t *testing.T) {
+	got, rest, err := parseConfig("server2", nil, io.Discard, nil)
+
+	require.NoError(t, err)
+	assert.Empty(t, rest)
+	assert.Equal(t, Config{
+		Addr:             "127.0.0.1:8082",
+		Audience:         "http://127.0.0.1:8082",
+		TrustedIssuer:    "http://localhost:8081",
+		ReplayStore:      "memory",
+		Leeway:           30 * time.Second,
+		MaxTokenLifetime: 10 * time.Minute,
+		JWKSTimeout:      5 * time.Second,
+		JWKSMaxStale:     24 * time.Hour,
+		JWKSCooldown:     10 * time.Second,
+		JWKSMinRefresh:   time.Minute,
+		SessionTTL:       15 * time.Minute,
+		LogLevel:         slog.LevelInfo,
+	}, got)
+}
+
+func TestParseConfig_FlagsAndEnv(t *testing.T) {
+	t.Setenv("SERVER2_JWKS_URL", "http://issuer.test/jwks.json")
+	t.Setenv("SERVER2_SESSION_TTL", "5m")
+	t.Setenv("SERVER2_LOG_LEVEL", "debug")
+
+	got, _, err := parseConfig("server2", []string{"--session-ttl", "7m", "--addr", "127.0.0.1:0"}, io.Discard, nil)
+
+	require.NoError(t, err)
+	assert.Equal(t, "http://issuer.test/jwks.json", got.JWKSURL, "from the environment")
+	assert.Equal(t, 7*time.Minute, got.SessionTTL, "the flag wins over the environment")
+	assert.Equal(t, "127.0.0.1:0", got.Addr)
+	assert.Equal(t, slog.LevelDebug, got.LogLevel)
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name     string
+		giveEdit func(*Config)
+		wantErr  []string
+	}{
+		{name: "ok/defaults", giveEdit: func(*Config) {}},
+		{name: "ok/redis", giveEdit: func(c *Config) { c.ReplayStore = "redis://127.0.0.1:6379/0" }},
+		{
+			name: "fail/everything_reported_at_once",
+			giveEdit: func(c *Config) {
+				c.TrustedIssuer = "localhost:8081"
+				c.JWKSURL = "http://user:pw@issuer.test/jwks.json"
+				c.ReplayStore = "postgres://secret@db"
+				c.Leeway = 5 * time.Minute
+				c.SessionTTL = 0
+			},
+			wantErr: []string{"trusted-issuer", "jwks-url", "replay-store", "leeway", "session-ttl"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.giveEdit(&cfg)
+
+			err := cfg.validate()
+
+			if len(tt.wantErr) == 0 {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.wantErr {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, err.Error(), "secret", "a store URL may hold a password")
+			assert.NotContains(t, err.Error(), "pw@", "a URL may hold a password")
+		})
+	}
+}
+
+func TestDisplayAddr(t *testing.T) {
+	assert.Equal(t, "127.0.0.1:4321", displayAddr("127.0.0.1:0", "127.0.0.1:4321"))
+	assert.Equal(t, "localhost:8082", displayAddr("localhost:8082", "127.0.0.1:8082"))
+	assert.Equal(t, "[::]:8082", displayAddr(":8082", "[::]:8082"))
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// MetadataPath is where an issuer publishes its handoff configuration.
+const MetadataPath = "/.well-known/handoff-configuration"
+
+// maxMetadataBytes caps the issuer metadata document read.
+const maxMetadataBytes = 64 << 10
+
+// issuerKeys is the KeySource SERVER2 verifies with: the issuer's remote
+// JWKS once its URL is known. Until then every lookup fails closed with
+// ReasonUnavailable. The URL comes only from configuration or from the
+// trusted issuer's metadata, never from a token (a "jku" in a token would let
+// its author choose the keys that verify it).
+type issuerKeys struct {
+	remote atomic.Pointer[broker.RemoteKeys]
+}
+
+// LookupKey implements broker.KeySource.
+func (k *issuerKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+	rk := k.remote.Load()
+	if rk == nil {
+		return broker.PublicKey{}, &broker.Error{Reason: broker.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
+	}
+	return rk.LookupKey(ctx, kid)
+}
+
+// Ready reports whether usable keys are cached.
+func (k *issuerKeys) Ready() bool {
+	rk := k.remote.Load()
+	return rk != nil && rk.Ready()
+}
+
+// Status describes the cached keys; zero before discovery.
+func (k *issuerKeys) Status() broker.RemoteKeysStatus {
+	if rk := k.remote.Load(); rk != nil {
+		return rk.Status()
+	}
+	return broker.RemoteKeysStatus{}
+}
+
+// issuerMetadata is the part of the issuer's handoff configuration SERVER2
+// reads.
+type issuerMetadata struct {
+	Issuer  string `json:"issuer"`
+	JWKSURI string `json:"jwks_uri"`
+}
+
+// discoverJWKSURL fetches <issuer>/.well-known/handoff-configuration and
+// returns its jwks_uri.
+func discoverJWKSURL(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	metaURL := strings.TrimSuffix(issuer, "/") + MetadataPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("issuer metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("issuer metadata: HTTP %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("issuer metadata: %w", err)
+	}
+	if len(body) > maxMetadataBytes {
+		return "", fmt.Errorf("issuer metadata exceeds %d bytes", maxMetadataBytes)
+	}
+	var md issuerMetadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return "", fmt.Errorf("issuer metadata: %w", err)
+	}
+	// Metadata naming another issuer is refused (RFC 8414 §3.3): a document
+	// served under the trusted issuer's URL but describing someone else
+	// points at keys the trusted issuer does not vouch for (mix-up).
+	if md.Issuer != issuer {
+		return "", fmt.Errorf("issuer metadata names issuer %q, want %q", md.Issuer, issuer)
+	}
+	if err := checkHTTPURL(md.JWKSURI); err != nil {
+		return "", fmt.Errorf("issuer metadata jwks_uri: %w", err)
+	}
+	return md.JWKSURI, nil
+}
+
+// discoverLoop retries discoverJWKSURL with exponential backoff from
+// first up to limit until it succeeds or ctx ends, and passes the URL to
+// found.
+func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, issuer string, first, limit time.Duration, found func(string) error) {
+	wait := first
+	for {
+		jwksURL, err := discoverJWKSURL(ctx, client, issuer)
+		if err == nil {
+			err = found(jwksURL)
+			if err == nil {
+				log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", jwksURL)
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("issuer metadata discovery failed; retrying", "issuer", issuer, "error", err.Error(), "retry_in", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, limit)
+	}
+}
+
+// metadataClient fetches issuer metadata: bounded in time, at most three
+// redirects (loops), never from https down to http (anyone on the path could
+// then substitute the jwks_uri).
+func metadataClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return errors.New("refusing a redirect from https to http")
+			}
+			return nil
+		},
+	}
+}

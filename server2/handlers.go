@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/labstack/echo/v4"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// Server error codes, beside the broker reasons (docs/PROTOCOL.md).
+const (
+	CodeTokenInURL       = "token_in_url"
+	CodeNoSession        = "no_session"
+	CodeCSRFInvalid      = "csrf_invalid"
+	CodeAlreadyCompleted = "already_completed"
+	CodeMissingToken     = "missing_token"
+	CodeInvalidRequest   = "invalid_request"
+)
+
+// The flows a verification belongs to, in audit logs.
+const (
+	flowHandoff = "handoff"
+	flowAPI     = "api"
+)
+
+func errTokenInURL() *shared.Error {
+	return shared.NewError(http.StatusBadRequest, CodeTokenInURL,
+		"Handoff tokens must be sent by form POST, never in a link.",
+		"Start the task again from the service that sent you here. The link you followed should be discarded.")
+}
+
+func errNoSession() *shared.Error {
+	return shared.NewError(http.StatusUnauthorized, CodeNoSession,
+		"You have no session for this task.",
+		"Start the task again from the service that sent you here.")
+}
+
+type indexPage struct {
+	Issuer string
+}
+
+func (a *App) index(c echo.Context) error {
+	return c.Render(http.StatusOK, "index.html", indexPage{Issuer: a.cfg.TrustedIssuer})
+}
+
+// getHandoff refuses a handoff by link. A token in a URL lands in browser
+// history, proxy and server logs and Referer headers, where anyone who
+// finds it can replay it before its owner does. The query string is never
+// read, logged or echoed.
+func (a *App) getHandoff(echo.Context) error {
+	return errTokenInURL()
+}
+
+// postHandoff verifies the token the issuer's auto-submitting form posted,
+// consumes it, and opens SERVER2's own session for its task.
+//
+// The form is cross-site by design, so it carries no CSRF token: the
+// signed, single-use, audience-bound token is the proof of intent. A
+// forced login into someone else's task is visible on the task page, which
+// names the subject, and nothing happens without the CSRF-checked
+// confirmation there.
+func (a *App) postHandoff(c echo.Context) error {
+	r := c.Request()
+	if r.URL.Query().Has("token") {
+		return errTokenInURL()
+	}
+	token := r.PostFormValue("token")
+	v, err := a.verifier.Verify(r.Context(), token, broker.Expect{})
+	a.audit(c, flowHandoff, v, err)
+	if err != nil {
+		return shared.FromBroker(err, false)
+	}
+	claims := v.Claims()
+	var previous string
+	if ck, err := c.Cookie(SessionCookie); err == nil {
+		previous = ck.Value
+	}
+	id, sess, err := a.sessions.create(claims, previous)
+	if err != nil {
+		return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+			Title: "The service cannot open a session right now.", Detail: "Nothing was changed. Try again in a moment.", Internal: err}
+	}
+	c.SetCookie(&http.Cookie{
+		Name:     SessionCookie,
+		Value:    id,
+		Path:     "/",
+		Expires:  sess.ExpiresAt,
+		MaxAge:   int(a.cfg.SessionTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   a.cfg.secureCookies(),
+		SameSite: http.SameSiteLaxMode,
+	})
+	return c.Redirect(http.StatusSeeOther, "/tasks/"+url.PathEscape(claims.Task.ID))
+}
+
+// audit counts the verification and logs its outcome: reason and token id,
+// never the token.
+func (a *App) audit(c echo.Context, flow string, v *broker.Verified, err error) {
+	if err != nil {
+		reason := broker.ReasonOf(err)
+		if reason == "" {
+			reason = "internal"
+		}
+		a.metrics.Verifications.WithLabelValues("rejected", string(reason)).Inc()
+		attrs := []any{"request_id", shared.RequestID(c), "flow", flow, "reason", string(reason)}
+		var be *broker.Error
+		if errors.As(err, &be) {
+			if be.Claim != "" {
+				attrs = append(attrs, "claim", be.Claim)
+			}
+			if be.TokenID != "" {
+				attrs = append(attrs, "jti", be.TokenID)
+			}
+		}
+		a.log.Warn("token rejected", attrs...)
+		return
+	}
+	a.metrics.Verifications.WithLabelValues("accepted", "ok").Inc()
+	cl := v.Claims()
+	a.log.Info("token verified",
+		"request_id", shared.RequestID(c), "flow", flow, "jti", cl.ID, "sub", cl.Subject,
+		"iss", cl.Issuer, "task_id", cl.Task.ID, "action", cl.Task.Action, "kid", cl.KeyID,
+		"exp", cl.ExpiresAt.UTC())
+}
+
+// taskParam returns the decoded :id path parameter.
+func taskParam(c echo.Context) string {
+	id := c.Param("id")
+	if c.Request().URL.RawPath != "" {
+		if u, err := url.PathUnescape(id); err == nil {
+			return u
+		}
+	}
+	return id
+}
+
+// sessionFor returns the caller's session when it is for task id.
+func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
+	ck, err := c.Cookie(SessionCookie)
+	if err != nil {
+		return "", session{}, errNoSession()
+	}
+	sess, ok := a.sessions.get(ck.Value)
+	if !ok || sess.Task.ID != id {
+		return "", session{}, errNoSession()
+	}
+	return ck.Value, sess, nil
+}
+
+type taskPage struct {
+	Session session
+	Action  string
+	// CompleteURL is the path the confirm form posts to.
+	CompleteURL string
+	// Params lists the task parameters in name order.
+	Params []param
+}
+
+type param struct{ Name, Value string }
+
+func newTaskPage(s session) taskPage {
+	p := taskPage{Session: s, Action: completeAction(s.Task.Action), CompleteURL: "/tasks/" + url.PathEscape(s.Task.ID) + "/complete"}
+	for k, v := range s.Task.Params {
+		p.Params = append(p.Params, param{k, v})
+	}
+	slices.SortFunc(p.Params, func(x, y param) int { return strings.Compare(x.Name, y.Name) })
+	return p
+}
+
+// completeAction is the label of the confirm button.
+func completeAction(action string) string {
+	if action == "approve" {
+		return "Approve transfer"
+	}
+	return "Confirm " + action
+}
+
+func (a *App) taskPage(c echo.Context) error {
+	_, sess, err := a.sessionFor(c, taskParam(c))
+	if err != nil {
+		return err
+	}
+	if sess.Completed {
+		return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
+	}
+	return c.Render(http.StatusOK, "task.html", newTaskPage(sess))
+}
+
+// completeTask performs the task the session holds, once. The CSRF token
+// is bound to the session: another site cannot submit the form for a
+// signed-in user (cross-site request forgery), even where SameSite cookies
+// are not enforced.
+func (a *App) completeTask(c echo.Context) error {
+	sid, sess, err := a.sessionFor(c, taskParam(c))
+	if err != nil {
+		return err
+	}
+	if !csrfMatches(sess.CSRF, c.Request().PostFormValue("_csrf")) {
+		return shared.NewError(http.StatusForbidden, CodeCSRFInvalid,
+			"The form could not be checked.", "Reload the task page and try again.")
+	}
+	if !a.sessions.complete(sid) {
+		return shared.NewError(http.StatusConflict, CodeAlreadyCompleted,
+			"This task was already completed.", "Nothing more to do.")
+	}
+	sess.Completed = true
+	a.log.Info("task completed", "request_id", shared.RequestID(c), "sub", sess.Subject,
+		"task_id", sess.Task.ID, "action", sess.Task.Action, "jti", sess.TokenID)
+	return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
+}
+
+// apiResult is the body of a successful task API call.
+type apiResult struct {
+	Status  string `json:"status"`
+	TaskID  string `json:"task_id"`
+	Subject string `json:"subject"`
+	JTI     string `json:"jti"`
+}
+
+// apiTask performs a task for a bearer token. The token must name exactly
+// this task, action and parameters: the client cannot use a token for one
+// transfer to approve another (or the same one with a different amount).
+func (a *App) apiTask(c echo.Context) error {
+	token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		return &shared.Error{Status: http.StatusUnauthorized, Code: CodeMissingToken,
+			Title: "A bearer token is required.", Detail: "Send the handoff token in an Authorization: Bearer header.",
+			Challenge: "Bearer"}
+	}
+	params, err := readParams(c.Request().Body)
+	if err != nil {
+		return &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
+			Title: "The request body must be a JSON object of string parameters.", Internal: err}
+	}
+	want := &broker.Task{ID: taskParam(c), Action: c.Param("action")}
+	if len(params) > 0 {
+		want.ParamsDigest = broker.DigestParams(params)
+	}
+	v, err := a.verifier.Verify(c.Request().Context(), token, broker.Expect{Task: want})
+	a.audit(c, flowAPI, v, err)
+	if err != nil {
+		return shared.FromBroker(err, true)
+	}
+	cl := v.Claims()
+	status := "completed"
+	if cl.Task.Action == "approve" {
+		status = "approved"
+	}
+	return c.JSON(http.StatusOK, apiResult{Status: status, TaskID: cl.Task.ID, Subject: cl.Subject, JTI: cl.ID})
+}
+
+// bearerToken extracts the RFC 6750 §2.1 credential.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// readParams decodes the task parameters: a JSON object of strings, or an
+// empty body for a task without parameters. Duplicate names are refused,
+// so this parser and the issuer's cannot read different parameters.
+func readParams(body io.Reader) (map[string]string, error) {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, errors.New("body is not a JSON object")
+	}
+	var params map[string]string
+	if err := json.Unmarshal(raw, &params); err != nil {
+		return nil, err
+	}
+	return params, nil
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+func TestPostHandoff(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveToken  func(t *testing.T, ta *testApp) string
+		wantStatus int
+		wantReason broker.Reason
+	}{
+		{
+			name:       "ok/fresh_token",
+			giveToken:  func(t *testing.T, ta *testApp) string { return ta.issuer.mint(t, demoRequest()) },
+			wantStatus: http.StatusSeeOther,
+		},
+		{
+			name:       "fail/empty",
+			giveToken:  func(*testing.T, *testApp) string { return "" },
+			wantStatus: http.StatusBadRequest,
+			wantReason: broker.ReasonMalformed,
+		},
+		{
+			name:       "fail/malformed",
+			giveToken:  func(*testing.T, *testApp) string { return "not-a-token" },
+			wantStatus: http.StatusBadRequest,
+			wantReason: broker.ReasonMalformed,
+		},
+		{
+			name: "fail/bad_signature",
+			giveToken: func(t *testing.T, ta *testApp) string {
+				a := ta.issuer.mint(t, demoRequest())
+				b := ta.issuer.mint(t, demoRequest())
+				return a[:strings.LastIndexByte(a, '.')] + "." + signature(b)
+			},
+			wantStatus: http.StatusUnauthorized,
+			wantReason: broker.ReasonBadSignature,
+		},
+		{
+			name: "fail/expired",
+			giveToken: func(t *testing.T, ta *testApp) string {
+				tok := ta.issuer.mint(t, demoRequest())
+				ta.clock.Advance(2 * time.Minute) // 60s lifetime + 30s leeway
+				return tok
+			},
+			wantStatus: http.StatusUnauthorized,
+			wantReason: broker.ReasonExpired,
+		},
+		{
+			name: "fail/wrong_audience",
+			giveToken: func(t *testing.T, ta *testApp) string {
+				req := demoRequest()
+				req.Audience = "http://other-service.test"
+				return ta.issuer.mint(t, req)
+			},
+			wantStatus: http.StatusUnauthorized,
+			wantReason: broker.ReasonWrongAudience,
+		},
+		{
+			name: "fail/unknown_key",
+			giveToken: func(t *testing.T, ta *testApp) string {
+				other, err := broker.NewEphemeralKeyring(broker.EdDSA)
+				require.NoError(t, err)
+				return ta.issuer.mintWith(t, newMinter(t, ta.issuer.URL, other, ta.clock.Now), demoRequest())
+			},
+			wantStatus: http.StatusUnauthorized,
+			wantReason: broker.ReasonUnknownKey,
+		},
+		{
+			name: "fail/wrong_issuer",
+			giveToken: func(t *testing.T, ta *testApp) string {
+				return ta.issuer.mintWith(t, newMinter(t, "http://evil.test", ta.issuer.keyring, ta.clock.Now), demoRequest())
+			},
+			wantStatus: http.StatusUnauthorized,
+			wantReason: broker.ReasonWrongIssuer,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, nil)
+			b := ta.newBrowser()
+			tok := tt.giveToken(t, ta)
+
+			got := b.handoff(tok)
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantReason == "" {
+				assert.Equal(t, "/tasks/transfer-123", got.Header.Get("Location"))
+				assertSessionCookie(t, got)
+				return
+			}
+			assert.Equal(t, string(tt.wantReason), pageReason(t, got))
+			assert.Empty(t, got.Cookies(), "a rejected handoff opens no session")
+			if tok != "" {
+				assert.NotContains(t, got.Body, tok)
+			}
+		})
+	}
+}
+
+func assertSessionCookie(t testing.TB, r response) {
+	t.Helper()
+	var found *http.Cookie
+	for _, c := range r.Cookies() {
+		if c.Name == SessionCookie {
+			found = c
+		}
+	}
+	require.NotNil(t, found, "no %s cookie", SessionCookie)
+	assert.True(t, found.HttpOnly)
+	assert.Equal(t, http.SameSiteLaxMode, found.SameSite)
+	assert.Equal(t, "/", found.Path)
+	assert.False(t, found.Secure, "an http audience gets no Secure cookie")
+}
+
+func TestPostHandoff_ResubmitIsReplayed(t *testing.T) {
+	ta := newTestApp(t, nil)
+	tok := ta.issuer.mint(t, demoRequest())
+
+	first := ta.newBrowser().handoff(tok)
+	second := ta.newBrowser().handoff(tok)
+
+	require.Equal(t, http.StatusSeeOther, first.StatusCode)
+	require.Equal(t, http.StatusConflict, second.StatusCode)
+	assert.Equal(t, string(broker.ReasonReplayed), pageReason(t, second))
+	assert.Empty(t, second.Cookies())
+	assert.Contains(t, ta.logs.String(), `"reason":"replayed"`)
+}
+
+func TestPostHandoff_AuditLogNamesTheTokenID(t *testing.T) {
+	ta := newTestApp(t, nil)
+	minted := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+
+	ta.newBrowser().handoff(minted.Token)
+	ta.newBrowser().handoff(minted.Token)
+
+	logs := ta.logs.String()
+	assert.Contains(t, logs, `"msg":"token verified"`)
+	assert.Contains(t, logs, `"msg":"token rejected"`)
+	assert.Equal(t, 2, strings.Count(logs, `"jti":"`+minted.ID+`"`), "accepted and replayed use are both attributed:\n%s", logs)
+}
+
+func TestPostHandoff_Unavailable(t *testing.T) {
+	tests := []struct {
+		name      string
+		giveSetup func(*Config, *Options)
+	}{
+		{
+			name:      "fail/jwks_down_from_start",
+			giveSetup: func(c *Config, _ *Options) { c.JWKSURL = closedURL(t) + "/.well-known/jwks.json" },
+		},
+		{
+			name:      "fail/replay_store_down",
+			giveSetup: func(_ *Config, o *Options) { o.ReplayStore = failingReplay{} },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, tt.giveSetup)
+			tok := ta.issuer.mint(t, demoRequest())
+
+			got := ta.newBrowser().handoff(tok)
+
+			require.Equal(t, http.StatusServiceUnavailable, got.StatusCode, got.Body)
+			assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+			assert.Empty(t, got.Cookies())
+		})
+	}
+}
+
+func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
+	ta := newTestApp(t, func(c *Config, _ *Options) { c.JWKSURL = closedURL(t) + "/jwks.json" })
+	ta.app.Start(t.Context())
+	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(broker.RemoteFetchError)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(fetchErrors) >= 1 }, 5*time.Second, 5*time.Millisecond)
+
+	got := ta.newBrowser().get("/readyz")
+
+	assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
+	assert.JSONEq(t, `{"jwks":"fail","replay_store":"ok"}`, got.Body)
+}
+
+func TestGetHandoff_RefusesTokenInURL(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveMethod string
+		givePath   func(tok string) string
+	}{
+		{name: "fail/get_with_token", giveMethod: http.MethodGet, givePath: func(tok string) string { return "/handoff?token=" + tok }},
+		{name: "fail/get_without_query", giveMethod: http.MethodGet, givePath: func(string) string { return "/handoff" }},
+		{name: "fail/post_with_token_in_query", giveMethod: http.MethodPost, givePath: func(tok string) string { return "/handoff?token=" + tok }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, nil)
+			tok := ta.issuer.mint(t, demoRequest())
+			b := ta.newBrowser()
+			req, err := http.NewRequest(tt.giveMethod, ta.srv.URL+tt.givePath(tok), strings.NewReader(url.Values{"token": {tok}}.Encode()))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+
+			got := b.do(req)
+
+			require.Equal(t, http.StatusBadRequest, got.StatusCode)
+			assert.Equal(t, CodeTokenInURL, pageReason(t, got))
+			assert.NotContains(t, got.Body, tok)
+			assert.NotContains(t, got.Body, signature(tok))
+			assert.Empty(t, got.Cookies())
+			// The token was refused unread: it still works once, by POST.
+			assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(tok).StatusCode)
+		})
+	}
+}

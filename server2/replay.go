@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// replayBackend is an opened replay store with what the server needs
+// beside Consume.
+type replayBackend struct {
+	Store broker.ReplayStore
+	// Check answers nil when the store can serve, for /readyz.
+	Check func(ctx context.Context) error
+	// Kind classifies a Consume error for the ReplayErrors metric label.
+	Kind func(error) string
+	// Close releases the store.
+	Close func() error
+}
+
+// openReplayStore opens the store --replay-store names: "memory", or a
+// redis:// or rediss:// URL.
+func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
+	switch {
+	case spec == "memory":
+		s, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{Now: now})
+		if err != nil {
+			return replayBackend{}, err
+		}
+		return replayBackend{
+			Store: s,
+			Check: func(context.Context) error { return nil },
+			Kind: func(err error) string {
+				if errors.Is(err, broker.ErrStoreFull) {
+					return "full"
+				}
+				return "other"
+			},
+			Close: s.Close,
+		}, nil
+	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
+		s, err := redisstore.New(redisstore.Config{URL: spec, Now: now})
+		if err != nil {
+			return replayBackend{}, err
+		}
+		return replayBackend{Store: s, Check: s.Ping, Kind: redisstore.ErrorKind, Close: s.Close}, nil
+	}
+	return replayBackend{}, fmt.Errorf("replay-store: %w", checkReplayStore(spec))
+}
+
+// instrumentedReplay times every Consume and counts failures. It forwards
+// RemembersSince, so a forgetful store keeps protecting against replays
+// across restarts once wrapped.
+type instrumentedReplay struct {
+	next    broker.ReplayStore
+	since   func() time.Time // nil when next remembers across restarts
+	kind    func(error) string
+	metrics *shared.Metrics
+}
+
+func newInstrumentedReplay(next broker.ReplayStore, kind func(error) string, m *shared.Metrics) *instrumentedReplay {
+	s := &instrumentedReplay{next: next, kind: kind, metrics: m}
+	if f, ok := next.(interface{ RemembersSince() time.Time }); ok {
+		s.since = f.RemembersSince
+	}
+	if s.kind == nil {
+		s.kind = func(error) string { return "other" }
+	}
+	return s
+}
+
+// Consume implements broker.ReplayStore.
+func (s *instrumentedReplay) Consume(ctx context.Context, key string, expiresAt time.Time) error {
+	start := time.Now()
+	err := s.next.Consume(ctx, key, expiresAt)
+	s.metrics.ReplayLatency.Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, broker.ErrAlreadyUsed) {
+		s.metrics.ReplayErrors.WithLabelValues(s.kind(err)).Inc()
+	}
+	return err
+}
+
+// RemembersSince returns when the wrapped store's memory starts; the zero
+// time when it remembers across restarts, which refuses nothing.
+func (s *instrumentedReplay) RemembersSince() time.Time {
+	if s.since == nil {
+		return time.Time{}
+	}
+	return s.since()
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
+)
+
+// testRedisURL returns REDIS_URL (default database 15 on the local Redis),
+// skipping the test when Redis does not answer, unless
+// E2E_REQUIRE_REDIS=1 makes that a failure.
+func testRedisURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("REDIS_URL")
+	if u == "" {
+		u = "redis://127.0.0.1:6379/15"
+	}
+	opts, err := redis.ParseURL(u)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("E2E_REQUIRE_REDIS") == "1" {
+			t.Fatalf("redis not reachable at %s: %v", opts.Addr, err)
+		}
+		t.Skipf("redis not reachable at %s: %v (set E2E_REQUIRE_REDIS=1 to fail instead)", opts.Addr, err)
+	}
+	return u
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+	return port
+}
+
+func TestReplayStore_Redis(t *testing.T) {
+	url := testRedisURL(t)
+	ta := newTestApp(t, func(c *Config, _ *Options) { c.ReplayStore = url })
+	ta.app.Start(t.Context())
+	waitReady(t, ta)
+	tok := ta.issuer.mint(t, demoRequest())
+
+	first := ta.newBrowser().handoff(tok)
+	second := ta.newBrowser().handoff(tok)
+
+	require.Equal(t, http.StatusSeeOther, first.StatusCode, first.Body)
+	require.Equal(t, http.StatusConflict, second.StatusCode)
+	assert.Equal(t, string(broker.ReasonReplayed), pageReason(t, second))
+	assert.Equal(t, uint64(2), histogramCount(t, ta))
+}
+
+func TestReplayStore_RedisDown(t *testing.T) {
+	ta := newTestApp(t, func(c *Config, _ *Options) {
+		c.ReplayStore = "redis://127.0.0.1:" + closedPort(t) + "/0"
+	})
+	ta.app.Start(t.Context())
+	require.Eventually(t, func() bool { return ta.app.keys.Ready() }, 5*time.Second, 5*time.Millisecond)
+
+	ready := ta.newBrowser().get("/readyz")
+	got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+
+	assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
+	assert.JSONEq(t, `{"jwks":"ok","replay_store":"fail"}`, ready.Body)
+	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
+	assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+	assert.Equal(t, 1.0, testutil.ToFloat64(ta.app.Metrics().ReplayErrors.WithLabelValues(redisstore.KindConnection)))
+}
+
+func TestInstrumentedReplay_ForwardsRemembersSince(t *testing.T) {
+	ta := newTestApp(t, nil)
+	early := newMinter(t, ta.issuer.URL, ta.issuer.keyring, func() time.Time { return ta.clock.Now().Add(-time.Minute) })
+
+	got := ta.newBrowser().handoff(ta.issuer.mintWith(t, early, demoRequest()))
+
+	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
+	assert.Equal(t, string(broker.ReasonIssuedBeforeRestart), pageReason(t, got))
+}

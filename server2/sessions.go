@@ -1,0 +1,138 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// SessionCookie names SERVER2's own session cookie.
+const SessionCookie = "s2_session"
+
+// maxSessions bounds the sessions held. Each needs a verified, consumed
+// token, so only the issuer can fill it, but a bound keeps a misbehaving
+// issuer from exhausting memory.
+const maxSessions = 100_000
+
+// errTooManySessions is returned by create when the store is full.
+var errTooManySessions = errors.New("session store full")
+
+// session is what a verified handoff leaves behind: SERVER2's own record of
+// who may do which task, so the token itself is never stored or reused.
+type session struct {
+	Subject   string
+	Task      broker.Task
+	TokenID   string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// CSRF is the synchronizer token the complete form must echo.
+	CSRF      string
+	Completed bool
+}
+
+// sessionStore is an in-memory map from random session id to session.
+type sessionStore struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+func newSessionStore(ttl time.Duration, now func() time.Time) *sessionStore {
+	return &sessionStore{ttl: ttl, now: now, sessions: make(map[string]*session)}
+}
+
+// randomID returns 256 random bits, base64url: unguessable, so a session
+// id cannot be brute-forced.
+func randomID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// create stores a session for verified claims under a fresh id. replaced,
+// when not empty, is the id the browser held before: it is dropped, so a
+// handoff always starts a new session (session fixation).
+func (s *sessionStore) create(c broker.Claims, replaced string) (string, *session, error) {
+	now := s.now()
+	sess := &session{
+		Subject:   c.Subject,
+		Task:      c.Task,
+		TokenID:   c.ID,
+		IssuedAt:  c.IssuedAt,
+		ExpiresAt: now.Add(s.ttl),
+		CSRF:      randomID(),
+	}
+	id := randomID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, replaced)
+	if len(s.sessions) >= maxSessions {
+		s.sweepLocked(now)
+		if len(s.sessions) >= maxSessions {
+			return "", nil, errTooManySessions
+		}
+	}
+	s.sessions[id] = sess
+	return id, sess, nil
+}
+
+// get returns a copy of the live session with id.
+func (s *sessionStore) get(id string) (session, bool) {
+	if id == "" {
+		return session{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok {
+		return session{}, false
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		delete(s.sessions, id)
+		return session{}, false
+	}
+	return *sess, true
+}
+
+// complete marks the session's task done. It reports false when it was
+// done already, so two submissions cannot both complete it.
+func (s *sessionStore) complete(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok || sess.Completed {
+		return false
+	}
+	sess.Completed = true
+	return true
+}
+
+// sweep drops expired sessions.
+func (s *sessionStore) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(s.now())
+}
+
+func (s *sessionStore) sweepLocked(now time.Time) {
+	for id, sess := range s.sessions {
+		if !now.Before(sess.ExpiresAt) {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// csrfMatches compares in constant time, so response timing does not leak
+// the expected token byte by byte.
+func csrfMatches(want, got string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// signedIn returns a browser that completed the demo handoff.
+func signedIn(t testing.TB, ta *testApp) *browser {
+	t.Helper()
+	b := ta.newBrowser()
+	got := b.handoff(ta.issuer.mint(t, demoRequest()))
+	require.Equal(t, http.StatusSeeOther, got.StatusCode, got.Body)
+	return b
+}
+
+func TestTaskPage(t *testing.T) {
+	ta := newTestApp(t, nil)
+	b := signedIn(t, ta)
+
+	got := b.get("/tasks/transfer-123")
+
+	require.Equal(t, http.StatusOK, got.StatusCode, got.Body)
+	assert.Contains(t, got.Body, `<section class="card" id="task-page" data-task-id="transfer-123">`)
+	assert.Contains(t, got.Body, `<span id="subject">alice</span>`)
+	assert.Contains(t, got.Body, `<dl id="task-params">`)
+	assert.Contains(t, got.Body, `<dd data-param="amount">250.00</dd>`)
+	assert.Contains(t, got.Body, `<dd data-param="payee">ACME Corp</dd>`)
+	assert.Contains(t, got.Body, `<form id="complete-form" method="post" action="/tasks/transfer-123/complete">`)
+	assert.Contains(t, got.Body, `<button id="complete" type="submit">Approve transfer</button>`)
+	assert.Contains(t, got.Body, "<title>Confirm task · Payments</title>")
+	assert.Equal(t, "no-store", got.Header.Get("Cache-Control"))
+	csrfField(t, got)
+}
+
+func TestTaskPage_RequiresSession(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveClient func(t *testing.T, ta *testApp) *browser
+		givePath   string
+		wantStatus int
+		wantCode   string
+	}{
+		{
+			name:       "ok/session_for_the_task",
+			giveClient: func(t *testing.T, ta *testApp) *browser { return signedIn(t, ta) },
+			givePath:   "/tasks/transfer-123",
+			wantStatus: http.StatusOK,
+		},
+		{
+			name:       "fail/no_cookie",
+			giveClient: func(_ *testing.T, ta *testApp) *browser { return ta.newBrowser() },
+			givePath:   "/tasks/transfer-123",
+			wantStatus: http.StatusUnauthorized,
+			wantCode:   CodeNoSession,
+		},
+		{
+			name:       "fail/session_for_another_task",
+			giveClient: func(t *testing.T, ta *testApp) *browser { return signedIn(t, ta) },
+			givePath:   "/tasks/transfer-124",
+			wantStatus: http.StatusUnauthorized,
+			wantCode:   CodeNoSession,
+		},
+		{
+			name: "fail/forged_cookie",
+			giveClient: func(_ *testing.T, ta *testApp) *browser {
+				b := ta.newBrowser()
+				u, _ := url.Parse(ta.srv.URL)
+				b.client.Jar.SetCookies(u, []*http.Cookie{{Name: SessionCookie, Value: "guessed"}})
+				return b
+			},
+			givePath:   "/tasks/transfer-123",
+			wantStatus: http.StatusUnauthorized,
+			wantCode:   CodeNoSession,
+		},
+		{
+			name: "fail/session_expired",
+			giveClient: func(t *testing.T, ta *testApp) *browser {
+				b := signedIn(t, ta)
+				ta.clock.Advance(16 * time.Minute)
+				return b
+			},
+			givePath:   "/tasks/transfer-123",
+			wantStatus: http.StatusUnauthorized,
+			wantCode:   CodeNoSession,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, nil)
+			b := tt.giveClient(t, ta)
+
+			got := b.get(tt.givePath)
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantCode != "" {
+				assert.Equal(t, tt.wantCode, pageReason(t, got))
+			}
+		})
+	}
+}
+
+func TestCompleteTask(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveCSRF   func(pageToken string) string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "ok/with_csrf", giveCSRF: func(tok string) string { return tok }, wantStatus: http.StatusOK},
+		{name: "fail/missing_csrf", giveCSRF: func(string) string { return "" }, wantStatus: http.StatusForbidden, wantCode: CodeCSRFInvalid},
+		{name: "fail/wrong_csrf", giveCSRF: func(tok string) string { return tok + "x" }, wantStatus: http.StatusForbidden, wantCode: CodeCSRFInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, nil)
+			b := signedIn(t, ta)
+			page := b.get("/tasks/transfer-123")
+			form := url.Values{}
+			if v := tt.giveCSRF(csrfField(t, page)); v != "" {
+				form.Set("_csrf", v)
+			}
+
+			got := b.postForm("/tasks/transfer-123/complete", form)
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantCode != "" {
+				assert.Equal(t, tt.wantCode, pageReason(t, got))
+				assert.NotContains(t, ta.logs.String(), `"msg":"task completed"`)
+				return
+			}
+			assert.Contains(t, got.Body, `id="task-done"`)
+			assert.Contains(t, ta.logs.String(), `"msg":"task completed"`)
+		})
+	}
+}
+
+func TestCompleteTask_Twice(t *testing.T) {
+	ta := newTestApp(t, nil)
+	b := signedIn(t, ta)
+	form := url.Values{"_csrf": {csrfField(t, b.get("/tasks/transfer-123"))}}
+
+	first := b.postForm("/tasks/transfer-123/complete", form)
+	second := b.postForm("/tasks/transfer-123/complete", form)
+
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	require.Equal(t, http.StatusConflict, second.StatusCode)
+	assert.Equal(t, CodeAlreadyCompleted, pageReason(t, second))
+	page := b.get("/tasks/transfer-123")
+	assert.Contains(t, page.Body, `id="task-done"`)
+}
+
+func TestCompleteTask_RequiresSession(t *testing.T) {
+	ta := newTestApp(t, nil)
+	victim := signedIn(t, ta)
+	csrf := csrfField(t, victim.get("/tasks/transfer-123"))
+
+	got := ta.newBrowser().postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {csrf}})
+
+	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
+	assert.Equal(t, CodeNoSession, pageReason(t, got))
+}
+
+func TestHandoff_NewSessionReplacesOld(t *testing.T) {
+	ta := newTestApp(t, nil)
+	b := signedIn(t, ta)
+	other := demoRequest()
+	other.Task = broker.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
+
+	got := b.handoff(ta.issuer.mint(t, other))
+
+	require.Equal(t, http.StatusSeeOther, got.StatusCode)
+	assert.Equal(t, http.StatusOK, b.get("/tasks/transfer-124").StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, b.get("/tasks/transfer-123").StatusCode)
+}
