@@ -1,0 +1,58 @@
+// Package redisstore is a broker.ReplayStore backed by Redis, for relying
+// services that run several replicas or must remember used tokens across
+// their own restarts.
+//
+// Each Consume is one atomic command,
+//
+//	SET <KeyPrefix><hash of "iss jti"> 1 NX PXAT <exp+leeway, ms>
+//
+// so two replicas racing on one token can never both win: Redis executes
+// commands one at a time and NX lets only the first SET create the key. The
+// key carries its own expiry, so Redis forgets it when the token could no
+// longer verify anyway and nothing needs sweeping. Every command touches a
+// single key, which keeps the store Redis Cluster safe.
+//
+// The store fails closed. A Redis that does not answer within Config.Timeout,
+// refuses the connection or replies with an error makes Consume return that
+// error, and broker.Verifier turns it into broker.ReasonUnavailable: the
+// token is refused, never accepted unchecked.
+//
+// The store does not make Redis durable. What survives a Redis restart or a
+// failover depends on how Redis is run; docs/STORES.md says which setting
+// gives which guarantee. The store sends no WAIT, so a failover can lose
+// acknowledged consumes that had not reached a replica.
+//
+// # Connection URLs
+//
+// Config.URL takes the URL forms go-redis v9 parses; the query parameters
+// decide the client, as redis.NewUniversalClient would:
+//
+//	redis://[[user]:password@]host[:port][/db]      one server (redis.ParseURL)
+//	rediss://...                                     the same over TLS
+//	unix://[[user]:password@]/path/to/socket?db=N    one server on a Unix socket
+//	redis://[:password@]sentinel:26379/db?master_name=mymaster&addr=sentinel2:26379
+//	                                                 Sentinel (redis.ParseFailoverURL):
+//	                                                 userinfo authenticates to the
+//	                                                 sentinels, ?password= to the master
+//	redis://[:password@]node1:6379?addr=node2:6379&addr=node3:6379
+//	                                                 Cluster (redis.ParseClusterURL)
+//
+// A URL with master_name is a Sentinel URL; otherwise one with at least one
+// addr parameter is a Cluster URL (seed nodes; a cluster has only database
+// 0, so a path naming another is refused); anything else names one server.
+// Other go-redis query options (dial_timeout, pool_size, ...) pass through.
+// Options that send commands to replicas (read_only, replica_only,
+// route_by_latency, route_randomly) are refused: a replica may not yet hold a
+// consume or revocation its master acknowledged.
+// A caller that needs something else builds its own client and sets
+// Config.Client.
+//
+// Passwords in the URL never appear in errors returned by New.
+//
+// # Revocation
+//
+// MarkRevoked and IsRevoked record revocations on the same Redis under a
+// separate prefix, so every replica sees a revocation made by any of them.
+//
+// Redis 6.2 or later is required (PXAT); MarkRevoked needs 7.0 (PEXPIREAT GT).
+package redisstore

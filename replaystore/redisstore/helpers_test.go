@@ -1,0 +1,201 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
+)
+
+// defaultRedisURL uses database 15 so tests stay clear of a developer's data.
+const defaultRedisURL = "redis://127.0.0.1:6379/15"
+
+// skipOrFail skips the test when Redis is missing, unless E2E_REQUIRE_REDIS=1
+// says a missing Redis is a failure (CI).
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("E2E_REQUIRE_REDIS") == "1" {
+		t.Fatalf(format+" (E2E_REQUIRE_REDIS=1)", args...)
+	}
+	t.Skipf(format+" (set E2E_REQUIRE_REDIS=1 to fail instead)", args...)
+}
+
+// requireRedis returns the URL of the shared test Redis (REDIS_URL, default
+// defaultRedisURL), skipping the test when it does not answer.
+func requireRedis(t testing.TB) string {
+	t.Helper()
+	u, err := sharedRedis()
+	if err != nil {
+		skipOrFail(t, "%v", err)
+	}
+	return u
+}
+
+// sharedRedis probes the shared test Redis once per test binary.
+var sharedRedis = sync.OnceValues(func() (string, error) {
+	u := os.Getenv("REDIS_URL")
+	if u == "" {
+		u = defaultRedisURL
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return "", fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		return "", fmt.Errorf("redis not reachable at %s: %w", opts.Addr, err)
+	}
+	return u, nil
+})
+
+// adminClient is a plain client on url for inspecting what a Store wrote.
+func adminClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// testPrefixes returns replay and revocation prefixes unique to this test, so
+// parallel tests and packages sharing one Redis never see each other's keys.
+// Its keys are deleted when the test ends.
+func testPrefixes(t testing.TB, admin *redis.Client) (replay, revocation string) {
+	t.Helper()
+	b := make([]byte, 8)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	base := "test:" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := admin.Scan(ctx, 0, base+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			_ = admin.Del(ctx, iter.Val()).Err()
+		}
+	})
+	return base + "jti:", base + "rev:"
+}
+
+// newStore returns a Store on the shared test Redis with per-test prefixes,
+// closed when the test ends. cfg.URL and the prefixes are filled in when
+// empty.
+func newStore(t testing.TB, cfg redisstore.Config) (*redisstore.Store, *redis.Client) {
+	t.Helper()
+	stores, admin := newReplicas(t, 1, cfg)
+	return stores[0], admin
+}
+
+// newReplicas returns n Stores, each with its own client as separate
+// replicas would have, sharing one Redis and one set of prefixes. Timeout
+// defaults to a generous 5s: these tests are about semantics, and a loaded
+// machine must not turn them into timeouts.
+func newReplicas(t testing.TB, n int, cfg redisstore.Config) ([]*redisstore.Store, *redis.Client) {
+	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.URL == "" {
+		cfg.URL = requireRedis(t)
+	}
+	admin := adminClient(t, cfg.URL)
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix, cfg.RevocationPrefix = testPrefixes(t, admin)
+	}
+	stores := make([]*redisstore.Store, n)
+	for i := range stores {
+		s, err := redisstore.New(cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = s
+	}
+	return stores, admin
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// redisServer is a redis-server process of the test's own, for tests that
+// pause, stop or restart Redis without disturbing anyone else's.
+type redisServer struct {
+	t    testing.TB
+	port string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// startRedisServer runs redis-server on a free loopback port with args added
+// to a no-persistence default, and waits until it answers.
+func startRedisServer(t testing.TB, args ...string) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		skipOrFail(t, "redis-server not on PATH")
+	}
+	_, port, err := net.SplitHostPort(closedPort(t))
+	require.NoError(t, err)
+	rs := &redisServer{t: t, port: port, args: args}
+	rs.start()
+	t.Cleanup(rs.stop)
+	return rs
+}
+
+func (rs *redisServer) url() string { return "redis://127.0.0.1:" + rs.port + "/0" }
+
+func (rs *redisServer) start() {
+	rs.t.Helper()
+	args := append([]string{"--port", rs.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, rs.args...)
+	rs.cmd = exec.Command("redis-server", args...)
+	require.NoError(rs.t, rs.cmd.Start())
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + rs.port, MaxRetries: -1})
+	defer c.Close()
+	waitFor(rs.t, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.Ping(ctx).Err() == nil
+	}, "redis-server on port "+rs.port+" to answer")
+}
+
+// stop kills the server at once (SIGKILL), as a crash would.
+func (rs *redisServer) stop() {
+	if rs.cmd == nil || rs.cmd.Process == nil {
+		return
+	}
+	_ = rs.cmd.Process.Kill()
+	_ = rs.cmd.Wait()
+	rs.cmd = nil
+}
+
+// waitFor polls cond until it holds, failing the test after limit.
+func waitFor(t testing.TB, limit time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,323 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// Defaults for Config.
+const (
+	DefaultKeyPrefix        = "handoff:jti:"
+	DefaultRevocationPrefix = "handoff:rev:"
+	DefaultTimeout          = 200 * time.Millisecond
+)
+
+// MinRetention is the shortest time a consumed key is kept, whatever
+// expiresAt says.
+const MinRetention = time.Second
+
+// The operation names passed to Config.Observe.
+const (
+	OpConsume     = "consume"
+	OpMarkRevoked = "mark_revoked"
+	OpIsRevoked   = "is_revoked"
+	OpPing        = "ping"
+)
+
+// The values ErrorKind returns for a non-nil error. The set is fixed so it
+// can label metrics.
+const (
+	KindTimeout    = "timeout"
+	KindConnection = "connection"
+	KindCanceled   = "canceled"
+	KindOther      = "other"
+)
+
+// ErrorKinds lists every kind ErrorKind can return for a non-nil error.
+var ErrorKinds = []string{KindTimeout, KindConnection, KindCanceled, KindOther}
+
+// Config configures a Store.
+type Config struct {
+	// URL locates Redis; the package documentation lists the forms.
+	// Required unless Client is set, and must be empty when it is. Unless
+	// the URL sets dialer_retries or max_retries, the client makes one dial
+	// attempt per connection and retries a failed command once, so a Redis
+	// that refuses connections fails fast instead of using up Timeout.
+	URL string
+	// Client, when set, is used instead of dialling URL: for callers that
+	// built their own client. It should have ContextTimeoutEnabled set, or
+	// Timeout is enforced only by the client's own read and write timeouts.
+	// Close leaves it open: its owner closes it.
+	Client redis.UniversalClient
+	// KeyPrefix starts every replay key. Default DefaultKeyPrefix.
+	KeyPrefix string
+	// RevocationPrefix starts every revocation key; it must differ from
+	// KeyPrefix. Default DefaultRevocationPrefix.
+	RevocationPrefix string
+	// Timeout bounds each operation, retries included. A slower Redis is an
+	// error, which the verifier turns into ReasonUnavailable. Default
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Observe, when set, is called after every Redis operation with its
+	// name (OpConsume, ...), duration and error. The error is nil whenever
+	// Redis answered, a refused replay included; ErrorKind classifies the
+	// rest. It must be fast and safe for concurrent use. Default: none.
+	Observe func(op string, d time.Duration, err error)
+	// Now returns the current time, used to bound expiry times. Default
+	// time.Now.
+	Now func() time.Time
+}
+
+// Store is a broker.ReplayStore over Redis. It is safe for concurrent use,
+// and several Stores, in one process or many, may share one Redis.
+type Store struct {
+	cfg       Config
+	client    redis.UniversalClient
+	ownClient bool
+}
+
+var _ broker.ReplayStore = (*Store)(nil)
+
+// New validates cfg, reporting every problem at once, and returns a Store.
+// It does not contact Redis; call Ping for that.
+func New(cfg Config) (*Store, error) {
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	if cfg.RevocationPrefix == "" {
+		cfg.RevocationPrefix = DefaultRevocationPrefix
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var errs []error
+	switch {
+	case cfg.URL == "" && cfg.Client == nil:
+		errs = append(errs, errors.New("URL is required"))
+	case cfg.URL != "" && cfg.Client != nil:
+		errs = append(errs, errors.New("URL and Client are mutually exclusive"))
+	}
+	if cfg.Timeout < 0 {
+		errs = append(errs, errors.New("negative Timeout"))
+	}
+	// A shared prefix would let a consumed jti read as a revocation, or a
+	// revocation entry block a token's first use.
+	if cfg.KeyPrefix == cfg.RevocationPrefix {
+		errs = append(errs, errors.New("KeyPrefix and RevocationPrefix must differ"))
+	}
+	s := &Store{cfg: cfg, client: cfg.Client}
+	if cfg.URL != "" {
+		c, err := dial(cfg.URL)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			s.client, s.ownClient = c, true
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if s.ownClient {
+			_ = s.client.Close()
+		}
+		return nil, fmt.Errorf("redisstore: config: %w", err)
+	}
+	return s, nil
+}
+
+// dial builds the client URL names, without connecting.
+func dial(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("URL: %w", redactURLError(err))
+	}
+	q := u.Query()
+	for _, name := range []string{"read_only", "replica_only", "route_by_latency", "route_randomly"} {
+		if q.Has(name) {
+			return nil, fmt.Errorf("URL: option %s is refused: replicas may lag the master", name)
+		}
+	}
+	switch {
+	case q.Has("master_name"):
+		o, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("URL (sentinel): %w", redactURLError(err))
+		}
+		if o.MasterName == "" {
+			return nil, errors.New("URL (sentinel): master_name is empty")
+		}
+		o.ContextTimeoutEnabled = true
+		o.DialerRetries, o.MaxRetries = retries(q, o.DialerRetries, o.MaxRetries)
+		return redis.NewFailoverClient(o), nil
+	case q.Has("addr"):
+		if p := u.Path; p != "" && p != "/" && p != "/0" {
+			return nil, errors.New("URL (cluster): Redis Cluster has only database 0")
+		}
+		o, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("URL (cluster): %w", redactURLError(err))
+		}
+		o.ContextTimeoutEnabled = true
+		o.DialerRetries, o.MaxRetries = retries(q, o.DialerRetries, o.MaxRetries)
+		return redis.NewClusterClient(o), nil
+	default:
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("URL: %w", redactURLError(err))
+		}
+		o.ContextTimeoutEnabled = true
+		o.DialerRetries, o.MaxRetries = retries(q, o.DialerRetries, o.MaxRetries)
+		return redis.NewClient(o), nil
+	}
+}
+
+// retries returns the dial attempts and command retries to use: those the
+// URL sets, else one dial attempt per connection and one command retry.
+// go-redis's defaults (5 dial attempts 100ms apart, 3 command retries) would
+// spend the whole Timeout on a Redis that refuses connections, reporting a
+// refusal as a slow timeout. The single retry still covers a pooled
+// connection that Redis closed (a restart).
+func retries(q url.Values, dialer, command int) (int, int) {
+	if !q.Has("dialer_retries") {
+		dialer = 1
+	}
+	if !q.Has("max_retries") {
+		command = 1
+	}
+	return dialer, command
+}
+
+// redactURLError drops the URL that *url.Error quotes, password included.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Consume implements broker.ReplayStore: it records key as used until
+// expiresAt (at least MinRetention from now) in one atomic SET NX PXAT. It
+// returns broker.ErrAlreadyUsed when key is already recorded, and a wrapped
+// Redis error when Redis cannot tell.
+//
+// A Consume that timed out, or whose reply was lost and retried, may still
+// have recorded the use: the token is then refused as replayed, never
+// accepted twice.
+func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) error {
+	// A PXAT in the past makes Redis drop the key at once, so a second use
+	// racing the first would be accepted too: replay through a late or
+	// zero expiry.
+	expiresAt = later(expiresAt, s.cfg.Now().Add(MinRetention))
+	var ok bool
+	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
+		res, err := s.client.SetArgs(ctx, s.RedisKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: expiresAt}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return nil
+		case err != nil:
+			return err
+		}
+		ok = res == "OK"
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("redisstore: consume: %w", err)
+	case !ok:
+		return broker.ErrAlreadyUsed
+	}
+	return nil
+}
+
+// RedisKey returns the Redis key under which Consume records a replay key
+// (broker.ReplayKey), for operators looking one up.
+//
+// The replay key is hashed: "iss jti" is bounded by the verifier, but
+// hashing gives fixed-size keys of plain hex whatever an issuer puts in its
+// jti, and keeps issuer URLs and ids out of Redis key listings. 128 bits of
+// SHA-256 leave collisions out of reach.
+func (s *Store) RedisKey(key string) string { return hashKey(s.cfg.KeyPrefix, key) }
+
+func hashKey(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// Ping checks that Redis answers within Timeout, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	err := s.do(ctx, OpPing, func(ctx context.Context) error {
+		return s.client.Ping(ctx).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client the Store dialled. A client given in
+// Config.Client is left to its owner.
+func (s *Store) Close() error {
+	if !s.ownClient {
+		return nil
+	}
+	return s.client.Close()
+}
+
+func (s *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := f(ctx)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(op, time.Since(start), err)
+	}
+	return err
+}
+
+// ErrorKind classifies an error from a Store for metrics labels: "" for nil,
+// otherwise one of ErrorKinds. KindTimeout is a deadline hit (Redis slow or
+// unreachable without a reply), KindConnection a refused, reset or closed
+// connection, KindCanceled the caller giving up, KindOther anything else,
+// Redis error replies included.
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	if errors.Is(err, context.Canceled) {
+		return KindCanceled
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
+		return KindTimeout
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolExhausted) {
+		return KindConnection
+	}
+	return KindOther
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
