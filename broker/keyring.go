@@ -243,7 +243,10 @@ func (k *Keyring) Reload() error {
 	if err != nil {
 		return fmt.Errorf("broker: key directory: %w", err)
 	}
-	if st.ModTime().Equal(k.dirStamp) && !k.dirStamp.IsZero() {
+	// Directory times are coarse (a few ms on Linux): a second change in the
+	// tick of the last read leaves the time unchanged, so a recent time is
+	// read again rather than miss a rotation for good.
+	if st.ModTime().Equal(k.dirStamp) && !k.dirStamp.IsZero() && time.Since(k.dirStamp) > 2*time.Second {
 		return nil
 	}
 	entries, err := os.ReadDir(k.cfg.Dir)

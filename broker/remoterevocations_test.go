@@ -1,0 +1,500 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// listIssuer is an issuer's revocation list endpoint under httptest, served
+// the way SERVER1 serves it: from a RevocationPublisher, with ETags.
+type listIssuer struct {
+	srv   *httptest.Server
+	ring  *broker.Keyring
+	mint  *broker.Minter
+	state *broker.RevocationState
+	pub   *broker.RevocationPublisher
+
+	down     atomic.Bool
+	only304  atomic.Bool            // answer 304 to everything, as an on-path attacker might
+	override atomic.Pointer[string] // a body to serve instead of the list
+	mu       sync.Mutex
+	ifNone   []string // If-None-Match of each request
+	served   []int    // status of each response
+}
+
+func newListIssuer(t testing.TB, clock *fakeClock) *listIssuer {
+	t.Helper()
+	ring, m := newRevocationIssuer(t, clock)
+	li := &listIssuer{ring: ring, mint: m, state: newTestRevocationState(t, "", clock)}
+	var err error
+	if li.pub, err = broker.NewRevocationPublisher(li.state, m, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	li.srv = httptest.NewServer(http.HandlerFunc(li.serve))
+	t.Cleanup(li.srv.Close)
+	return li
+}
+
+func (li *listIssuer) serve(w http.ResponseWriter, r *http.Request) {
+	status := http.StatusOK
+	defer func() {
+		li.mu.Lock()
+		li.ifNone = append(li.ifNone, r.Header.Get("If-None-Match"))
+		li.served = append(li.served, status)
+		li.mu.Unlock()
+	}()
+	if li.only304.Load() {
+		status = http.StatusNotModified
+		w.WriteHeader(status)
+		return
+	}
+	if li.down.Load() {
+		status = http.StatusServiceUnavailable
+		w.WriteHeader(status)
+		return
+	}
+	if body := li.override.Load(); body != nil {
+		w.Write([]byte(*body))
+		return
+	}
+	token, etag, err := li.pub.Current()
+	if err != nil {
+		status = http.StatusInternalServerError
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		status = http.StatusNotModified
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", broker.RevocationListMediaType)
+	w.Write([]byte(token))
+}
+
+func (li *listIssuer) lastRequest() (ifNoneMatch string, status int) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	return li.ifNone[len(li.ifNone)-1], li.served[len(li.served)-1]
+}
+
+// fetchResults records OnFetch results.
+type fetchResults struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (f *fetchResults) add(r string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, r)
+}
+
+func (f *fetchResults) last() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.got) == 0 {
+		return ""
+	}
+	return f.got[len(f.got)-1]
+}
+
+func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *fakeClock, give func(*broker.RemoteRevocationsConfig)) (*broker.RemoteRevocations, *fetchResults) {
+	t.Helper()
+	results := &fetchResults{}
+	cfg := broker.RemoteRevocationsConfig{
+		URL: li.srv.URL, Keys: li.ring, Issuer: testIssuer, Now: clock.Now, OnFetch: results.add,
+	}
+	if give != nil {
+		give(&cfg)
+	}
+	r, err := broker.NewRemoteRevocations(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, results
+}
+
+func mustRefresh(t testing.TB, r *broker.RemoteRevocations) {
+	t.Helper()
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRemoteRevocations_pollAndETag(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, results := newTestRemoteRevocations(t, li, clock, nil)
+
+	mustRefresh(t, r)
+	if results.last() != broker.RemoteFetchOK || !r.Ready() {
+		t.Fatalf("first poll: result %q, ready %v", results.last(), r.Ready())
+	}
+	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+
+	clock.Advance(5 * time.Second)
+	mustRefresh(t, r)
+	if ifNone, status := li.lastRequest(); ifNone == "" || status != http.StatusNotModified {
+		t.Fatalf("unchanged list: If-None-Match %q, status %d; want a conditional request answered 304", ifNone, status)
+	}
+	if results.last() != broker.RemoteFetchNotModified {
+		t.Fatalf("OnFetch = %q, want %q", results.last(), broker.RemoteFetchNotModified)
+	}
+	if got := r.Status().FetchedAt; !got.Equal(clock.Now()) {
+		t.Fatalf("a 304 did not refresh the list's freshness: FetchedAt %v", got)
+	}
+
+	if err := li.state.RevokeToken("jti-1", testNow.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := li.state.RevokeSubject("bob", testNow, testNow.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Second)
+	mustRefresh(t, r)
+	if results.last() != broker.RemoteFetchOK {
+		t.Fatalf("changed list: OnFetch = %q, want %q", results.last(), broker.RemoteFetchOK)
+	}
+	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
+	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
+	if got := r.SubjectNotBefore("bob"); !got.Equal(testNow) {
+		t.Fatalf("SubjectNotBefore(bob) = %v, want %v", got, testNow)
+	}
+	if st := r.Status(); st.Entries != 2 || st.LastError != "" {
+		t.Fatalf("Status = %+v, want 2 entries and no error", st)
+	}
+}
+
+func TestRemoteRevocations_failClosed(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, results := newTestRemoteRevocations(t, li, clock, nil)
+
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), broker.ReasonUnavailable) // never fetched
+	mustRefresh(t, r)
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+
+	li.down.Store(true)
+	clock.Advance(30 * time.Second)
+	if err := r.Refresh(ctx); err == nil {
+		t.Fatal("Refresh against a failing issuer succeeded")
+	}
+	if results.last() != broker.RemoteFetchError || r.Status().LastError == "" {
+		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.last(), r.Status())
+	}
+	// Within MaxStale (60s) the held list still answers.
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+
+	clock.Advance(31 * time.Second)
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), broker.ReasonUnavailable)
+	if r.Ready() {
+		t.Fatal("Ready with a stale list")
+	}
+
+	li.down.Store(false)
+	mustRefresh(t, r)
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	if !r.Ready() {
+		t.Fatal("not Ready after recovering")
+	}
+}
+
+func TestRemoteRevocations_failOpen(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, _ := newTestRemoteRevocations(t, li, clock, func(cfg *broker.RemoteRevocationsConfig) { cfg.FailOpen = true })
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	if err := li.state.RevokeToken("jti-1", testNow.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	mustRefresh(t, r)
+	clock.Advance(2 * time.Minute)
+	// Stale, but what the held list says still counts.
+	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
+}
+
+func TestRemoteRevocations_refusedLists(t *testing.T) {
+	tests := []struct {
+		name string
+		// giveBody returns the body the issuer serves after a first good poll.
+		giveBody func(t testing.TB, li *listIssuer, clock *fakeClock) string
+	}{
+		{
+			name: "fail/handoff_token",
+			giveBody: func(t testing.TB, li *listIssuer, _ *fakeClock) string {
+				minted, err := li.mint.Mint(testMintRequest())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return minted.Token
+			},
+		},
+		{
+			name: "fail/foreign_key",
+			giveBody: func(t testing.TB, _ *listIssuer, clock *fakeClock) string {
+				_, other := newRevocationIssuer(t, clock)
+				return signList(t, other, broker.RevocationList{})
+			},
+		},
+		{
+			name: "fail/rollback_to_older_list",
+			giveBody: func(t testing.TB, li *listIssuer, clock *fakeClock) string {
+				old := newClock(clock.Now().Add(-10 * time.Second))
+				return signList(t, newTestMinter(t, li.ring, old), broker.RevocationList{})
+			},
+		},
+		{
+			name:     "fail/garbage",
+			giveBody: func(testing.TB, *listIssuer, *fakeClock) string { return "not a token" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := newClock(testNow)
+			li := newListIssuer(t, clock)
+			if err := li.state.RevokeToken("jti-1", testNow.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			r, results := newTestRemoteRevocations(t, li, clock, nil)
+			mustRefresh(t, r)
+			clock.Advance(5 * time.Second)
+			body := tt.giveBody(t, li, clock)
+			li.override.Store(&body)
+			if err := r.Refresh(ctx); err == nil {
+				t.Fatal("a bad list was accepted")
+			}
+			if results.last() != broker.RemoteFetchError {
+				t.Fatalf("OnFetch = %q, want %q", results.last(), broker.RemoteFetchError)
+			}
+			// The good list is kept.
+			wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
+		})
+	}
+}
+
+// TestRemoteRevocations_notModifiedForExpiredList checks that an unsigned
+// 304 cannot keep a list alive past its own "exp".
+func TestRemoteRevocations_notModifiedForExpiredList(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, _ := newTestRemoteRevocations(t, li, clock, nil)
+	mustRefresh(t, r)
+	li.only304.Store(true)
+	clock.Advance(30 * time.Second)
+	mustRefresh(t, r) // the list (1 min) is still valid
+	clock.Advance(time.Minute)
+	if err := r.Refresh(ctx); err == nil {
+		t.Fatal("a 304 refreshed an expired list")
+	}
+	li.only304.Store(false)
+	mustRefresh(t, r)
+	if ifNone, status := li.lastRequest(); ifNone != "" || status != http.StatusOK {
+		t.Fatalf("after a 304 for an expired list: If-None-Match %q, status %d; want an unconditional 200", ifNone, status)
+	}
+	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+}
+
+func TestRemoteRevocations_otherIssuer(t *testing.T) {
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, _ := newTestRemoteRevocations(t, li, clock, nil)
+	mustRefresh(t, r)
+	ref := tokenRef("jti-1")
+	ref.Issuer = "https://other.test"
+	wantReason(t, r.CheckRevoked(context.Background(), ref), broker.ReasonUnavailable)
+}
+
+// memorySharer is an in-memory RevocationSharer, standing in for the
+// replicas' shared store.
+type memorySharer struct {
+	mu   sync.Mutex
+	keys map[string]time.Time
+	now  func() time.Time
+}
+
+func (m *memorySharer) MarkRevoked(_ context.Context, key string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys[key] = until
+	return nil
+}
+
+func (m *memorySharer) IsRevoked(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.keys[key]
+	return ok && m.now().Before(until), nil
+}
+
+func TestRemoteRevocations_shared(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	shared := &memorySharer{keys: make(map[string]time.Time), now: clock.Now}
+	withShared := func(cfg *broker.RemoteRevocationsConfig) { cfg.Shared = shared }
+	fast, _ := newTestRemoteRevocations(t, li, clock, withShared)
+	slow, _ := newTestRemoteRevocations(t, li, clock, withShared)
+	mustRefresh(t, fast)
+	mustRefresh(t, slow)
+
+	if err := li.state.RevokeToken("jti-1", testNow.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	mustRefresh(t, fast)
+	// slow has not polled since, but learns it through the shared store.
+	wantRevoked(t, slow.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if got := slices.Collect(maps.Keys(shared.keys)); !slices.Equal(got, []string{broker.SharedRevocationKey(testIssuer, "jti-1")}) {
+		t.Fatalf("shared keys = %v", got)
+	}
+}
+
+// TestRemoteRevocations_verifier runs the whole path: a token the issuer
+// revoked is refused by Verify once the list arrived.
+func TestRemoteRevocations_verifier(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(t, clock)
+	r, _ := newTestRemoteRevocations(t, li, clock, nil)
+	mustRefresh(t, r)
+	cfg := testVerifierConfig(t, li.ring.PublishedKeys()...)
+	cfg.Now, cfg.Revocation = clock.Now, r
+	v := newTestVerifier(t, cfg)
+
+	first, err := li.mint.Mint(testMintRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := li.mint.Mint(testMintRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := li.state.RevokeToken(second.ID, second.ExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	mustRefresh(t, r)
+	if _, err := v.Verify(ctx, first.Token, broker.Expect{}); err != nil {
+		t.Fatalf("unrevoked token: %v", err)
+	}
+	_, err = v.Verify(ctx, second.Token, broker.Expect{})
+	wantRevoked(t, err, "jti")
+}
+
+func TestNewRemoteRevocations_config(t *testing.T) {
+	_, err := broker.NewRemoteRevocations(broker.RemoteRevocationsConfig{
+		URL: "ftp://issuer.test/revocations", Interval: time.Minute, MaxStale: time.Second,
+	})
+	// URL, Keys, Issuer, MaxStale < Interval, all at once.
+	if got := len(joinedErrors(err)); got != 4 {
+		t.Fatalf("got %d problems (%v), want 4", got, err)
+	}
+}
+
+// acceptAllReplay is a ReplayStore that never refuses, so a benchmark can
+// verify one token over and over.
+type acceptAllReplay struct{}
+
+func (acceptAllReplay) Consume(context.Context, string, time.Time) error { return nil }
+
+// BenchmarkVerifyWithRevocation measures what a revocation check adds to
+// Verify: "baseline" has none, "state" a RevocationState of 1,000 entries,
+// "remote" a RemoteRevocations holding a list of 10,000; "ed25519_raw" is
+// the bare signature check every verification pays, and the *_check_only
+// cases time CheckRevoked alone.
+func BenchmarkVerifyWithRevocation(b *testing.B) {
+	ctx := context.Background()
+	clock := newClock(testNow)
+	li := newListIssuer(b, clock)
+	for i := range 1_000 {
+		if err := li.state.RevokeToken(fmt.Sprintf("state-%d", i), testNow.Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	big := broker.RevocationList{}
+	for i := range 10_000 {
+		big.Tokens = append(big.Tokens, broker.RevokedToken{ID: fmt.Sprintf("remote-%d", i), ExpiresAt: testNow.Add(time.Hour)})
+	}
+	body := signList(b, li.mint, big)
+	li.override.Store(&body)
+	remote, _ := newTestRemoteRevocations(b, li, clock, nil)
+	mustRefresh(b, remote)
+	if remote.Status().Entries != 10_000 {
+		b.Fatalf("remote holds %d entries", remote.Status().Entries)
+	}
+	minted, err := li.mint.Mint(testMintRequest())
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	for _, bc := range []struct {
+		name string
+		rev  broker.RevocationChecker
+	}{
+		{name: "baseline"},
+		{name: "state", rev: li.state},
+		{name: "remote", rev: remote},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testVerifierConfig(b, li.ring.PublishedKeys()...)
+			cfg.Now, cfg.Replay, cfg.Revocation = clock.Now, acceptAllReplay{}, bc.rev
+			v := newTestVerifier(b, cfg)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(ctx, minted.Token, broker.Expect{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	ref := broker.TokenRef{Issuer: testIssuer, Subject: "alice", ID: minted.ID, KeyID: minted.KeyID, IssuedAt: minted.IssuedAt, ExpiresAt: minted.ExpiresAt}
+	for _, bc := range []struct {
+		name string
+		rev  broker.RevocationChecker
+	}{
+		{name: "state_check_only", rev: li.state},
+		{name: "remote_check_only", rev: remote},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.rev.CheckRevoked(ctx, ref); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("ed25519_raw", func(b *testing.B) {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := []byte(minted.Token)
+		sig := ed25519.Sign(priv, msg)
+		for b.Loop() {
+			if !ed25519.Verify(pub, msg, sig) {
+				b.Fatal("bad signature")
+			}
+		}
+	})
+}
