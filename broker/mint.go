@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -87,10 +88,11 @@ type Actor struct {
 // DigestParams returns a stable digest of a task's parameters for
 // Task.ParamsDigest: "sha256:" and the base64url SHA-256 of the parameters as
 // JSON with sorted keys. Issuer and verifier compute it independently from
-// the parameters each holds.
+// the parameters each holds. Invalid UTF-8 is hashed as U+FFFD, as JSON
+// decoders read it; no token can carry such parameters (Mint refuses them).
 func DigestParams(params map[string]string) string {
-	b, err := json.Marshal(params, json.Deterministic(true))
-	if err != nil { // a map[string]string always encodes
+	b, err := json.Marshal(params, json.Deterministic(true), jsontext.AllowInvalidUTF8(true))
+	if err != nil { // a map[string]string always encodes once invalid UTF-8 is allowed
 		panic(err)
 	}
 	sum := sha256.Sum256(b)

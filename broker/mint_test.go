@@ -267,3 +267,23 @@ func TestDigestParams(t *testing.T) {
 		t.Errorf("digest %q is not sha256: and 43 base64url characters", a)
 	}
 }
+
+// TestMint_invalidUTF8Params checks that parameters that are not UTF-8 (a
+// form value such as %FF) get an error, not a panic, from DigestParams and
+// Mint.
+func TestMint_invalidUTF8Params(t *testing.T) {
+	params := map[string]string{"payee": "bob\xff"}
+	if d := broker.DigestParams(params); d == broker.DigestParams(map[string]string{"payee": "bob"}) {
+		t.Errorf("invalid byte dropped from the digest: %s", d)
+	}
+	ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMinter(t, ring, newClock(testNow))
+	req := testMintRequest()
+	req.Task.Params = params
+	if minted, err := m.Mint(req); err == nil {
+		t.Fatalf("Mint signed parameters that are not UTF-8 (%d-byte token)", len(minted.Token))
+	}
+}
