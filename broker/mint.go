@@ -149,16 +149,16 @@ func NewMinter(cfg MinterConfig) (*Minter, error) {
 	}
 	var errs []error
 	if cfg.Issuer == "" {
-		errs = append(errs, errors.New("Issuer is required"))
+		errs = append(errs, errors.New("field Issuer is required"))
 	}
 	if cfg.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("field Keys is required"))
 	}
 	if cfg.MaxTTL < 0 {
-		errs = append(errs, errors.New("MaxTTL must be positive"))
+		errs = append(errs, errors.New("field MaxTTL must be positive"))
 	}
 	if cfg.DefaultTTL < time.Second || cfg.DefaultTTL > cfg.MaxTTL {
-		errs = append(errs, fmt.Errorf("DefaultTTL %v must be between 1s and MaxTTL %v", cfg.DefaultTTL, cfg.MaxTTL))
+		errs = append(errs, fmt.Errorf("field DefaultTTL %v must be between 1s and MaxTTL %v", cfg.DefaultTTL, cfg.MaxTTL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: minter config: %w", err)

@@ -161,22 +161,22 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 		errs = append(errs, err)
 	}
 	if cfg.Timeout < 0 {
-		errs = append(errs, errors.New("Timeout must be positive"))
+		errs = append(errs, errors.New("field Timeout must be positive"))
 	}
 	if cfg.MaxResponseBytes < 0 {
-		errs = append(errs, errors.New("MaxResponseBytes must be positive"))
+		errs = append(errs, errors.New("field MaxResponseBytes must be positive"))
 	}
 	if cfg.MinRefresh < 0 || cfg.MaxRefresh < cfg.MinRefresh {
 		errs = append(errs, fmt.Errorf("need 0 < MinRefresh (%v) <= MaxRefresh (%v)", cfg.MinRefresh, cfg.MaxRefresh))
 	}
 	if cfg.DefaultRefresh < cfg.MinRefresh || cfg.DefaultRefresh > cfg.MaxRefresh {
-		errs = append(errs, fmt.Errorf("DefaultRefresh %v must be between MinRefresh and MaxRefresh", cfg.DefaultRefresh))
+		errs = append(errs, fmt.Errorf("field DefaultRefresh %v must be between MinRefresh and MaxRefresh", cfg.DefaultRefresh))
 	}
 	if cfg.UnknownKidCooldown < 0 {
-		errs = append(errs, errors.New("UnknownKidCooldown must be positive"))
+		errs = append(errs, errors.New("field UnknownKidCooldown must be positive"))
 	}
 	if cfg.MaxStale < cfg.MaxRefresh {
-		errs = append(errs, fmt.Errorf("MaxStale %v must be at least MaxRefresh %v", cfg.MaxStale, cfg.MaxRefresh))
+		errs = append(errs, fmt.Errorf("field MaxStale %v must be at least MaxRefresh %v", cfg.MaxStale, cfg.MaxRefresh))
 	}
 	algs := make(map[Algorithm]bool)
 	for _, a := range cfg.Algorithms {

@@ -137,22 +137,22 @@ func NewRemoteRevocations(cfg RemoteRevocationsConfig) (*RemoteRevocations, erro
 		errs = append(errs, err)
 	}
 	if cfg.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("field Keys is required"))
 	}
 	if cfg.Issuer == "" {
-		errs = append(errs, errors.New("Issuer is required"))
+		errs = append(errs, errors.New("field Issuer is required"))
 	}
 	if cfg.Interval < 0 {
-		errs = append(errs, errors.New("Interval must be positive"))
+		errs = append(errs, errors.New("field Interval must be positive"))
 	}
 	if cfg.MaxStale < cfg.Interval {
-		errs = append(errs, fmt.Errorf("MaxStale %v must be at least Interval %v", cfg.MaxStale, cfg.Interval))
+		errs = append(errs, fmt.Errorf("field MaxStale %v must be at least Interval %v", cfg.MaxStale, cfg.Interval))
 	}
 	if cfg.Timeout < 0 {
-		errs = append(errs, errors.New("Timeout must be positive"))
+		errs = append(errs, errors.New("field Timeout must be positive"))
 	}
 	if cfg.MaxResponseBytes < 0 || cfg.MaxResponseBytes > MaxRevocationListSize {
-		errs = append(errs, fmt.Errorf("MaxResponseBytes must be between 1 and %d", MaxRevocationListSize))
+		errs = append(errs, fmt.Errorf("field MaxResponseBytes must be between 1 and %d", MaxRevocationListSize))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)

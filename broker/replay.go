@@ -80,13 +80,13 @@ func NewMemoryReplayStore(cfg MemoryReplayConfig) (*MemoryReplayStore, error) {
 	}
 	var errs []error
 	if cfg.MaxEntries < 0 {
-		errs = append(errs, errors.New("MaxEntries must be positive"))
+		errs = append(errs, errors.New("field MaxEntries must be positive"))
 	}
 	if cfg.Shards < 1 || cfg.Shards > 4096 {
-		errs = append(errs, errors.New("Shards must be between 1 and 4096"))
+		errs = append(errs, errors.New("field Shards must be between 1 and 4096"))
 	}
 	if cfg.SweepInterval < 0 {
-		errs = append(errs, errors.New("SweepInterval must be positive"))
+		errs = append(errs, errors.New("field SweepInterval must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: memory replay store: %w", err)

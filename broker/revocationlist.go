@@ -281,22 +281,22 @@ func NewRevocationListVerifier(cfg RevocationListVerifierConfig) (*RevocationLis
 	}
 	var errs []error
 	if len(cfg.Issuers) == 0 || slices.Contains(cfg.Issuers, "") {
-		errs = append(errs, errors.New("Issuers is required and may not contain an empty issuer"))
+		errs = append(errs, errors.New("field Issuers is required and may not contain an empty issuer"))
 	}
 	if cfg.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("field Keys is required"))
 	}
 	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
-		errs = append(errs, fmt.Errorf("Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
+		errs = append(errs, fmt.Errorf("field Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
 	}
 	if cfg.MaxLifetime < 0 || cfg.MaxLifetime > MaxRevocationListTTL {
-		errs = append(errs, fmt.Errorf("MaxLifetime must be between 1s and %v", MaxRevocationListTTL))
+		errs = append(errs, fmt.Errorf("field MaxLifetime must be between 1s and %v", MaxRevocationListTTL))
 	}
 	if cfg.MaxSize < 0 || cfg.MaxSize > MaxRevocationListSize {
-		errs = append(errs, fmt.Errorf("MaxSize must be between 1 and %d", MaxRevocationListSize))
+		errs = append(errs, fmt.Errorf("field MaxSize must be between 1 and %d", MaxRevocationListSize))
 	}
 	if cfg.MaxEntries < 0 || cfg.MaxEntries > MaxRevocationEntries {
-		errs = append(errs, fmt.Errorf("MaxEntries must be between 1 and %d", MaxRevocationEntries))
+		errs = append(errs, fmt.Errorf("field MaxEntries must be between 1 and %d", MaxRevocationEntries))
 	}
 	v := &RevocationListVerifier{cfg: cfg, issuers: make(map[string]bool)}
 	for _, a := range cfg.Algorithms {

@@ -69,25 +69,25 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	var errs []error
 	if len(cfg.Issuers) == 0 || slices.Contains(cfg.Issuers, "") {
-		errs = append(errs, errors.New("Issuers is required and may not contain an empty issuer"))
+		errs = append(errs, errors.New("field Issuers is required and may not contain an empty issuer"))
 	}
 	if cfg.Audience == "" {
-		errs = append(errs, errors.New("Audience is required"))
+		errs = append(errs, errors.New("field Audience is required"))
 	}
 	if cfg.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("field Keys is required"))
 	}
 	if cfg.Replay == nil {
-		errs = append(errs, errors.New("Replay is required"))
+		errs = append(errs, errors.New("field Replay is required"))
 	}
 	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
-		errs = append(errs, fmt.Errorf("Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
+		errs = append(errs, fmt.Errorf("field Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
 	}
 	if cfg.MaxLifetime < 0 {
-		errs = append(errs, errors.New("MaxLifetime must be positive"))
+		errs = append(errs, errors.New("field MaxLifetime must be positive"))
 	}
 	if cfg.MaxTokenSize < 0 || cfg.MaxTokenSize > 64<<10 {
-		errs = append(errs, errors.New("MaxTokenSize must be between 1 and 65536"))
+		errs = append(errs, errors.New("field MaxTokenSize must be between 1 and 65536"))
 	}
 	v := &Verifier{cfg: cfg, issuers: make(map[string]bool)}
 	for _, a := range cfg.Algorithms {
