@@ -30,12 +30,19 @@ var templateFS embed.FS
 
 // app is SERVER1: the issuer's HTTP handlers and the state they share.
 type app struct {
-	cfg      Config
-	log      *slog.Logger
-	echo     *echo.Echo
-	metrics  *shared.Metrics
-	keys     *broker.Keyring
-	minter   *broker.Minter
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *shared.Metrics
+	keys    *broker.Keyring
+	minter  *broker.Minter
+	// revocations is the shared record of revoked tokens, subjects and
+	// keys; revocationList signs it for /revocations.
+	revocations    *broker.RevocationState
+	revocationList *broker.RevocationPublisher
+	// minted remembers this instance's live tokens, so a user can cancel
+	// only their own.
+	minted   *mintedTokens
 	registry *registry
 	tasks    *taskBook
 	sessions *sessionStore
@@ -67,7 +74,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+	keys, err := cfg.openKeyring()
 	if err != nil {
 		return nil, err
 	}
@@ -84,19 +91,30 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	revocations, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	if err != nil {
+		return nil, err
+	}
+	revocationList, err := broker.NewRevocationPublisher(revocations, minter, cfg.RevocationListTTL)
+	if err != nil {
+		return nil, err
+	}
 	a := &app{
-		cfg:           cfg,
-		log:           log,
-		metrics:       shared.NewMetrics(),
-		keys:          keys,
-		minter:        minter,
-		registry:      reg,
-		tasks:         demoTasks(reg),
-		sessions:      newSessionStore(time.Now, rand.Reader),
-		users:         users,
-		demoUsers:     demo,
-		secureCookies: strings.HasPrefix(cfg.Issuer, "https://"),
-		rand:          rand.Reader,
+		cfg:            cfg,
+		log:            log,
+		metrics:        shared.NewMetrics(),
+		keys:           keys,
+		minter:         minter,
+		revocations:    revocations,
+		revocationList: revocationList,
+		minted:         newMintedTokens(time.Now),
+		registry:       reg,
+		tasks:          demoTasks(reg),
+		sessions:       newSessionStore(time.Now, rand.Reader),
+		users:          users,
+		demoUsers:      demo,
+		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),
+		rand:           rand.Reader,
 	}
 	if cfg.APIKey != "" {
 		a.apiKeyDigest = sha256.Sum256([]byte(cfg.APIKey))
@@ -141,11 +159,17 @@ func (a *app) routes() {
 	e.GET("/login", a.handleLoginForm, forms)
 	e.POST("/login", a.handleLogin, forms)
 	e.POST("/logout", a.handleLogout, forms)
+	e.POST("/logout-everywhere", a.handleLogoutEverywhere, forms)
 	e.POST("/handoffs", a.handleHandoff, forms)
 	e.POST("/api/v1/handoffs", a.handleAPIHandoff, api)
+	e.POST("/api/v1/handoffs/:jti/revoke", a.handleAPIRevoke, api)
 	e.GET("/.well-known/jwks.json", a.handleJWKS)
 	e.GET("/.well-known/handoff-configuration", a.handleDiscovery)
-	e.GET("/readyz", shared.Readyz(shared.Check{Name: "signing_key", Check: a.checkSigningKey}))
+	e.GET("/revocations", a.handleRevocations)
+	e.GET("/readyz", shared.Readyz(
+		shared.Check{Name: "signing_key", Check: a.checkSigningKey},
+		shared.Check{Name: "revocation_list", Check: a.checkRevocationList},
+	))
 }
 
 // ServeHTTP serves SERVER1's routes.
@@ -226,36 +250,102 @@ func (a *app) currentKeyID() string {
 	return ""
 }
 
-// watchKeys reloads the keyring every interval until ctx is done, so keys
-// generated or revoked by another process take effect without a restart.
-// A failure is logged once until the error changes.
-func (a *app) watchKeys(ctx context.Context, interval time.Duration) {
+// watchKeys reloads the keyring and the revocation state every interval
+// until ctx is done, so keys and revocations written by another process
+// take effect without a restart; it starts automatic rotations when they
+// are due. Every pruneEvery it deletes expired keys and revocations. A
+// failure is logged once until the error changes.
+func (a *app) watchKeys(ctx context.Context, interval, pruneEvery time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var lastErr string
+	keysErr, revErr, rotateErr := &loggedError{}, &loggedError{}, &loggedError{}
+	lastPrune := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := a.reloadKeys()
-		switch {
-		case err != nil && err.Error() != lastErr:
-			lastErr = err.Error()
-			a.log.Warn("reloading signing keys failed", "error", lastErr)
-		case err == nil && lastErr != "":
-			lastErr = ""
-			a.log.Info("reloading signing keys works again")
+		keysErr.report(a.log, "reloading signing keys", a.reloadKeys())
+		revErr.report(a.log, "reloading revocations", a.revocations.Reload())
+		rotateErr.report(a.log, "automatic key rotation", a.rotateIfDue())
+		if time.Since(lastPrune) >= pruneEvery {
+			lastPrune = time.Now()
+			a.prune()
 		}
 	}
+}
+
+// loggedError logs a recurring failure once until it changes, and its
+// recovery.
+type loggedError struct{ last string }
+
+func (l *loggedError) report(log *slog.Logger, what string, err error) {
+	switch {
+	case err != nil && err.Error() != l.last:
+		l.last = err.Error()
+		log.Warn(what+" failed", "error", l.last)
+	case err == nil && l.last != "":
+		l.last = ""
+		log.Info(what + " works again")
+	}
+}
+
+// prune deletes expired keys and revocation entries. Instances sharing the
+// directories may prune the same file at once; the loser's error is
+// harmless, so it is only logged.
+func (a *app) prune() {
+	if gone, err := a.keys.Prune(); err != nil {
+		a.log.Warn("pruning expired keys failed", "error", err.Error())
+	} else if len(gone) > 0 {
+		a.log.Info("pruned expired keys", "kids", gone)
+	}
+	if n, err := a.revocations.Prune(); err != nil {
+		a.log.Warn("pruning expired revocations failed", "error", err.Error())
+	} else if n > 0 {
+		a.log.Info("pruned expired revocations", "count", n)
+	}
+	a.minted.sweep()
+}
+
+// rotateIfDue starts a rotation when Config.RotateEvery is set, the current
+// key has signed that long and no rotation is under way. Instances sharing
+// the directory may both start one in the same instant; the later key then
+// wins (see broker.Keyring.Rotate).
+func (a *app) rotateIfDue() error {
+	if a.cfg.RotateEvery <= 0 {
+		return nil
+	}
+	now := time.Now()
+	due := false
+	for _, k := range a.keys.Keys() {
+		switch {
+		case k.State == broker.KeyNext:
+			return nil
+		case k.State == broker.KeyCurrent && !now.Before(k.ActivatesAt.Add(a.cfg.RotateEvery)):
+			due = true
+		}
+	}
+	if !due {
+		return nil
+	}
+	info, err := a.keys.Rotate(broker.Algorithm(a.cfg.KeyAlg), a.cfg.publishFor())
+	if errors.Is(err, broker.ErrRotationInProgress) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	a.log.Info("key rotation started", "kid", info.ID, "alg", string(info.Algorithm),
+		"activates_at", info.ActivatesAt.UTC().Format(time.RFC3339))
+	return nil
 }
 
 // run serves until ctx is done. ready is called with the bound address.
 func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.watchKeys(ctx, time.Second)
+	go a.watchKeys(ctx, time.Second, time.Minute)
 	return shared.Serve(ctx, a.echo, shared.ServerConfig{Addr: a.cfg.Addr}, a.log, ready)
 }
 
@@ -265,18 +355,24 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	revocationURI, err := url.JoinPath(cfg.Issuer, "/revocations")
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	doc := struct {
-		Issuer           string             `json:"issuer"`
-		JWKSURI          string             `json:"jwks_uri"`
-		TokenTypes       []string           `json:"token_types_supported"`
-		SigningAlgs      []broker.Algorithm `json:"signing_alg_values_supported"`
-		HandoffEndpoints map[string]string  `json:"handoff_endpoints"`
+		Issuer             string             `json:"issuer"`
+		JWKSURI            string             `json:"jwks_uri"`
+		RevocationEndpoint string             `json:"revocation_endpoint"`
+		TokenTypes         []string           `json:"token_types_supported"`
+		SigningAlgs        []broker.Algorithm `json:"signing_alg_values_supported"`
+		HandoffEndpoints   map[string]string  `json:"handoff_endpoints"`
 	}{
-		Issuer:           cfg.Issuer,
-		JWKSURI:          jwksURI,
-		TokenTypes:       []string{broker.HandoffTokenType},
-		SigningAlgs:      broker.SupportedAlgorithms,
-		HandoffEndpoints: make(map[string]string),
+		Issuer:             cfg.Issuer,
+		JWKSURI:            jwksURI,
+		RevocationEndpoint: revocationURI,
+		TokenTypes:         []string{broker.HandoffTokenType},
+		SigningAlgs:        broker.SupportedAlgorithms,
+		HandoffEndpoints:   make(map[string]string),
 	}
 	for _, a := range reg.list {
 		doc.HandoffEndpoints[a.ID] = a.HandoffURL

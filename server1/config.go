@@ -50,6 +50,17 @@ type Config struct {
 	MaxTokenTTL time.Duration
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 5m.
 	JWKSMaxAge time.Duration
+	// RevocationDir holds the revocation entries (revoked tokens, subjects
+	// and keys), one file each, shared by every instance and by the
+	// revoke commands. Default ".data/server1/revocations".
+	RevocationDir string
+	// RevocationListTTL is the lifetime of the signed revocation list
+	// served on /revocations. Default 5m, at most 1h.
+	RevocationListTTL time.Duration
+	// RotateEvery, when set, starts a key rotation once the current key has
+	// signed for this long (publishing the next key for 2 × JWKSMaxAge
+	// first). Default 0: rotate only with `keys rotate`.
+	RotateEvery time.Duration
 	// APIKey, when set, lets a service call POST /api/v1/handoffs with the
 	// header X-API-Key. Default "": the API-key path is disabled.
 	APIKey string
@@ -74,13 +85,25 @@ func defaultConfig() Config {
 		MaxTokenTTL: broker.DefaultMaxTTL,
 		JWKSMaxAge:  5 * time.Minute,
 		LogLevel:    "info",
+
+		RevocationDir:     ".data/server1/revocations",
+		RevocationListTTL: broker.DefaultRevocationListTTL,
 	}
 }
 
-// bindKeys registers the flags every subcommand that opens the keyring needs.
+// bindKeys registers the flags every subcommand that opens the keyring
+// needs. The longest token lifetime decides how long retired keys stay
+// published, so every process sharing the directory must agree on it.
 func (c *Config) bindKeys(fs *flag.FlagSet) {
 	fs.StringVar(&c.KeysDir, "keys-dir", c.KeysDir, "directory of private signing keys (JWK files)")
 	fs.StringVar(&c.KeyAlg, "key-alg", c.KeyAlg, "algorithm of generated keys: EdDSA or ES256")
+	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", c.MaxTokenTTL, "longest lifetime the minter signs")
+}
+
+// bindRevocations registers the flags of subcommands that record
+// revocations.
+func (c *Config) bindRevocations(fs *flag.FlagSet) {
+	fs.StringVar(&c.RevocationDir, "revocation-dir", c.RevocationDir, "directory of revocation entries, shared by every instance")
 }
 
 // bindMint registers the flags that minting needs.
@@ -88,7 +111,29 @@ func (c *Config) bindMint(fs *flag.FlagSet) {
 	c.bindKeys(fs)
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, `"iss" of minted tokens and public base URL of SERVER1`)
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of minted tokens")
-	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", c.MaxTokenTTL, "longest lifetime the minter signs")
+}
+
+// openKeyring opens the keys directory. Retired keys stay published until
+// every token they signed has expired, plus the verifiers' leeway.
+func (c *Config) openKeyring() (*broker.Keyring, error) {
+	return broker.OpenKeyring(broker.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired()})
+}
+
+func (c *Config) retainRetired() time.Duration { return c.MaxTokenTTL + broker.MaxLeeway }
+
+// subjectRevocationTTL is how long a "sign out everywhere" entry is kept:
+// past the longest token lifetime plus leeway, and at least an hour, so
+// relying services can still end the sessions they opened from earlier
+// tokens.
+func (c *Config) subjectRevocationTTL() time.Duration {
+	return max(c.MaxTokenTTL+broker.MaxLeeway, time.Hour)
+}
+
+// publishFor is how long a rotated-in key is published before it signs:
+// twice the JWKS max-age, so a verifier refreshing on schedule holds it
+// even behind an HTTP cache that adds one more max-age.
+func (c *Config) publishFor() time.Duration {
+	return max(2*c.JWKSMaxAge, time.Second)
 }
 
 // bindServe registers every server flag.
@@ -102,6 +147,9 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", c.JWKSMaxAge, "Cache-Control max-age of the JWKS")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "service key for POST /api/v1/handoffs (empty disables)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	c.bindRevocations(fs)
+	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
+	fs.DurationVar(&c.RotateEvery, "rotate-every", c.RotateEvery, "rotate the signing key automatically after it signed this long (0: never)")
 }
 
 // validate reports every problem at once.
@@ -124,6 +172,15 @@ func (c *Config) validate() error {
 	}
 	if c.JWKSMaxAge < 0 {
 		errs = append(errs, errors.New("jwks-max-age must not be negative"))
+	}
+	if c.RevocationDir == "" {
+		errs = append(errs, errors.New("revocation-dir is required"))
+	}
+	if c.RevocationListTTL < time.Second || c.RevocationListTTL > broker.MaxRevocationListTTL {
+		errs = append(errs, fmt.Errorf("revocation-list-ttl %v must be between 1s and %v", c.RevocationListTTL, broker.MaxRevocationListTTL))
+	}
+	if c.RotateEvery < 0 || (c.RotateEvery > 0 && c.RotateEvery < c.publishFor()) {
+		errs = append(errs, fmt.Errorf("rotate-every %v must be 0 (off) or at least the publication time 2 × jwks-max-age (%v)", c.RotateEvery, c.publishFor()))
 	}
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)

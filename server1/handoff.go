@@ -58,6 +58,7 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *
 		}
 	}
 	a.metrics.TokensMinted.WithLabelValues(aud.ID).Inc()
+	a.minted.add(m.ID, subject, m.ExpiresAt)
 	attrs := []any{
 		"request_id", shared.RequestID(c), "jti", m.ID, "sub", subject, "aud", aud.ID,
 		"task_id", t.ID, "kid", m.KeyID, "exp", m.ExpiresAt.UTC().Format(time.RFC3339), "via", via,

@@ -82,6 +82,7 @@ func testConfig(t testing.TB) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.KeysDir = filepath.Join(t.TempDir(), "keys")
+	cfg.RevocationDir = filepath.Join(t.TempDir(), "revocations")
 	cfg.APIKey = testAPIKey
 	cfg.bcryptCost = bcrypt.MinCost
 	return cfg

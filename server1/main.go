@@ -8,6 +8,9 @@
 //	server1 [serve] [flags]
 //	server1 keys generate [--alg EdDSA|ES256] [--keys-dir DIR]
 //	server1 keys list [--keys-dir DIR]
+//	server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
+//	server1 keys revoke KID
+//	server1 revoke-token --jti J [--exp T]
 //	server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
 //
 // Every flag has an environment variable: --keys-dir is SERVER1_KEYS_DIR.
@@ -50,6 +53,9 @@ const usage = `usage:
   server1 [serve] [flags]
   server1 keys generate [--alg EdDSA|ES256]
   server1 keys list
+  server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
+  server1 keys revoke KID
+  server1 revoke-token --jti J [--exp RFC3339]
   server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
 Run a subcommand with -h for its flags.
 `
@@ -68,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runKeys(args, stdout, stderr)
 	case "mint":
 		err = runMint(args, stdout, stderr)
+	case "revoke-token":
+		err = runRevokeToken(args, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -152,7 +160,7 @@ func displayAddr(configured, bound string) string {
 
 func runKeys(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{errors.New("want keys generate or keys list")}
+		return usageError{errors.New("want keys generate, list, rotate or revoke")}
 	}
 	sub, args := args[0], args[1:]
 	cfg := defaultConfig()
@@ -167,7 +175,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if *alg == "" {
 			*alg = cfg.KeyAlg
 		}
-		keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+		keys, err := cfg.openKeyring()
 		if err != nil {
 			return err
 		}
@@ -181,7 +189,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+		keys, err := cfg.openKeyring()
 		if err != nil {
 			return err
 		}
@@ -196,6 +204,10 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 				k.CreatedAt.UTC().Format(time.RFC3339), k.ActivatesAt.UTC().Format(time.RFC3339), retired)
 		}
 		return tw.Flush()
+	case "rotate":
+		return runKeysRotate(&cfg, fs, args, stdout)
+	case "revoke":
+		return runKeysRevoke(&cfg, fs, args, stdout)
 	default:
 		return usageError{fmt.Errorf("unknown keys subcommand %q", sub)}
 	}
@@ -251,7 +263,7 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	if len(params) > 0 {
 		req.Task.Params = params
 	}
-	keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+	keys, err := cfg.openKeyring()
 	if err != nil {
 		return err
 	}

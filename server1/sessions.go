@@ -85,6 +85,21 @@ func (s *sessionStore) delete(id string) {
 	delete(s.byHash, sha256.Sum256([]byte(id)))
 }
 
+// deleteUser ends every session of username and returns how many there
+// were.
+func (s *sessionStore) deleteUser(username string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for h, sess := range s.byHash {
+		if sess.username == username {
+			delete(s.byHash, h)
+			n++
+		}
+	}
+	return n
+}
+
 // currentUser returns the signed-in user of the request.
 func (a *app) currentUser(c echo.Context) (user, bool) {
 	ck, err := c.Cookie(sessionCookie)

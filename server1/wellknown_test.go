@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ func TestDiscovery(t *testing.T) {
 	assert.Equal(t, map[string]any{
 		"issuer":                       testIssuer,
 		"jwks_uri":                     testIssuer + "/.well-known/jwks.json",
+		"revocation_endpoint":          testIssuer + "/revocations",
 		"token_types_supported":        []any{"handoff+jwt"},
 		"signing_alg_values_supported": []any{"EdDSA", "ES256"},
 		"handoff_endpoints":            map[string]any{payments: paymentsURL},
@@ -82,12 +84,16 @@ func TestReadyz(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveKey    func(t testing.TB, dir string) // prepares the keys dir; nil leaves it empty
+		giveBreak  func(t testing.TB, cfg Config) // breaks something after start
 		wantStatus int
 	}{
 		{name: "ok/generated_at_start", wantStatus: http.StatusOK},
 		{name: "fail/only_a_future_key", giveKey: func(t testing.TB, dir string) {
 			_, err := openKeyring(t, dir).Generate(broker.EdDSA, time.Now().Add(time.Hour))
 			require.NoError(t, err)
+		}, wantStatus: http.StatusServiceUnavailable},
+		{name: "fail/revocation_dir_gone", giveBreak: func(t testing.TB, cfg Config) {
+			require.NoError(t, os.RemoveAll(cfg.RevocationDir))
 		}, wantStatus: http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
@@ -97,6 +103,9 @@ func TestReadyz(t *testing.T) {
 				tt.giveKey(t, cfg.KeysDir)
 			}
 			ts := newTestServer(t, cfg)
+			if tt.giveBreak != nil {
+				tt.giveBreak(t, cfg)
+			}
 
 			res := ts.browser(t).get("/readyz")
 

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// runKeysRotate starts a key rotation: a next key, published at once and
+// signing --publish-for later (default 2 × --jwks-max-age), when every
+// instance sharing the directory switches to it.
+func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	alg := fs.String("alg", "", "algorithm of the new key: EdDSA or ES256 (default --key-alg)")
+	fs.DurationVar(&cfg.JWKSMaxAge, "jwks-max-age", cfg.JWKSMaxAge, "Cache-Control max-age of the JWKS")
+	publishFor := fs.Duration("publish-for", 0, "how long the new key is published before it signs (default 2 × --jwks-max-age)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *alg == "" {
+		*alg = cfg.KeyAlg
+	}
+	if *publishFor == 0 {
+		*publishFor = cfg.publishFor()
+	}
+	// A key that signs before verifiers refreshing on schedule hold it
+	// costs each of them an unknown-kid fetch, and fails handoffs while
+	// their cool-down lasts.
+	if *publishFor < cfg.JWKSMaxAge {
+		return usageError{fmt.Errorf("--publish-for %v is shorter than --jwks-max-age %v: verifiers would not hold the key when it starts signing", *publishFor, cfg.JWKSMaxAge)}
+	}
+	keys, err := cfg.openKeyring()
+	if err != nil {
+		return err
+	}
+	info, err := keys.Rotate(broker.Algorithm(*alg), *publishFor)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rotating to key %s (%s): published now, signs from %s\n",
+		info.ID, info.Algorithm, info.ActivatesAt.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// runKeysRevoke withdraws a compromised key at once: it puts the kid on
+// the revocation list, so relying services refuse its tokens within one
+// list poll, then deletes the key (it leaves the JWKS), replacing it first
+// when it was the current key.
+func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	cfg.bindRevocations(fs)
+	var kid string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		kid, args = args[0], args[1:]
+	}
+	if err := shared.ParseFlagsAndEnv(fs, envPrefix, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if kid == "" && fs.NArg() == 1 {
+		kid = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if kid == "" {
+		return usageError{errors.New("want keys revoke KID (see keys list)")}
+	}
+	keys, err := cfg.openKeyring()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, k := range keys.Keys() {
+		found = found || k.ID == kid
+	}
+	if !found {
+		return fmt.Errorf("no key %q in %s", kid, cfg.KeysDir)
+	}
+	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	if err != nil {
+		return err
+	}
+	// Listed first: should deleting the key fail, its tokens are refused
+	// anyway. 24h is the longest a relying service keeps a JWKS it cannot
+	// refresh (SERVER2's jwks-max-stale).
+	if err := state.RevokeKey(kid, time.Now().Add(24*time.Hour)); err != nil {
+		return err
+	}
+	replacement, err := keys.RevokeAndReplace(kid, broker.Algorithm(cfg.KeyAlg))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked key %s: removed from the JWKS and listed on the revocation list\n", kid)
+	if replacement != nil {
+		fmt.Fprintf(stdout, "generated replacement key %s (%s), %s from %s\n", replacement.ID, replacement.Algorithm,
+			replacement.State, replacement.ActivatesAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// runRevokeToken withdraws one token by its jti, for scripts and
+// operators; running servers pick it up within a second.
+func runRevokeToken(args []string, stdout, stderr io.Writer) error {
+	cfg := defaultConfig()
+	fs := newFlagSet("revoke-token", stderr)
+	cfg.bindRevocations(fs)
+	fs.DurationVar(&cfg.MaxTokenTTL, "max-token-ttl", cfg.MaxTokenTTL, "longest lifetime the minter signs")
+	jti := fs.String("jti", "", "id of the token to revoke. Required.")
+	expFlag := fs.String("exp", "", "the token's expiry, RFC 3339 (default: now + --max-token-ttl, the latest it can expire)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *jti == "" {
+		return usageError{errors.New("required: --jti")}
+	}
+	exp := time.Now().Add(cfg.MaxTokenTTL)
+	if *expFlag != "" {
+		t, err := time.Parse(time.RFC3339, *expFlag)
+		if err != nil {
+			return usageError{fmt.Errorf("--exp: %w", err)}
+		}
+		exp = t
+	}
+	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	if err != nil {
+		return err
+	}
+	if err := state.RevokeToken(*jti, exp); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked token %s\n", *jti)
+	return nil
+}
