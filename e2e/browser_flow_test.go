@@ -30,6 +30,7 @@ func clickAndWait(click, wait string) chromedp.Action[chromedp.Void] {
 // and in no request header, Referer included.
 func TestTokenNeverInURL(t *testing.T) {
 	t.Parallel()
+	chromium(t) // skip, or fail, before starting the servers
 	c := StartCluster(t, ClusterConfig{})
 	b := NewBrowser(t)
 	b.SignIn(t, c, demoUser, demoPassword)
@@ -99,6 +100,7 @@ func urlHost(u string) string {
 // replayed (409), and the first session on SERVER2 still works.
 func TestBrowserBackAndResubmit(t *testing.T) {
 	t.Parallel()
+	chromium(t) // skip, or fail, before starting the servers
 	c := StartCluster(t, ClusterConfig{})
 	b := NewBrowser(t)
 	b.SignIn(t, c, demoUser, demoPassword)
