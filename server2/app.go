@@ -51,6 +51,9 @@ type App struct {
 	verifier *broker.Verifier
 	sessions *sessionStore
 	echo     *echo.Echo
+
+	revocations       *issuerRevocations
+	revocationFetches *prometheus.CounterVec
 }
 
 // NewApp builds SERVER2 from cfg. It does not touch the network: call
@@ -75,6 +78,11 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		metrics:  shared.NewMetrics(),
 		keys:     &issuerKeys{},
 		sessions: newSessionStore(cfg.SessionTTL, opts.Now),
+
+		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
+		revocationFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_revocation_fetches_total", Help: "Polls of the issuer's revocation list by result.",
+		}, []string{"result"}),
 	}
 	if cfg.JWKSURL != "" {
 		rk, err := a.newRemoteKeys(cfg.JWKSURL)
@@ -97,11 +105,24 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		}
 		a.replay = rb
 	}
+	switch {
+	case cfg.RevocationURL != "":
+		rr, err := a.newRemoteRevocations(cfg.RevocationURL)
+		if err != nil {
+			_ = a.replay.Close()
+			return nil, err
+		}
+		a.revocations.remote.Store(rr)
+	case cfg.JWKSURL != "":
+		a.revocations.off.Store(true)
+		a.log.Warn("revocation checks are off: set revocation-url to SERVER1's revocation list (or leave jwks-url empty to discover both)")
+	}
 	v, err := broker.NewVerifier(broker.VerifierConfig{
 		Issuers:     []string{cfg.TrustedIssuer},
 		Audience:    cfg.Audience,
 		Keys:        a.keys,
 		Replay:      newInstrumentedReplay(a.replay.Store, a.replay.Kind, a.metrics),
+		Revocation:  a.revocations,
 		Leeway:      cfg.Leeway,
 		MaxLifetime: cfg.MaxTokenLifetime,
 		Now:         opts.Now,
@@ -116,6 +137,15 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		Name: "handoff_jwks_age_seconds",
 		Help: "Seconds since the issuer's JWKS was last fetched successfully; +Inf before the first fetch.",
 	}, a.jwksAge))
+	a.metrics.Registry.MustRegister(a.revocationFetches,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "handoff_revocation_list_age_seconds",
+			Help: "Seconds since the issuer's revocation list was last polled successfully; -1 before the first poll.",
+		}, a.revocationListAge),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "handoff_revocation_list_entries",
+			Help: "Entries (tokens, subjects, keys) in the revocation list held.",
+		}, func() float64 { return float64(a.revocations.Status().Entries) }))
 
 	if err := a.routes(); err != nil {
 		_ = a.replay.Close()
@@ -152,13 +182,21 @@ func (a *App) jwksAge() float64 {
 // URL when it was not configured, keeping the issuer's keys fresh, and
 // sweeping expired sessions. It returns at once.
 func (a *App) Start(ctx context.Context) {
+	if rr := a.revocations.remote.Load(); rr != nil {
+		rr.Start(ctx)
+	}
 	if rk := a.keys.remote.Load(); rk != nil {
 		rk.Start(ctx)
 	} else {
 		go discoverLoop(ctx, a.log, metadataClient(a.cfg.JWKSTimeout), a.cfg.TrustedIssuer, a.opts.DiscoveryRetry, 30*time.Second,
-			func(jwksURL string) error {
-				rk, err := a.newRemoteKeys(jwksURL)
+			func(md issuerMetadata) error {
+				rk, err := a.newRemoteKeys(md.JWKSURI)
 				if err != nil {
+					return err
+				}
+				// The list is in place before the keys: no token passes
+				// verification while revocation is still undecided.
+				if err := a.startDiscoveredRevocations(ctx, md.RevocationEndpoint); err != nil {
 					return err
 				}
 				if !a.keys.remote.CompareAndSwap(nil, rk) {
@@ -182,6 +220,28 @@ func (a *App) Start(ctx context.Context) {
 	}()
 }
 
+// startDiscoveredRevocations starts polling the revocation list the
+// issuer advertises, unless one is configured; an issuer that advertises
+// none turns revocation off.
+func (a *App) startDiscoveredRevocations(ctx context.Context, endpoint string) error {
+	switch {
+	case a.revocations.remote.Load() != nil || a.revocations.off.Load():
+		return nil
+	case endpoint == "":
+		a.revocations.off.Store(true)
+		a.log.Warn("revocation checks are off: the issuer publishes no revocation list")
+		return nil
+	}
+	rr, err := a.newRemoteRevocations(endpoint)
+	if err != nil {
+		return err
+	}
+	if a.revocations.remote.CompareAndSwap(nil, rr) {
+		rr.Start(ctx)
+	}
+	return nil
+}
+
 // Handler returns the HTTP handler serving every route.
 func (a *App) Handler() http.Handler { return a.echo }
 
@@ -191,8 +251,9 @@ func (a *App) Metrics() *shared.Metrics { return a.metrics }
 // Close releases the replay store.
 func (a *App) Close() error { return a.replay.Close() }
 
-// readyChecks are the /readyz conditions: SERVER1's keys are held and the
-// replay store answers.
+// readyChecks are the /readyz conditions: SERVER1's keys are held, the
+// replay store answers and a fresh revocation list is held (unless
+// revocation is off).
 func (a *App) readyChecks() []shared.Check {
 	return []shared.Check{
 		{Name: "jwks", Check: func(context.Context) error {
@@ -202,6 +263,7 @@ func (a *App) readyChecks() []shared.Check {
 			return nil
 		}},
 		{Name: "replay_store", Check: a.replay.Check},
+		{Name: "revocations", Check: a.revocations.check},
 	}
 }
 

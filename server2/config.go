@@ -52,6 +52,21 @@ type Config struct {
 	// SessionTTL is the lifetime of SERVER2's own session after a handoff.
 	// Default 15m.
 	SessionTTL time.Duration
+	// RevocationURL is the issuer's signed revocation list. Default "":
+	// the revocation_endpoint of the issuer's handoff configuration when
+	// JWKSURL is discovered too; with JWKSURL configured and RevocationURL
+	// empty, or an issuer that advertises none, revocation is off.
+	RevocationURL string
+	// RevocationInterval is the time between polls of the list. Default 5s.
+	RevocationInterval time.Duration
+	// RevocationMaxStale is how long after the last successful poll the
+	// held list is trusted; after it, handoffs fail closed (unavailable).
+	// Default 60s; at least RevocationInterval.
+	RevocationMaxStale time.Duration
+	// RevocationFailOpen accepts tokens against a stale list (or none)
+	// instead of failing closed. It lets whoever can cut SERVER2 off from
+	// SERVER1 use revoked tokens. Default false.
+	RevocationFailOpen bool
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
 }
@@ -70,6 +85,10 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.JWKSCooldown, "jwks-cooldown", 10*time.Second, "least time between JWKS refreshes caused by unknown key ids")
 	fs.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", time.Minute, "shortest interval between scheduled JWKS refreshes")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 15*time.Minute, "lifetime of the session a handoff opens")
+	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "SERVER1's revocation list URL (empty: discovered with the JWKS URL)")
+	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
+	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
+	fs.BoolVar(&cfg.RevocationFailOpen, "revocation-fail-open", false, "accept tokens when the revocation list is stale (weakens revocation)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }
 
@@ -117,6 +136,11 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("jwks-url: %w", err))
 		}
 	}
+	if c.RevocationURL != "" {
+		if err := checkHTTPURL(c.RevocationURL); err != nil {
+			errs = append(errs, fmt.Errorf("revocation-url: %w", err))
+		}
+	}
 	if err := checkReplayStore(c.ReplayStore); err != nil {
 		errs = append(errs, fmt.Errorf("replay-store: %w", err))
 	}
@@ -128,6 +152,7 @@ func (c Config) validate() error {
 		{"jwks-timeout", c.JWKSTimeout}, {"jwks-max-stale", c.JWKSMaxStale},
 		{"jwks-cooldown", c.JWKSCooldown}, {"jwks-min-refresh", c.JWKSMinRefresh},
 		{"session-ttl", c.SessionTTL},
+		{"revocation-interval", c.RevocationInterval}, {"revocation-max-stale", c.RevocationMaxStale},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
@@ -138,6 +163,9 @@ func (c Config) validate() error {
 	}
 	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < c.JWKSMinRefresh {
 		errs = append(errs, fmt.Errorf("jwks-max-stale %v must be at least jwks-min-refresh %v", c.JWKSMaxStale, c.JWKSMinRefresh))
+	}
+	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < c.RevocationInterval {
+		errs = append(errs, fmt.Errorf("revocation-max-stale %v must be at least revocation-interval %v", c.RevocationMaxStale, c.RevocationInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -28,6 +28,9 @@ func TestParseConfig_Defaults(t *testing.T) {
 		JWKSMinRefresh:   time.Minute,
 		SessionTTL:       15 * time.Minute,
 		LogLevel:         slog.LevelInfo,
+
+		RevocationInterval: 5 * time.Second,
+		RevocationMaxStale: time.Minute,
 	}, got)
 }
 
@@ -53,6 +56,17 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "ok/defaults", giveEdit: func(*Config) {}},
 		{name: "ok/redis", giveEdit: func(c *Config) { c.ReplayStore = "redis://127.0.0.1:6379/0" }},
+		{name: "ok/revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "http://localhost:8081/revocations" }},
+		{
+			name: "fail/revocation",
+			giveEdit: func(c *Config) {
+				c.RevocationURL = "ftp://localhost/revocations"
+				c.RevocationInterval = time.Minute
+				c.RevocationMaxStale = 30 * time.Second
+			},
+			wantErr: []string{"revocation-url", "revocation-max-stale 30s must be at least revocation-interval 1m0s"},
+		},
+		{name: "fail/revocation_interval", giveEdit: func(c *Config) { c.RevocationInterval = 0 }, wantErr: []string{"revocation-interval"}},
 		{
 			name: "fail/everything_reported_at_once",
 			giveEdit: func(c *Config) {

@@ -59,59 +59,74 @@ func (k *issuerKeys) Status() broker.RemoteKeysStatus {
 type issuerMetadata struct {
 	Issuer  string `json:"issuer"`
 	JWKSURI string `json:"jwks_uri"`
+	// RevocationEndpoint is the signed revocation list; "" when the issuer
+	// publishes none.
+	RevocationEndpoint string `json:"revocation_endpoint"`
 }
 
 // discoverJWKSURL fetches <issuer>/.well-known/handoff-configuration and
 // returns its jwks_uri.
 func discoverJWKSURL(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	md, err := discoverMetadata(ctx, client, issuer)
+	return md.JWKSURI, err
+}
+
+// discoverMetadata fetches <issuer>/.well-known/handoff-configuration and
+// returns it, its URLs checked.
+func discoverMetadata(ctx context.Context, client *http.Client, issuer string) (issuerMetadata, error) {
 	metaURL := strings.TrimSuffix(issuer, "/") + MetadataPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
 	if err != nil {
-		return "", err
+		return issuerMetadata{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("issuer metadata: %w", err)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("issuer metadata: HTTP %d", resp.StatusCode)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata: HTTP %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
 	if err != nil {
-		return "", fmt.Errorf("issuer metadata: %w", err)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata: %w", err)
 	}
 	if len(body) > maxMetadataBytes {
-		return "", fmt.Errorf("issuer metadata exceeds %d bytes", maxMetadataBytes)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata exceeds %d bytes", maxMetadataBytes)
 	}
 	var md issuerMetadata
 	if err := json.Unmarshal(body, &md); err != nil {
-		return "", fmt.Errorf("issuer metadata: %w", err)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata: %w", err)
 	}
 	// Metadata naming another issuer is refused (RFC 8414 §3.3): a document
 	// served under the trusted issuer's URL but describing someone else
 	// points at keys the trusted issuer does not vouch for (mix-up).
 	if md.Issuer != issuer {
-		return "", fmt.Errorf("issuer metadata names issuer %q, want %q", md.Issuer, issuer)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata names issuer %q, want %q", md.Issuer, issuer)
 	}
 	if err := checkHTTPURL(md.JWKSURI); err != nil {
-		return "", fmt.Errorf("issuer metadata jwks_uri: %w", err)
+		return issuerMetadata{}, fmt.Errorf("issuer metadata jwks_uri: %w", err)
 	}
-	return md.JWKSURI, nil
+	if md.RevocationEndpoint != "" {
+		if err := checkHTTPURL(md.RevocationEndpoint); err != nil {
+			return issuerMetadata{}, fmt.Errorf("issuer metadata revocation_endpoint: %w", err)
+		}
+	}
+	return md, nil
 }
 
-// discoverLoop retries discoverJWKSURL with exponential backoff from
-// first up to limit until it succeeds or ctx ends, and passes the URL to
-// found.
-func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, issuer string, first, limit time.Duration, found func(string) error) {
+// discoverLoop retries discoverMetadata with exponential backoff from
+// first up to limit until it succeeds or ctx ends, and passes the metadata
+// to found.
+func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, issuer string, first, limit time.Duration, found func(issuerMetadata) error) {
 	wait := first
 	for {
-		jwksURL, err := discoverJWKSURL(ctx, client, issuer)
+		md, err := discoverMetadata(ctx, client, issuer)
 		if err == nil {
-			err = found(jwksURL)
+			err = found(md)
 			if err == nil {
-				log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", jwksURL)
+				log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", md.JWKSURI, "revocation_url", md.RevocationEndpoint)
 				return
 			}
 		}

@@ -24,6 +24,7 @@ const (
 	CodeAlreadyCompleted = "already_completed"
 	CodeMissingToken     = "missing_token"
 	CodeInvalidRequest   = "invalid_request"
+	CodeSessionRevoked   = "session_revoked"
 )
 
 // The flows a verification belongs to, in audit logs.
@@ -42,6 +43,12 @@ func errNoSession() *shared.Error {
 	return shared.NewError(http.StatusUnauthorized, CodeNoSession,
 		"You have no session for this task.",
 		"Start the task again from the service that sent you here.")
+}
+
+func errSessionRevoked() *shared.Error {
+	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked,
+		"This session was ended: you signed out everywhere.",
+		"Sign in again and start the task again from the service that sent you here.")
 }
 
 type indexPage struct {
@@ -152,6 +159,15 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 	sess, ok := a.sessions.get(ck.Value)
 	if !ok || sess.Task.ID != id {
 		return "", session{}, errNoSession()
+	}
+	// A session outlives the token it was made from: "sign out
+	// everywhere" at the issuer must end it too, or a stolen session
+	// cookie would keep working.
+	if nbf := a.revocations.SubjectNotBefore(sess.Subject); !nbf.IsZero() && sess.IssuedAt.Before(nbf) {
+		a.sessions.delete(ck.Value)
+		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "subject_revoked",
+			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID)
+		return "", session{}, errSessionRevoked()
 	}
 	return ck.Value, sess, nil
 }

@@ -61,6 +61,11 @@ type testIssuer struct {
 	minted []string
 	// jwksDown makes the JWKS endpoint answer 503.
 	jwksDown bool
+	// revocations, once set by enableRevocations, is published at
+	// /revocations and advertised in the metadata.
+	revocations *broker.RevocationState
+	publisher   *broker.RevocationPublisher
+	now         func() time.Time
 }
 
 func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
@@ -87,22 +92,66 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 		_, _ = w.Write(b)
 	})
 	mux.HandleFunc("GET "+MetadataPath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
+		md := map[string]any{
 			"issuer":                        is.URL,
 			"jwks_uri":                      is.JWKSURL,
 			"token_types_supported":         []string{broker.HandoffTokenType},
 			"signing_alg_values_supported":  []string{"EdDSA", "ES256"},
 			"handoff_endpoints":             map[string]string{testAudience: testAudience + "/handoff"},
 			"an_extension_servers_may_skip": true,
-		})
+		}
+		if is.revocationPublisher() != nil {
+			md["revocation_endpoint"] = is.URL + "/revocations"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(md)
+	})
+	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, r *http.Request) {
+		pub := is.revocationPublisher()
+		if pub == nil {
+			http.NotFound(w, r)
+			return
+		}
+		token, etag, err := pub.Current()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", broker.RevocationListMediaType)
+		_, _ = io.WriteString(w, token)
 	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
 	is.URL = is.srv.URL
 	is.JWKSURL = is.srv.URL + "/.well-known/jwks.json"
 	is.minter = newMinter(t, is.URL, kr, now)
+	is.now = now
 	return is
+}
+
+// enableRevocations makes the issuer publish a signed revocation list and
+// advertise it, and returns the state to revoke in.
+func (is *testIssuer) enableRevocations(t testing.TB) *broker.RevocationState {
+	t.Helper()
+	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Now: is.now})
+	require.NoError(t, err)
+	pub, err := broker.NewRevocationPublisher(state, is.minter, 0)
+	require.NoError(t, err)
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.revocations, is.publisher = state, pub
+	return state
+}
+
+func (is *testIssuer) revocationPublisher() *broker.RevocationPublisher {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.publisher
 }
 
 func newMinter(t testing.TB, issuer string, kr *broker.Keyring, now func() time.Time) *broker.Minter {

@@ -103,6 +103,13 @@ func (s *sessionStore) get(id string) (session, bool) {
 	return *sess, true
 }
 
+// delete ends the session with id.
+func (s *sessionStore) delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, id)
+}
+
 // complete marks the session's task done. It reports false when it was
 // done already, so two submissions cannot both complete it.
 func (s *sessionStore) complete(id string) bool {

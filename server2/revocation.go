@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker"
+)
+
+// issuerRevocations is the RevocationChecker SERVER2 verifies with: the
+// issuer's polled revocation list once its URL is known, or nothing when
+// revocation is off (configured so, or the issuer publishes no list). Until
+// it is one or the other, every check fails closed with ReasonUnavailable.
+type issuerRevocations struct {
+	remote atomic.Pointer[broker.RemoteRevocations]
+	off    atomic.Bool
+	// failOpen keeps the service ready with a stale list, as it then
+	// still accepts tokens (Config.RevocationFailOpen).
+	failOpen bool
+}
+
+// CheckRevoked implements broker.RevocationChecker.
+func (r *issuerRevocations) CheckRevoked(ctx context.Context, t broker.TokenRef) error {
+	if rr := r.remote.Load(); rr != nil {
+		return rr.CheckRevoked(ctx, t)
+	}
+	if r.off.Load() {
+		return nil
+	}
+	return &broker.Error{Reason: broker.ReasonUnavailable, Detail: "the issuer's revocation list is not discovered yet"}
+}
+
+// SubjectNotBefore returns the time before which sub's tokens are revoked
+// ("sign out everywhere"), or the zero time.
+func (r *issuerRevocations) SubjectNotBefore(sub string) time.Time {
+	if rr := r.remote.Load(); rr != nil {
+		return rr.SubjectNotBefore(sub)
+	}
+	return time.Time{}
+}
+
+// Status describes the held list; zero when there is none.
+func (r *issuerRevocations) Status() broker.RemoteRevocationsStatus {
+	if rr := r.remote.Load(); rr != nil {
+		return rr.Status()
+	}
+	return broker.RemoteRevocationsStatus{}
+}
+
+// check is the /readyz condition: a fresh list is held (or fail-open), or
+// revocation is off.
+func (r *issuerRevocations) check(context.Context) error {
+	if rr := r.remote.Load(); rr != nil {
+		if !rr.Ready() && !r.failOpen {
+			return errors.New("no revocation list fetched within revocation-max-stale")
+		}
+		return nil
+	}
+	if r.off.Load() {
+		return nil
+	}
+	return errors.New("the issuer's revocation list is not discovered yet")
+}
+
+// newRemoteRevocations builds the poller of the issuer's list at listURL,
+// verified with the issuer's keys. With a replay store that replicas share
+// (Redis), each replica records the revocations it learns there.
+func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, error) {
+	c := a.cfg
+	rc := broker.RemoteRevocationsConfig{
+		URL:      listURL,
+		Keys:     a.keys,
+		Issuer:   c.TrustedIssuer,
+		Interval: c.RevocationInterval,
+		MaxStale: c.RevocationMaxStale,
+		FailOpen: c.RevocationFailOpen,
+		Timeout:  c.JWKSTimeout,
+		Leeway:   c.Leeway,
+		Now:      a.opts.Now,
+		OnFetch:  func(result string) { a.revocationFetches.WithLabelValues(result).Inc() },
+	}
+	if sh, ok := a.replay.Store.(broker.RevocationSharer); ok {
+		rc.Shared = sh
+	}
+	return broker.NewRemoteRevocations(rc)
+}
+
+func (a *App) revocationListAge() float64 {
+	at := a.revocations.Status().FetchedAt
+	if at.IsZero() {
+		return -1
+	}
+	return a.opts.Now().Sub(at).Seconds()
+}

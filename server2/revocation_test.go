@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
+)
+
+// newRevocationApp is newTestApp with an issuer that publishes a
+// revocation list, configured as SERVER2's revocation URL. It returns the
+// issuer's revocation state.
+func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *broker.RevocationState) {
+	t.Helper()
+	ta := newTestApp(t, func(c *Config, o *Options) {
+		c.RevocationURL = c.TrustedIssuer + "/revocations"
+		if edit != nil {
+			edit(c, o)
+		}
+	})
+	return ta, ta.issuer.enableRevocations(t)
+}
+
+// pollRevocations makes SERVER2 poll the revocation list now.
+func (ta *testApp) pollRevocations() {
+	ta.t.Helper()
+	rr := ta.app.revocations.remote.Load()
+	require.NotNil(ta.t, rr, "revocation is off")
+	require.NoError(ta.t, rr.Refresh(context.Background()))
+}
+
+func bobRequest() broker.MintRequest {
+	return broker.MintRequest{
+		Subject: "bob", Audience: testAudience,
+		Task: broker.Task{ID: "transfer-200", Action: "approve", Params: map[string]string{"amount": "1200.00", "currency": "EUR", "payee": "Initech"}},
+	}
+}
+
+func TestPostHandoff_Revocation(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveRevoke func(t testing.TB, s *broker.RevocationState, m broker.Minted, now time.Time)
+		wantStatus int
+		wantReason broker.Reason
+	}{
+		{name: "ok/nothing_revoked", giveRevoke: func(testing.TB, *broker.RevocationState, broker.Minted, time.Time) {}, wantStatus: http.StatusSeeOther},
+		{name: "ok/another_jti_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, _ time.Time) {
+			require.NoError(t, s.RevokeToken("another-jti", m.ExpiresAt))
+		}, wantStatus: http.StatusSeeOther},
+		{name: "ok/another_subject_signed_out", giveRevoke: func(t testing.TB, s *broker.RevocationState, _ broker.Minted, now time.Time) {
+			require.NoError(t, s.RevokeSubject("bob", now, now.Add(time.Hour)))
+		}, wantStatus: http.StatusSeeOther},
+		{name: "fail/jti_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, _ time.Time) {
+			require.NoError(t, s.RevokeToken(m.ID, m.ExpiresAt))
+		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
+		{name: "fail/subject_signed_out", giveRevoke: func(t testing.TB, s *broker.RevocationState, _ broker.Minted, now time.Time) {
+			require.NoError(t, s.RevokeSubject("alice", now, now.Add(time.Hour)))
+		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
+		{name: "fail/key_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, now time.Time) {
+			require.NoError(t, s.RevokeKey(m.KeyID, now.Add(24*time.Hour)))
+		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta, state := newRevocationApp(t, nil)
+			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			ta.clock.Advance(time.Second) // the revocation comes after the mint
+			tt.giveRevoke(t, state, m, ta.clock.Now())
+			ta.pollRevocations()
+
+			got := ta.newBrowser().handoff(m.Token)
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantReason != "" {
+				assert.Equal(t, string(tt.wantReason), pageReason(t, got))
+			}
+		})
+	}
+}
+
+func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
+	ta, state := newRevocationApp(t, nil)
+	ta.pollRevocations()
+	alice, bob := ta.newBrowser(), ta.newBrowser()
+	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
+	require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+
+	ta.clock.Advance(time.Second)
+	now := ta.clock.Now()
+	require.NoError(t, state.RevokeSubject("alice", now, now.Add(time.Hour)))
+	before := alice.get("/tasks/transfer-123")
+	ta.pollRevocations()
+
+	assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 learns of the sign-out")
+	ended := alice.get("/tasks/transfer-123")
+	require.Equal(t, http.StatusUnauthorized, ended.StatusCode)
+	assert.Equal(t, CodeSessionRevoked, pageReason(t, ended))
+	again := alice.get("/tasks/transfer-123")
+	assert.Equal(t, CodeNoSession, pageReason(t, again), "the session is gone")
+	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+	complete := alice.postForm("/tasks/transfer-123/complete", nil)
+	assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
+
+	ta.clock.Advance(time.Second)
+	fresh := ta.newBrowser()
+	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.mint(t, demoRequest())).StatusCode,
+		"a token issued after the sign-out works")
+	assert.Equal(t, http.StatusOK, fresh.get("/tasks/transfer-123").StatusCode)
+}
+
+func TestRevocation_FailsClosedWhenStale(t *testing.T) {
+	tests := []struct {
+		name         string
+		giveFailOpen bool
+		givePoll     bool
+		giveAge      time.Duration // clock advance after the poll
+		wantStatus   int
+		wantReady    int
+	}{
+		{name: "ok/fresh", givePoll: true, giveAge: 59 * time.Second, wantStatus: http.StatusSeeOther, wantReady: http.StatusOK},
+		{name: "fail/stale", givePoll: true, giveAge: 61 * time.Second, wantStatus: http.StatusServiceUnavailable, wantReady: http.StatusServiceUnavailable},
+		{name: "fail/never_fetched", wantStatus: http.StatusServiceUnavailable, wantReady: http.StatusServiceUnavailable},
+		{name: "ok/stale_fail_open", giveFailOpen: true, givePoll: true, giveAge: 61 * time.Second, wantStatus: http.StatusSeeOther, wantReady: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta, _ := newRevocationApp(t, func(c *Config, _ *Options) { c.RevocationFailOpen = tt.giveFailOpen })
+			if tt.givePoll {
+				ta.pollRevocations()
+			}
+			ta.clock.Advance(tt.giveAge)
+
+			got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+			ready := ta.newBrowser().get("/readyz")
+
+			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
+			if tt.wantStatus == http.StatusServiceUnavailable {
+				assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+			}
+			assert.Equal(t, tt.wantReady, ready.StatusCode, ready.Body)
+			if tt.wantReady != http.StatusOK {
+				assert.Contains(t, ready.Body, `"revocations":"fail"`)
+			}
+		})
+	}
+}
+
+func TestRevocation_Discovered(t *testing.T) {
+	tests := []struct {
+		name        string
+		givePublish bool
+		wantOff     bool
+	}{
+		{name: "ok/advertised", givePublish: true},
+		{name: "ok/none_advertised_is_off", wantOff: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestApp(t, func(c *Config, _ *Options) {
+				c.JWKSURL = ""
+				c.RevocationInterval = 10 * time.Millisecond
+			})
+			var state *broker.RevocationState
+			if tt.givePublish {
+				state = ta.issuer.enableRevocations(t)
+			}
+			ta.app.Start(t.Context())
+			waitReady(t, ta)
+
+			assert.Equal(t, tt.wantOff, ta.app.revocations.off.Load())
+			if tt.wantOff {
+				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+				return
+			}
+			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
+			require.Eventually(t, func() bool { return ta.app.revocations.Status().Entries == 1 }, 5*time.Second, 5*time.Millisecond)
+			got := ta.newBrowser().handoff(m.Token)
+			require.Equal(t, http.StatusUnauthorized, got.StatusCode)
+			assert.Equal(t, string(broker.ReasonRevoked), pageReason(t, got))
+		})
+	}
+}
+
+func TestRevocation_Metrics(t *testing.T) {
+	ta, state := newRevocationApp(t, nil)
+	ta.pollRevocations()
+	ta.pollRevocations()
+	require.NoError(t, state.RevokeToken("jti-1", ta.clock.Now().Add(time.Minute)))
+	ta.pollRevocations()
+	ta.clock.Advance(3 * time.Second)
+
+	fetches := func(result string) float64 {
+		return testutil.ToFloat64(ta.app.revocationFetches.WithLabelValues(result))
+	}
+	assert.Equal(t, 2.0, fetches(broker.RemoteFetchOK))
+	assert.Equal(t, 1.0, fetches(broker.RemoteFetchNotModified), "the unchanged list costs a 304")
+	res := ta.newBrowser().get("/metrics")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, res.Body, "handoff_revocation_list_entries 1\n")
+	assert.Contains(t, res.Body, "handoff_revocation_list_age_seconds 3\n")
+}
+
+// TestRevocationList_IsNotAHandoffToken: the issuer's signed list, posted
+// as a handoff token, is refused for its type (RFC 8725 §3.12).
+func TestRevocationList_IsNotAHandoffToken(t *testing.T) {
+	ta, _ := newRevocationApp(t, nil)
+	ta.pollRevocations()
+	res, err := http.Get(ta.issuer.URL + "/revocations")
+	require.NoError(t, err)
+	list, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+
+	got := ta.newBrowser().handoff(string(list))
+	api := ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+string(list), `{"amount":"250.00","currency":"EUR","payee":"ACME Corp"}`)
+
+	require.Equal(t, http.StatusBadRequest, got.StatusCode)
+	assert.Equal(t, string(broker.ReasonBadType), pageReason(t, got))
+	assert.Equal(t, string(broker.ReasonBadType), problem(t, api).Code)
+}
+
+// TestRevocation_SharedThroughRedis: two replicas on one Redis store; the
+// one that polled records the revoked jti there, and the other refuses the
+// token before its own next poll.
+func TestRevocation_SharedThroughRedis(t *testing.T) {
+	redisURL := testRedisURL(t)
+	ta, state := newRevocationApp(t, func(c *Config, _ *Options) { c.ReplayStore = redisURL })
+	cfg := ta.app.cfg
+	other, err := NewApp(cfg, Options{Logger: shared.NewLogger(ta.logs, "server2-b", 0), Now: ta.clock.Now})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+	require.NoError(t, other.revocations.remote.Load().Refresh(context.Background()))
+	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
+	ta.pollRevocations()
+
+	otherSrv := httptest.NewServer(other.Handler())
+	t.Cleanup(otherSrv.Close)
+	res, err := http.PostForm(otherSrv.URL+"/handoff", url.Values{"token": {m.Token}})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+
+	assert.Equal(t, 0, other.revocations.Status().Entries, "the other replica has not polled since")
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	assert.Equal(t, string(broker.ReasonRevoked), pageReason(t, response{Response: res, Body: string(body)}))
+}
