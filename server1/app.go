@@ -91,7 +91,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	revocations, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	revocations, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return nil, err
 	}

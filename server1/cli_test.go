@@ -163,8 +163,7 @@ func TestServeCommand(t *testing.T) {
 	out := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--keys-dir", dir,
-			"--revocation-dir", filepath.Join(t.TempDir(), "revocations"), "--log-level", "error"}, out, &syncBuffer{})
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--keys-dir", dir, "--log-level", "error"}, out, &syncBuffer{})
 	}()
 
 	var base string

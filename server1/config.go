@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -52,7 +53,9 @@ type Config struct {
 	JWKSMaxAge time.Duration
 	// RevocationDir holds the revocation entries (revoked tokens, subjects
 	// and keys), one file each, shared by every instance and by the
-	// revoke commands. Default ".data/server1/revocations".
+	// revoke commands. Default "": "revocations" beside KeysDir
+	// (".data/server1/revocations"), so instances that share keys share
+	// revocations too.
 	RevocationDir string
 	// RevocationListTTL is the lifetime of the signed revocation list
 	// served on /revocations. Default 5m, at most 1h.
@@ -86,7 +89,6 @@ func defaultConfig() Config {
 		JWKSMaxAge:  5 * time.Minute,
 		LogLevel:    "info",
 
-		RevocationDir:     ".data/server1/revocations",
 		RevocationListTTL: broker.DefaultRevocationListTTL,
 	}
 }
@@ -103,7 +105,7 @@ func (c *Config) bindKeys(fs *flag.FlagSet) {
 // bindRevocations registers the flags of subcommands that record
 // revocations.
 func (c *Config) bindRevocations(fs *flag.FlagSet) {
-	fs.StringVar(&c.RevocationDir, "revocation-dir", c.RevocationDir, "directory of revocation entries, shared by every instance")
+	fs.StringVar(&c.RevocationDir, "revocation-dir", c.RevocationDir, "directory of revocation entries, shared by every instance (default: revocations beside --keys-dir)")
 }
 
 // bindMint registers the flags that minting needs.
@@ -117,6 +119,14 @@ func (c *Config) bindMint(fs *flag.FlagSet) {
 // every token they signed has expired, plus the verifiers' leeway.
 func (c *Config) openKeyring() (*broker.Keyring, error) {
 	return broker.OpenKeyring(broker.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired()})
+}
+
+// revocationDir is RevocationDir or its default beside the keys.
+func (c *Config) revocationDir() string {
+	if c.RevocationDir != "" {
+		return c.RevocationDir
+	}
+	return filepath.Join(filepath.Dir(c.KeysDir), "revocations")
 }
 
 func (c *Config) retainRetired() time.Duration { return c.MaxTokenTTL + broker.MaxLeeway }
@@ -172,9 +182,6 @@ func (c *Config) validate() error {
 	}
 	if c.JWKSMaxAge < 0 {
 		errs = append(errs, errors.New("jwks-max-age must not be negative"))
-	}
-	if c.RevocationDir == "" {
-		errs = append(errs, errors.New("revocation-dir is required"))
 	}
 	if c.RevocationListTTL < time.Second || c.RevocationListTTL > broker.MaxRevocationListTTL {
 		errs = append(errs, fmt.Errorf("revocation-list-ttl %v must be between 1s and %v", c.RevocationListTTL, broker.MaxRevocationListTTL))

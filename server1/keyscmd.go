@@ -82,7 +82,7 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	if !found {
 		return fmt.Errorf("no key %q in %s", kid, cfg.KeysDir)
 	}
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return err
 	}
@@ -109,8 +109,8 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 func runRevokeToken(args []string, stdout, stderr io.Writer) error {
 	cfg := defaultConfig()
 	fs := newFlagSet("revoke-token", stderr)
+	cfg.bindKeys(fs)
 	cfg.bindRevocations(fs)
-	fs.DurationVar(&cfg.MaxTokenTTL, "max-token-ttl", cfg.MaxTokenTTL, "longest lifetime the minter signs")
 	jti := fs.String("jti", "", "id of the token to revoke. Required.")
 	expFlag := fs.String("exp", "", "the token's expiry, RFC 3339 (default: now + --max-token-ttl, the latest it can expire)")
 	if err := parse(fs, args); err != nil {
@@ -127,7 +127,7 @@ func runRevokeToken(args []string, stdout, stderr io.Writer) error {
 		}
 		exp = t
 	}
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.RevocationDir})
+	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return err
 	}

@@ -422,3 +422,24 @@ func TestInstancesShareDirectories(t *testing.T) {
 	require.Len(t, listed, 1, "revoked on a, listed by b")
 	assert.Equal(t, jti, listed[0].ID)
 }
+
+func TestRevocationDirDefault(t *testing.T) {
+	tests := []struct {
+		name        string
+		giveKeysDir string
+		giveRevDir  string
+		want        string
+	}{
+		{name: "ok/demo_default", giveKeysDir: ".data/server1/keys", want: ".data/server1/revocations"},
+		{name: "ok/beside_keys", giveKeysDir: "/srv/handoff/keys", want: "/srv/handoff/revocations"},
+		{name: "ok/configured", giveKeysDir: "/srv/handoff/keys", giveRevDir: "/shared/revoked", want: "/shared/revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.KeysDir, cfg.RevocationDir = tt.giveKeysDir, tt.giveRevDir
+
+			assert.Equal(t, tt.want, cfg.revocationDir())
+		})
+	}
+}
