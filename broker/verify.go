@@ -2,9 +2,13 @@ package broker
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -329,16 +333,48 @@ func verifySignature(ctx context.Context, token, wantTyp string, algs []jose.Sig
 	if err := step(StepKey, err); err != nil {
 		return nil, hdr, PublicKey{}, err
 	}
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(hdr.alg)})
-	if err != nil {
-		return nil, hdr, PublicKey{}, step(StepSignature, rejectWrap(ReasonMalformed, "", err))
+	payload, err := verifyJWS(token, key)
+	if err := step(StepSignature, err); err != nil {
+		return nil, hdr, PublicKey{}, err
 	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
-		return nil, hdr, PublicKey{}, step(StepSignature, &Error{Reason: ReasonBadSignature, Err: err})
-	}
-	step(StepSignature, nil)
 	return payload, hdr, key, nil
+}
+
+// verifyJWS checks the signature over the JWS Signing Input exactly as
+// received (RFC 7515 §5.2 step 8) and returns the decoded payload. It runs
+// after checkStructure and parseHeader, so the header has been read once, by
+// the strict parser: handing the token to a second, more lenient JOSE parser
+// here would let the two disagree about what the header says (a parser
+// differential). Every mismatch is the one opaque ReasonBadSignature.
+func verifyJWS(token string, key PublicKey) ([]byte, error) {
+	dot := strings.LastIndexByte(token, '.')
+	input := token[:dot]
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(token[dot+1:])
+	if err != nil {
+		return nil, &Error{Reason: ReasonBadSignature, Err: err}
+	}
+	valid := false
+	switch k := key.Key.(type) {
+	case ed25519.PublicKey:
+		valid = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, []byte(input), sig)
+	case *ecdsa.PublicKey:
+		// RFC 7518 §3.4: R and S as two 32-byte big-endian integers. ecdsa.Verify
+		// refuses r or s of zero or above the group order (the "psychic
+		// signature" class of bugs).
+		if len(sig) == 64 {
+			digest := sha256.Sum256([]byte(input))
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			valid = ecdsa.Verify(k, digest[:], r, s)
+		}
+	}
+	if !valid {
+		return nil, &Error{Reason: ReasonBadSignature}
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(input[strings.IndexByte(input, '.')+1:])
+	if err != nil {
+		return nil, rejectWrap(ReasonMalformed, "", fmt.Errorf("payload: %w", err))
+	}
+	return payload, nil
 }
 
 // checkStructure accepts only the JWS Compact Serialization: three non-empty
