@@ -25,5 +25,10 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker
 
+## build: the two servers and the load tool, into bin/.
 build:
-	$(GO) build -o bin/ ./server1 ./server2
+	$(GO) build -o bin/ ./server1 ./server2 ./e2e/load
+
+## load: build the load tool (see docs/BENCHMARKS.md for how it is run).
+load:
+	$(GO) build -o bin/ ./e2e/load
