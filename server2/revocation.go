@@ -64,6 +64,29 @@ func (r *issuerRevocations) check(context.Context) error {
 	return errors.New("the issuer's revocation list is not discovered yet")
 }
 
+// listKeys is the KeySource that verifies revocation lists: the issuer's
+// keys, except that a list signed by a key not cached yet makes SERVER2
+// refetch the JWKS at once instead of waiting out the unknown-kid
+// cool-down, which exists for tokens. After `server1 keys revoke` the list
+// naming the revoked key is signed by its brand-new replacement; the
+// cool-down would otherwise delay that revocation by up to 10s. Lists come
+// only from the configured URL, once per poll, so this costs at most one
+// fetch per poll.
+type listKeys struct{ keys *issuerKeys }
+
+// LookupKey implements broker.KeySource.
+func (l listKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+	k, err := l.keys.LookupKey(ctx, kid)
+	rk := l.keys.remote.Load()
+	if broker.ReasonOf(err) != broker.ReasonUnknownKey || rk == nil {
+		return k, err
+	}
+	if rk.Refresh(ctx) != nil {
+		return k, err
+	}
+	return rk.LookupKey(ctx, kid)
+}
+
 // newRemoteRevocations builds the poller of the issuer's list at listURL,
 // verified with the issuer's keys. With a replay store that replicas share
 // (Redis), each replica records the revocations it learns there.
@@ -71,7 +94,7 @@ func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, e
 	c := a.cfg
 	rc := broker.RemoteRevocationsConfig{
 		URL:      listURL,
-		Keys:     a.keys,
+		Keys:     listKeys{a.keys},
 		Issuer:   c.TrustedIssuer,
 		Interval: c.RevocationInterval,
 		MaxStale: c.RevocationMaxStale,

@@ -257,3 +257,26 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 	assert.Equal(t, string(broker.ReasonRevoked), pageReason(t, response{Response: res, Body: string(body)}))
 }
+
+// TestRevocation_ListSignedByNewKey: after a key revocation the issuer
+// signs its list with a replacement key SERVER2 has never seen. The list
+// is accepted at the next poll even inside the unknown-kid cool-down that
+// the first JWKS fetch started.
+func TestRevocation_ListSignedByNewKey(t *testing.T) {
+	ta, state := newRevocationApp(t, nil)
+	ta.pollRevocations() // fetches the JWKS for the list's unknown kid: the cool-down starts
+	old := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	replacement, err := ta.issuer.keyring.RevokeAndReplace(old.KeyID, broker.EdDSA)
+	require.NoError(t, err)
+	require.NotNil(t, replacement)
+	require.NoError(t, state.RevokeKey(old.KeyID, ta.clock.Now().Add(24*time.Hour)))
+
+	ta.pollRevocations()
+
+	assert.Equal(t, 1, ta.app.revocations.Status().Entries)
+	got := ta.newBrowser().handoff(old.Token)
+	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
+	assert.Contains(t, []string{string(broker.ReasonRevoked), string(broker.ReasonUnknownKey)}, pageReason(t, got))
+	fresh := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	assert.Equal(t, http.StatusSeeOther, fresh.StatusCode, "the replacement key is known already")
+}
