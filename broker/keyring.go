@@ -470,23 +470,7 @@ func writeKeyFile(dir string, sk *signingKey) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-key-*")
-	if err != nil {
-		return fmt.Errorf("broker: write key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: write key: %w", err)
-	}
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: write key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("broker: write key: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, sk.id+keyFileSuffix)); err != nil {
+	if err := writeFileAtomic(dir, sk.id+keyFileSuffix, out); err != nil {
 		return fmt.Errorf("broker: write key: %w", err)
 	}
 	return nil

@@ -394,27 +394,7 @@ func writeRevocationFile(dir, name string, r revocationRecord) error {
 	if err != nil {
 		return fmt.Errorf("broker: write revocation: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-revocation-*")
-	if err != nil {
-		return fmt.Errorf("broker: write revocation: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: write revocation: %w", err)
-	}
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: write revocation: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("broker: write revocation: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("broker: write revocation: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+	if err := writeFileAtomic(dir, name, out); err != nil {
 		return fmt.Errorf("broker: write revocation: %w", err)
 	}
 	return nil
