@@ -19,6 +19,7 @@ APT_PACKAGES=(
 	chromium
 	redis-server
 	busybox-static
+	docker-compose
 )
 
 cd "$(dirname "$0")/.."
