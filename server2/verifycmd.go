@@ -88,6 +88,7 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	c := ex.Token.Claims()
 	fmt.Fprintf(stdout, "token valid (not consumed): sub=%s task=%s action=%s jti=%s kid=%s expires=%s\n",
 		c.Subject, c.Task.ID, c.Task.Action, c.ID, c.KeyID, c.ExpiresAt.UTC().Format(time.RFC3339))
+	fmt.Fprintln(stdout, "? single use: not checked here. verify never consumes a token and cannot see the running SERVER2's replay store; if this jti was already used, SERVER2 refuses the token as \"replayed\" (409).")
 	return 0
 }
 
