@@ -37,7 +37,8 @@ func TestVerifyCommand(t *testing.T) {
 			giveArgs:  []string{"--jwks-url", is.JWKSURL},
 			giveReq:   demoRequest(),
 			wantCode:  0,
-			wantLines: []string{"✓ size", "✓ structure", "✓ header", "✓ key", "✓ signature", "✓ claims", "✓ task"},
+			wantLines: []string{"✓ size", "✓ structure", "✓ header", "✓ key", "✓ signature", "✓ claims", "✓ task",
+				`? single use: not checked here. verify never consumes a token and cannot see the running SERVER2's replay store; if this jti was already used, SERVER2 refuses the token as "replayed" (409).`},
 		},
 		{
 			name:      "ok/discovered_jwks_url",
