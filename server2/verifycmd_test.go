@@ -33,10 +33,10 @@ func TestVerifyCommand(t *testing.T) {
 		wantLines []string
 	}{
 		{
-			name:      "ok/accepted",
-			giveArgs:  []string{"--jwks-url", is.JWKSURL},
-			giveReq:   demoRequest(),
-			wantCode:  0,
+			name:     "ok/accepted",
+			giveArgs: []string{"--jwks-url", is.JWKSURL},
+			giveReq:  demoRequest(),
+			wantCode: 0,
 			wantLines: []string{"✓ size", "✓ structure", "✓ header", "✓ key", "✓ signature", "✓ claims", "✓ task",
 				`? single use: not checked here. verify never consumes a token and cannot see the running SERVER2's replay store; if this jti was already used, SERVER2 refuses the token as "replayed" (409).`},
 		},
