@@ -96,9 +96,14 @@ type RemoteKeys struct {
 	snap  atomic.Pointer[remoteKeySet]
 	group singleflight.Group
 
-	// lastUnknown is cfg.Now in Unix nanoseconds when a lookup last claimed
-	// a refresh; 0 means never.
+	// lastUnknown is cfg.Now in Unix nanoseconds when a lookup of a kid
+	// missing from a usable set last claimed a refresh; lastEmpty the same
+	// for lookups made with no usable set at all. 0 means never. They are
+	// separate so that the fetch of a verifier's very first set (say, by a
+	// lookup racing the Start loop) does not hold back, for a whole
+	// cool-down, the refresh a genuinely new key needs.
 	lastUnknown atomic.Int64
+	lastEmpty   atomic.Int64
 	lastErr     atomic.Pointer[string]
 	started     atomic.Bool
 }
@@ -232,7 +237,9 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 // other kid (or any kid at all when no usable set is cached) may trigger a
 // refresh, which the call waits for, bounded by ctx and Timeout; if another
 // lookup claimed a refresh less than UnknownKidCooldown ago, it returns
-// ReasonUnknownKey (ReasonUnavailable without a usable set) at once.
+// ReasonUnknownKey (ReasonUnavailable without a usable set) at once. Lookups
+// with no usable set and lookups of a kid missing from a usable set have
+// separate cool-downs.
 func (r *RemoteKeys) LookupKey(ctx context.Context, kid string) (PublicKey, error) {
 	seen := r.snap.Load()
 	now := r.cfg.Now()
@@ -245,7 +252,11 @@ func (r *RemoteKeys) LookupKey(ctx context.Context, kid string) (PublicKey, erro
 	// of made-up kids from turning each token into a fetch at the issuer
 	// (amplification); callers that lose the claim return at once, so the
 	// flood never queues verifications behind a fetch.
-	if !r.claimCooldown(now) {
+	claim := &r.lastUnknown
+	if !r.usable(seen, now) {
+		claim = &r.lastEmpty
+	}
+	if !r.claimCooldown(claim, now) {
 		return PublicKey{}, r.miss(seen, now)
 	}
 	cur, err := r.refresh(ctx, seen)
@@ -284,16 +295,17 @@ func (r *RemoteKeys) usable(s *remoteKeySet, now time.Time) bool {
 }
 
 // claimCooldown reports whether a lookup at now may trigger a refresh, and
-// if so starts a new cool-down. A clock that went backwards allows a claim.
-func (r *RemoteKeys) claimCooldown(now time.Time) bool {
+// if so starts a new cool-down on the clock last. A clock that went
+// backwards allows a claim.
+func (r *RemoteKeys) claimCooldown(last *atomic.Int64, now time.Time) bool {
 	for {
-		last := r.lastUnknown.Load()
-		if last != 0 {
-			if d := now.Sub(time.Unix(0, last)); d >= 0 && d < r.cfg.UnknownKidCooldown {
+		prev := last.Load()
+		if prev != 0 {
+			if d := now.Sub(time.Unix(0, prev)); d >= 0 && d < r.cfg.UnknownKidCooldown {
 				return false
 			}
 		}
-		if r.lastUnknown.CompareAndSwap(last, now.UnixNano()) {
+		if last.CompareAndSwap(prev, now.UnixNano()) {
 			return true
 		}
 	}

@@ -402,6 +402,28 @@ func TestRemoteKeysKeyAddedAfterFetch(t *testing.T) {
 	assert.EqualValues(t, 2, iss.hits.Load(), "then it is cached")
 }
 
+// TestRemoteKeysFirstFetchByLookupKeepsUnknownKidRefresh: when a lookup,
+// not Refresh or Start, fetches the verifier's very first set (a revocation
+// list verified at start-up, racing the Start loop), a key the issuer adds
+// right after still gets its unknown-kid refresh, with no cool-down wait.
+func TestRemoteKeysFirstFetchByLookupKeepsUnknownKidRefresh(t *testing.T) {
+	iss := newRemoteIssuer(t, remoteIssuerOptions{})
+	rk := newTestRemoteKeys(t, iss.url(), newClock(testNow), nil)
+
+	_, err := rk.LookupKey(t.Context(), iss.kid(t, 0))
+	require.NoError(t, err, "the first lookup fetches the set")
+	assert.EqualValues(t, 1, iss.hits.Load())
+
+	iss.addKeyring(t, broker.EdDSA)
+	_, err = rk.LookupKey(t.Context(), iss.kid(t, 1))
+	require.NoError(t, err, "the new key is fetched at once, not after a cool-down")
+	assert.EqualValues(t, 2, iss.hits.Load())
+
+	_, err = rk.LookupKey(t.Context(), "no-such-kid")
+	wantReason(t, err, broker.ReasonUnknownKey)
+	assert.EqualValues(t, 2, iss.hits.Load(), "the unknown-kid cool-down still holds")
+}
+
 func TestRemoteKeysVerifierAcceptsNewKey(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
 	rk := newTestRemoteKeys(t, iss.url(), newClock(time.Now()), nil)
