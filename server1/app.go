@@ -46,6 +46,7 @@ type app struct {
 	registry *registry
 	tasks    *taskBook
 	sessions *sessionStore
+	logins   *loginLimiter
 	users    map[string]user
 	// demoUsers is true when the built-in users are in use.
 	demoUsers bool
@@ -111,6 +112,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		registry:       reg,
 		tasks:          demoTasks(reg),
 		sessions:       newSessionStore(time.Now, rand.Reader),
+		logins:         newLoginLimiter(),
 		users:          users,
 		demoUsers:      demo,
 		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -221,4 +223,39 @@ func TestUsersFile(t *testing.T) {
 			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "demo users are gone")
 		})
 	}
+}
+
+func TestSignInAttemptsAreLimited(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	signIn := func(user, password string) response {
+		b := ts.browser(t)
+		return b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {user}, "password": {password}}, nil)
+	}
+	for i := range loginBurst {
+		require.Equal(t, http.StatusUnauthorized, signIn("alice", "guess").StatusCode, "attempt %d", i+1)
+	}
+
+	res := signIn("alice", "alice-demo-pw")
+	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "even the right password waits once the budget is spent")
+	assert.Equal(t, "too_many_attempts", text(byID(t, parseHTML(t, res.body), "reason")))
+	assert.Equal(t, "60", res.Header.Get("Retry-After"))
+	assert.Equal(t, http.StatusSeeOther, signIn("bob", "bob-demo-pw").StatusCode, "other accounts are unaffected")
+}
+
+func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
+	l := newLoginLimiter()
+	now := time.Unix(1_800_000_000, 0)
+	for range loginBurst {
+		require.True(t, l.allow("alice", now))
+	}
+	assert.False(t, l.allow("alice", now))
+	assert.True(t, l.allow("alice", now.Add(loginRefill)), "one attempt back per refill period")
+
+	for i := range loginMaxTracks - 1 {
+		l.allow(fmt.Sprintf("spray-%d", i), now)
+	}
+	assert.False(t, l.allow("one-more", now), "full of live budgets: refuse rather than reset anyone's")
+	assert.False(t, l.allow("alice", now.Add(loginRefill)), "alice's spent budget survived the spray")
+	later := now.Add(loginBurst * loginRefill)
+	assert.True(t, l.allow("one-more", later), "budgets that refilled are forgotten to make room")
 }

@@ -150,8 +150,16 @@ func (a *app) handleLoginForm(c echo.Context) error {
 	return c.Render(http.StatusOK, "login.html", loginPage{CSRF: csrfToken(c)})
 }
 
+var errTooManyAttempts = shared.NewError(http.StatusTooManyRequests, "too_many_attempts",
+	"Too many sign-in attempts.", "Wait a minute, then try again.")
+
 func (a *app) handleLogin(c echo.Context) error {
 	username, password := c.FormValue("username"), c.FormValue("password")
+	if !a.logins.allow(username, time.Now()) {
+		a.log.Warn("sign-in refused: too many attempts", "request_id", shared.RequestID(c))
+		c.Response().Header().Set("Retry-After", "60")
+		return errTooManyAttempts
+	}
 	u, known := a.users[username]
 	hash := []byte(u.PasswordHash)
 	if !known {
