@@ -17,7 +17,10 @@
 //     §4.1.9 allows), "kid" present; any other member, "crit", "jwk",
 //     "jku", "x5u" and "x5c" included, is refused.
 //  4. Key: looked up by "kid" in a KeySource; its algorithm must equal "alg".
-//  5. Signature, with one opaque reason for every failure.
+//  5. Signature, checked over the JWS Signing Input exactly as received
+//     (RFC 7515 §5.2) with the key's one algorithm, after the strict header
+//     parse: the header is never read by a second parser. One opaque reason
+//     for every failure.
 //  6. Claims (RFC 7519 §4.1) with strict JSON types and no duplicate
 //     members: trusted "iss", "aud" exactly this audience (a single
 //     string), "exp", "nbf", "iat" with bounded leeway, a lifetime capped
@@ -39,5 +42,18 @@
 // only; replicas need a shared store.
 //
 // Keys are Ed25519 or P-256, identified by their RFC 7638 thumbprint, stored
-// as RFC 7517 JWK files, and published as a JWK Set.
+// as RFC 7517 JWK files, and published as a JWK Set. A key's state (next,
+// current, retired, expired) follows from its activation time alone, so
+// issuer instances sharing a key directory agree without coordination
+// (Keyring.Rotate, Keyring.RevokeAndReplace). RemoteKeys is the relying
+// service's cached view of the issuer's JWK Set.
+//
+// Revocation travels as a signed list of its own type, "revocation+jwt"
+// (RevocationState and RevocationPublisher on the issuer, RemoteRevocations
+// on the relying service): a distinct validation profile, so a list is never
+// accepted as a handoff token nor the reverse (RFC 8725 §3.12).
+//
+// The files: errors.go (reasons), mint.go, verify.go and claims.go,
+// keyring.go and rotate.go, jwks.go and remotekeys.go, replay.go,
+// revocation.go, revocationlist.go, revocations.go and remoterevocations.go.
 package broker
