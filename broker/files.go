@@ -3,6 +3,7 @@ package broker
 import (
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // writeFileAtomic writes data and a newline to dir/name with mode 0600: into a
@@ -32,3 +33,21 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
+
+// dirWatch remembers a directory's modification time as of its last full
+// read, so that a reload can skip a directory nothing has changed.
+type dirWatch struct {
+	seen time.Time
+}
+
+// unchanged reports whether st, a fresh stat of the directory, shows the
+// time of the last read. Directory times are coarse (a few ms on Linux): a
+// second change in the same tick as the last read leaves the time as it
+// was, so a time less than two seconds old always counts as changed rather
+// than miss that change for good.
+func (w *dirWatch) unchanged(st os.FileInfo) bool {
+	return !w.seen.IsZero() && st.ModTime().Equal(w.seen) && time.Since(w.seen) > 2*time.Second
+}
+
+// read records that the directory was read as of st.
+func (w *dirWatch) read(st os.FileInfo) { w.seen = st.ModTime() }

@@ -143,8 +143,8 @@ type Keyring struct {
 	cfg  KeyringConfig
 	snap atomic.Pointer[keySet]
 
-	mu       sync.Mutex // serialises Reload and writes
-	dirStamp time.Time
+	mu  sync.Mutex // serialises Reload and writes
+	dir dirWatch
 }
 
 const keyFileSuffix = ".jwk"
@@ -243,10 +243,7 @@ func (k *Keyring) Reload() error {
 	if err != nil {
 		return fmt.Errorf("broker: key directory: %w", err)
 	}
-	// Directory times are coarse (a few ms on Linux): a second change in the
-	// tick of the last read leaves the time unchanged, so a recent time is
-	// read again rather than miss a rotation for good.
-	if st.ModTime().Equal(k.dirStamp) && !k.dirStamp.IsZero() && time.Since(k.dirStamp) > 2*time.Second {
+	if k.dir.unchanged(st) {
 		return nil
 	}
 	entries, err := os.ReadDir(k.cfg.Dir)
@@ -279,7 +276,7 @@ func (k *Keyring) Reload() error {
 		return err
 	}
 	k.snap.Store(newKeySet(keys))
-	k.dirStamp = st.ModTime()
+	k.dir.read(st)
 	return nil
 }
 

@@ -298,21 +298,11 @@ func NewRevocationListVerifier(cfg RevocationListVerifierConfig) (*RevocationLis
 	if cfg.MaxEntries < 0 || cfg.MaxEntries > MaxRevocationEntries {
 		errs = append(errs, fmt.Errorf("field MaxEntries must be between 1 and %d", MaxRevocationEntries))
 	}
-	v := &RevocationListVerifier{cfg: cfg, issuers: make(map[string]bool)}
-	for _, a := range cfg.Algorithms {
-		if !a.valid() {
-			errs = append(errs, fmt.Errorf("algorithm %q is not supported", a))
-			continue
-		}
-		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
-	}
-	if err := errors.Join(errs...); err != nil {
+	algs, err := allowlist(cfg.Algorithms)
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, fmt.Errorf("broker: revocation list verifier config: %w", err)
 	}
-	for _, iss := range cfg.Issuers {
-		v.issuers[iss] = true
-	}
-	return v, nil
+	return &RevocationListVerifier{cfg: cfg, algs: algs, issuers: issuerSet(cfg.Issuers)}, nil
 }
 
 // Verify checks a signed revocation list as Verifier.Verify checks a

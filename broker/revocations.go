@@ -142,9 +142,9 @@ type RevocationState struct {
 	ix      atomic.Pointer[revocationIndex]
 	version atomic.Uint64
 
-	mu       sync.Mutex // serialises Reload, Prune and writes
-	records  map[string]revocationRecord
-	dirStamp time.Time
+	mu      sync.Mutex // serialises Reload, Prune and writes
+	records map[string]revocationRecord
+	dir     dirWatch
 }
 
 // revocationRecord is one entry as stored in a file of the state directory.
@@ -305,10 +305,7 @@ func (s *RevocationState) Reload() error {
 	if err != nil {
 		return fmt.Errorf("broker: revocation directory: %w", err)
 	}
-	// Directory times are coarse (a few ms on Linux): a change in the same
-	// tick as the last read leaves the time unchanged, so a recent time is
-	// read again.
-	if st.ModTime().Equal(s.dirStamp) && time.Since(st.ModTime()) > 2*time.Second {
+	if s.dir.unchanged(st) {
 		return nil
 	}
 	entries, err := os.ReadDir(s.cfg.Dir)
@@ -348,7 +345,7 @@ func (s *RevocationState) Reload() error {
 		}
 	}
 	s.records = records
-	s.dirStamp = st.ModTime()
+	s.dir.read(st)
 	if changed {
 		s.rebuild()
 	}

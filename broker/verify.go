@@ -93,24 +93,38 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.MaxTokenSize < 0 || cfg.MaxTokenSize > 64<<10 {
 		errs = append(errs, errors.New("field MaxTokenSize must be between 1 and 65536"))
 	}
-	v := &Verifier{cfg: cfg, issuers: make(map[string]bool)}
-	for _, a := range cfg.Algorithms {
-		if !a.valid() {
-			errs = append(errs, fmt.Errorf("algorithm %q is not supported", a))
-			continue
-		}
-		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
-	}
-	if err := errors.Join(errs...); err != nil {
+	algs, err := allowlist(cfg.Algorithms)
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, fmt.Errorf("broker: verifier config: %w", err)
 	}
-	for _, iss := range cfg.Issuers {
-		v.issuers[iss] = true
-	}
+	v := &Verifier{cfg: cfg, algs: algs, issuers: issuerSet(cfg.Issuers)}
 	if f, ok := cfg.Replay.(interface{ RemembersSince() time.Time }); ok {
 		v.rememberSince = f.RemembersSince
 	}
 	return v, nil
+}
+
+// allowlist returns algs, each of which must be in the fixed allowlist, as
+// the values go-jose and parseHeader compare "alg" against.
+func allowlist(algs []Algorithm) ([]jose.SignatureAlgorithm, error) {
+	out := make([]jose.SignatureAlgorithm, 0, len(algs))
+	var errs []error
+	for _, a := range algs {
+		if !a.valid() {
+			errs = append(errs, fmt.Errorf("algorithm %q is not supported", a))
+			continue
+		}
+		out = append(out, jose.SignatureAlgorithm(a))
+	}
+	return out, errors.Join(errs...)
+}
+
+func issuerSet(issuers []string) map[string]bool {
+	set := make(map[string]bool, len(issuers))
+	for _, iss := range issuers {
+		set[iss] = true
+	}
+	return set
 }
 
 // Expect is what the caller already knows the token must say.
