@@ -37,17 +37,31 @@ func writeFileAtomic(dir, name string, data []byte) error {
 // dirWatch remembers a directory's modification time as of its last full
 // read, so that a reload can skip a directory nothing has changed.
 type dirWatch struct {
-	seen time.Time
+	seen    time.Time // of the last listing taken in
+	pending time.Time // of the last listing handed out
 }
 
-// unchanged reports whether st, a fresh stat of the directory, shows the
-// time of the last read. Directory times are coarse (a few ms on Linux): a
-// second change in the same tick as the last read leaves the time as it
-// was, so a time less than two seconds old always counts as changed rather
-// than miss that change for good.
-func (w *dirWatch) unchanged(st os.FileInfo) bool {
-	return !w.seen.IsZero() && st.ModTime().Equal(w.seen) && time.Since(w.seen) > 2*time.Second
+// entries lists dir unless it shows the modification time of the last
+// listing: changed is false, and entries nil, when nothing can have changed.
+// Directory times are coarse (a few ms on Linux): a second change in the
+// same tick as the last listing leaves the time as it was, so a time less
+// than two seconds old always counts as changed rather than miss that
+// change for good. The caller holds the lock that serialises its reloads.
+func (w *dirWatch) entries(dir string) (entries []os.DirEntry, changed bool, err error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	if !w.seen.IsZero() && st.ModTime().Equal(w.seen) && time.Since(w.seen) > 2*time.Second {
+		return nil, false, nil
+	}
+	if entries, err = os.ReadDir(dir); err != nil {
+		return nil, false, err
+	}
+	w.pending = st.ModTime()
+	return entries, true, nil
 }
 
-// read records that the directory was read as of st.
-func (w *dirWatch) read(st os.FileInfo) { w.seen = st.ModTime() }
+// read records that the last listing was fully taken in; a listing whose
+// reload failed is not recorded, so the next reload reads it again.
+func (w *dirWatch) read() { w.seen = w.pending }

@@ -239,16 +239,12 @@ func (k *Keyring) Reload() error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	st, err := os.Stat(k.cfg.Dir)
+	entries, changed, err := k.dir.entries(k.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("broker: key directory: %w", err)
 	}
-	if k.dir.unchanged(st) {
+	if !changed {
 		return nil
-	}
-	entries, err := os.ReadDir(k.cfg.Dir)
-	if err != nil {
-		return fmt.Errorf("broker: key directory: %w", err)
 	}
 	prev := make(map[string]*signingKey)
 	for _, sk := range k.snap.Load().keys {
@@ -276,7 +272,7 @@ func (k *Keyring) Reload() error {
 		return err
 	}
 	k.snap.Store(newKeySet(keys))
-	k.dir.read(st)
+	k.dir.read()
 	return nil
 }
 

@@ -301,16 +301,12 @@ func (s *RevocationState) Reload() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := os.Stat(s.cfg.Dir)
+	entries, changed, err := s.dir.entries(s.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("broker: revocation directory: %w", err)
 	}
-	if s.dir.unchanged(st) {
+	if !changed {
 		return nil
-	}
-	entries, err := os.ReadDir(s.cfg.Dir)
-	if err != nil {
-		return fmt.Errorf("broker: revocation directory: %w", err)
 	}
 	records := make(map[string]revocationRecord, len(entries))
 	var errs []error
@@ -338,15 +334,15 @@ func (s *RevocationState) Reload() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	changed := len(records) != len(s.records)
+	differs := len(records) != len(s.records)
 	for name := range records {
 		if _, ok := s.records[name]; !ok {
-			changed = true
+			differs = true
 		}
 	}
 	s.records = records
-	s.dir.read(st)
-	if changed {
+	s.dir.read()
+	if differs {
 		s.rebuild()
 	}
 	return nil
