@@ -95,10 +95,11 @@ type URLPolicyConfig struct {
 // written or not) or one of AllowedHosts. Redirects must pass the same
 // check, may not leave https once a hop was https, and are capped at 3.
 //
-// It stops a downgrade (metadata or a redirect naming http:// for an https
-// issuer lets anyone on the path substitute the keys or hide revocations)
-// and keeps fetches on hosts the operator chose (a document pointing the
-// verifier at another host, an internal one included, is refused: SSRF).
+// It stops a downgrade: metadata or a redirect naming http:// for an https
+// issuer would let anyone on the path substitute the keys, or hold
+// revocations back by answering 304 or with an older list. It keeps fetches
+// on hosts the operator chose: a document pointing the verifier at another
+// host, an internal one included, is refused (SSRF).
 //
 // A URLPolicy is immutable and safe for concurrent use.
 type URLPolicy struct {
