@@ -48,6 +48,12 @@
 // (Keyring.Rotate, Keyring.RevokeAndReplace). RemoteKeys is the relying
 // service's cached view of the issuer's JWK Set.
 //
+// Every remote fetch (RemoteKeys, RemoteRevocations, and a caller's
+// discovery of the issuer's metadata) goes through one URLPolicy: the URL
+// and every redirect must be https when the issuer is, and on the issuer's
+// host or one the caller allowed. A refusal is a *URLError with a stable
+// URLReason.
+//
 // Revocation travels as a signed list of its own type, "revocation+jwt"
 // (RevocationState and RevocationPublisher on the issuer, RemoteRevocations
 // on the relying service): a distinct validation profile, so a list is never
@@ -55,5 +61,6 @@
 //
 // The files: errors.go (reasons), mint.go, verify.go and claims.go,
 // keyring.go and rotate.go, jwks.go and remotekeys.go, replay.go,
-// revocation.go, revocationlist.go, revocations.go and remoterevocations.go.
+// revocation.go, revocationlist.go, revocations.go and remoterevocations.go,
+// urlpolicy.go (what every remote fetch may reach).
 package broker

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,19 +26,21 @@ const (
 	RemoteFetchError = "error"
 )
 
-// maxRedirects caps the redirects the default client follows (redirect loops).
-const maxRedirects = 3
-
 // RemoteKeysConfig configures RemoteKeys.
 type RemoteKeysConfig struct {
-	// URL is the issuer's JWKS endpoint, http or https. Required. Use https
-	// anywhere but loopback: whoever can change the response can mint tokens.
-	// Keys are fetched from this URL only, never from one a token names
-	// ("jku", "x5u"), so a token cannot send the verifier to a host of its
-	// choosing (SSRF) or make it trust keys of its choosing.
+	// URL is the issuer's JWKS endpoint, http or https; Policy must allow
+	// it. Required. Use https anywhere but loopback: whoever can change the
+	// response can mint tokens. Keys are fetched from this URL only, never
+	// from one a token names ("jku", "x5u"), so a token cannot send the
+	// verifier to a host of its choosing (SSRF) or make it trust keys of
+	// its choosing.
 	URL string
-	// Client sends the requests. Default: a client with Timeout that follows
-	// at most 3 redirects and never from https to http.
+	// Policy checks URL and every redirect of every fetch. Default: the
+	// policy of an issuer at URL, so redirects stay on URL's host and never
+	// leave https.
+	Policy *URLPolicy
+	// Client sends the requests; Policy checks its redirects before its own
+	// CheckRedirect does. Default: a client with Timeout.
 	Client *http.Client
 	// Timeout bounds each fetch, reading the body included. Default 5s.
 	Timeout time.Duration
@@ -162,7 +163,8 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 	}
 
 	var errs []error
-	if err := checkJWKSURL(cfg.URL); err != nil {
+	policy, err := fetchPolicy(cfg.Policy, cfg.URL)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.Timeout < 0 {
@@ -194,41 +196,10 @@ func NewRemoteKeys(cfg RemoteKeysConfig) (*RemoteKeys, error) {
 		return nil, fmt.Errorf("broker: remote keys config: %w", err)
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: checkRedirect}
+		cfg.Client = &http.Client{Timeout: cfg.Timeout}
 	}
+	cfg.Policy, cfg.Client = policy, policy.Client(cfg.Client)
 	return &RemoteKeys{cfg: cfg, algs: algs}, nil
-}
-
-// checkJWKSURL accepts an absolute http or https URL without credentials.
-// Credentials in a URL end up in logs and error messages.
-func checkJWKSURL(raw string) error {
-	if raw == "" {
-		return errors.New("URL is required")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("URL: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("URL must be an absolute http or https URL")
-	}
-	if u.User != nil {
-		return errors.New("URL must not carry credentials")
-	}
-	return nil
-}
-
-// checkRedirect caps redirects (loops) and refuses a redirect from https to
-// http, which would let anyone on the network path substitute the keys
-// (downgrade).
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > maxRedirects {
-		return fmt.Errorf("stopped after %d redirects", maxRedirects)
-	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("refusing a redirect from https to http")
-	}
-	return nil
 }
 
 // LookupKey implements KeySource.

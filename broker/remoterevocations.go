@@ -29,9 +29,13 @@ func SharedRevocationKey(issuer, jti string) string { return "jti:" + ReplayKey(
 
 // RemoteRevocationsConfig configures RemoteRevocations.
 type RemoteRevocationsConfig struct {
-	// URL is the issuer's revocation list endpoint, http or https. Required.
-	// Use https anywhere but loopback.
+	// URL is the issuer's revocation list endpoint, http or https; Policy
+	// must allow it. Required. Use https anywhere but loopback.
 	URL string
+	// Policy checks URL and every redirect of every poll. Default: the
+	// policy of an issuer at URL, so redirects stay on URL's host and never
+	// leave https.
+	Policy *URLPolicy
 	// Keys verifies the lists: the issuer's JWKS, the same KeySource that
 	// verifies its handoff tokens. Required.
 	Keys KeySource
@@ -58,8 +62,8 @@ type RemoteRevocationsConfig struct {
 	// Leeway is the clock skew tolerated on a list's "iat" and "exp".
 	// Default 30s.
 	Leeway time.Duration
-	// Client sends the requests. Default: a client with Timeout that follows
-	// at most 3 redirects and never from https to http.
+	// Client sends the requests; Policy checks its redirects before its own
+	// CheckRedirect does. Default: a client with Timeout.
 	Client *http.Client
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
@@ -133,7 +137,8 @@ func NewRemoteRevocations(cfg RemoteRevocationsConfig) (*RemoteRevocations, erro
 		cfg.Now = time.Now
 	}
 	var errs []error
-	if err := checkJWKSURL(cfg.URL); err != nil {
+	policy, err := fetchPolicy(cfg.Policy, cfg.URL)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.Keys == nil {
@@ -168,8 +173,9 @@ func NewRemoteRevocations(cfg RemoteRevocationsConfig) (*RemoteRevocations, erro
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: checkRedirect}
+		cfg.Client = &http.Client{Timeout: cfg.Timeout}
 	}
+	cfg.Policy, cfg.Client = policy, policy.Client(cfg.Client)
 	return &RemoteRevocations{cfg: cfg, verifier: v}, nil
 }
 

@@ -36,6 +36,11 @@ type Options struct {
 	// DiscoveryRetry is the first wait before retrying a failed issuer
 	// metadata fetch; it doubles up to 30s. Default 1s.
 	DiscoveryRetry time.Duration
+	// Transport carries every fetch from the issuer (metadata, JWKS,
+	// revocation list), for a private CA or a test server's certificate;
+	// the fetch policy still checks every URL and redirect. Default
+	// http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // App is SERVER2, the relying service: it verifies handoff tokens from the
@@ -47,6 +52,7 @@ type App struct {
 	log      *slog.Logger
 	metrics  *shared.Metrics
 	keys     *issuerKeys
+	fetch    *broker.URLPolicy
 	replay   replayBackend
 	verifier *broker.Verifier
 	sessions *sessionStore
@@ -71,12 +77,17 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	if opts.DiscoveryRetry <= 0 {
 		opts.DiscoveryRetry = time.Second
 	}
+	fetch, err := cfg.fetchPolicy()
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		cfg:      cfg,
 		opts:     opts,
 		log:      opts.Logger,
 		metrics:  shared.NewMetrics(),
 		keys:     &issuerKeys{},
+		fetch:    fetch,
 		sessions: newSessionStore(cfg.SessionTTL, opts.Now),
 
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
@@ -160,6 +171,8 @@ func (a *App) newRemoteKeys(jwksURL string) (*broker.RemoteKeys, error) {
 	c := a.cfg
 	return broker.NewRemoteKeys(broker.RemoteKeysConfig{
 		URL:                jwksURL,
+		Policy:             a.fetch,
+		Client:             &http.Client{Timeout: c.JWKSTimeout, Transport: a.opts.Transport},
 		Timeout:            c.JWKSTimeout,
 		MinRefresh:         c.JWKSMinRefresh,
 		MaxRefresh:         max(c.JWKSMinRefresh, min(time.Hour, c.JWKSMaxStale)),
@@ -188,7 +201,7 @@ func (a *App) Start(ctx context.Context) {
 	if rk := a.keys.remote.Load(); rk != nil {
 		rk.Start(ctx)
 	} else {
-		go discoverLoop(ctx, a.log, metadataClient(a.cfg.JWKSTimeout), a.cfg.TrustedIssuer, a.opts.DiscoveryRetry, 30*time.Second,
+		go discoverLoop(ctx, a.log, metadataClient(a.fetch, a.cfg.JWKSTimeout, a.opts.Transport), a.fetch, a.opts.DiscoveryRetry, 30*time.Second,
 			func(md issuerMetadata) error {
 				rk, err := a.newRemoteKeys(md.JWKSURI)
 				if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -33,6 +32,11 @@ type Config struct {
 	// JWKSURL is the issuer's JWK Set. Default "": discovered from
 	// <TrustedIssuer>/.well-known/handoff-configuration.
 	JWKSURL string
+	// FetchAllowedHosts are hosts besides TrustedIssuer's ("name" or
+	// "name:port") that the metadata, JWKS and revocation list may be
+	// fetched from, configured or discovered, redirects included. Every
+	// such URL must also be https when TrustedIssuer is. Default none.
+	FetchAllowedHosts []string
 	// ReplayStore is "memory" or a redis:// or rediss:// URL. Default memory.
 	ReplayStore string
 	// Leeway is the tolerated clock skew. Default 30s.
@@ -77,6 +81,14 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Audience, "audience", "http://127.0.0.1:8082", "this service's identifier, the required token \"aud\"")
 	fs.StringVar(&cfg.TrustedIssuer, "trusted-issuer", "http://localhost:8081", "the accepted token \"iss\" (SERVER1's URL)")
 	fs.StringVar(&cfg.JWKSURL, "jwks-url", "", "SERVER1's JWKS URL (empty: discovered from the issuer's handoff-configuration)")
+	fs.Func("fetch-allowed-hosts", "comma-separated hosts (name or name:port) besides the trusted issuer's that the JWKS, revocation list and metadata may be fetched from", func(s string) error {
+		for h := range strings.SplitSeq(s, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.FetchAllowedHosts = append(cfg.FetchAllowedHosts, h)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where used token ids are recorded: memory, or a redis:// URL")
 	fs.DurationVar(&cfg.Leeway, "leeway", broker.DefaultLeeway, "tolerated clock skew")
 	fs.DurationVar(&cfg.MaxTokenLifetime, "max-token-lifetime", broker.DefaultMaxTTL, "longest accepted token lifetime (exp - iat)")
@@ -128,17 +140,20 @@ func (c Config) validate() error {
 	if c.Audience == "" {
 		errs = append(errs, errors.New("audience is required"))
 	}
-	if err := checkHTTPURL(c.TrustedIssuer); err != nil {
-		errs = append(errs, fmt.Errorf("trusted-issuer: %w", err))
+	policy, err := c.fetchPolicy()
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if c.JWKSURL != "" {
-		if err := checkHTTPURL(c.JWKSURL); err != nil {
-			errs = append(errs, fmt.Errorf("jwks-url: %w", err))
+	for _, u := range []struct{ name, url string }{{"jwks-url", c.JWKSURL}, {"revocation-url", c.RevocationURL}} {
+		if u.url == "" {
+			continue
 		}
-	}
-	if c.RevocationURL != "" {
-		if err := checkHTTPURL(c.RevocationURL); err != nil {
-			errs = append(errs, fmt.Errorf("revocation-url: %w", err))
+		check := broker.CheckFetchURL // without a valid issuer, only the URL's shape
+		if policy != nil {
+			check = policy.Check
+		}
+		if err := check(u.url); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
 		}
 	}
 	if err := checkReplayStore(c.ReplayStore); err != nil {
@@ -170,20 +185,14 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// checkHTTPURL accepts an absolute http or https URL without credentials,
-// which would otherwise end up in logs.
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
+// fetchPolicy is the broker.URLPolicy of every fetch from the issuer:
+// metadata, JWKS and revocation list, configured or discovered.
+func (c Config) fetchPolicy() (*broker.URLPolicy, error) {
+	p, err := broker.NewURLPolicy(broker.URLPolicyConfig{Issuer: c.TrustedIssuer, AllowedHosts: c.FetchAllowedHosts})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("trusted-issuer / fetch-allowed-hosts: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http or https URL", raw)
-	}
-	if u.User != nil {
-		return errors.New("the URL must not carry credentials")
-	}
-	return nil
+	return p, nil
 }
 
 func checkReplayStore(s string) error {

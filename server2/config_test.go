@@ -35,14 +35,14 @@ func TestParseConfig_Defaults(t *testing.T) {
 }
 
 func TestParseConfig_FlagsAndEnv(t *testing.T) {
-	t.Setenv("SERVER2_JWKS_URL", "http://issuer.test/jwks.json")
+	t.Setenv("SERVER2_JWKS_URL", "http://localhost:8081/jwks.json")
 	t.Setenv("SERVER2_SESSION_TTL", "5m")
 	t.Setenv("SERVER2_LOG_LEVEL", "debug")
 
 	got, _, err := parseConfig("server2", []string{"--session-ttl", "7m", "--addr", "127.0.0.1:0"}, io.Discard, nil)
 
 	require.NoError(t, err)
-	assert.Equal(t, "http://issuer.test/jwks.json", got.JWKSURL, "from the environment")
+	assert.Equal(t, "http://localhost:8081/jwks.json", got.JWKSURL, "from the environment")
 	assert.Equal(t, 7*time.Minute, got.SessionTTL, "the flag wins over the environment")
 	assert.Equal(t, "127.0.0.1:0", got.Addr)
 	assert.Equal(t, slog.LevelDebug, got.LogLevel)

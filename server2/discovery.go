@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,15 +65,20 @@ type issuerMetadata struct {
 
 // discoverJWKSURL fetches <issuer>/.well-known/handoff-configuration and
 // returns its jwks_uri.
-func discoverJWKSURL(ctx context.Context, client *http.Client, issuer string) (string, error) {
-	md, err := discoverMetadata(ctx, client, issuer)
+func discoverJWKSURL(ctx context.Context, client *http.Client, policy *broker.URLPolicy) (string, error) {
+	md, err := discoverMetadata(ctx, client, policy)
 	return md.JWKSURI, err
 }
 
-// discoverMetadata fetches <issuer>/.well-known/handoff-configuration and
-// returns it, its URLs checked.
-func discoverMetadata(ctx context.Context, client *http.Client, issuer string) (issuerMetadata, error) {
+// discoverMetadata fetches <issuer>/.well-known/handoff-configuration, the
+// issuer being policy's, and returns it, its URLs checked by policy. client
+// comes from metadataClient.
+func discoverMetadata(ctx context.Context, client *http.Client, policy *broker.URLPolicy) (issuerMetadata, error) {
+	issuer := policy.Issuer()
 	metaURL := strings.TrimSuffix(issuer, "/") + MetadataPath
+	if err := policy.Check(metaURL); err != nil {
+		return issuerMetadata{}, fmt.Errorf("issuer metadata: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
 	if err != nil {
 		return issuerMetadata{}, err
@@ -105,11 +109,15 @@ func discoverMetadata(ctx context.Context, client *http.Client, issuer string) (
 	if md.Issuer != issuer {
 		return issuerMetadata{}, fmt.Errorf("issuer metadata names issuer %q, want %q", md.Issuer, issuer)
 	}
-	if err := checkHTTPURL(md.JWKSURI); err != nil {
+	// The downgrade and host rules apply to discovered URLs as to
+	// configured ones: metadata naming http:// for an https issuer, or
+	// another host, would hand the keys or the revocation list to whoever
+	// answers there.
+	if err := policy.Check(md.JWKSURI); err != nil {
 		return issuerMetadata{}, fmt.Errorf("issuer metadata jwks_uri: %w", err)
 	}
 	if md.RevocationEndpoint != "" {
-		if err := checkHTTPURL(md.RevocationEndpoint); err != nil {
+		if err := policy.Check(md.RevocationEndpoint); err != nil {
 			return issuerMetadata{}, fmt.Errorf("issuer metadata revocation_endpoint: %w", err)
 		}
 	}
@@ -118,11 +126,13 @@ func discoverMetadata(ctx context.Context, client *http.Client, issuer string) (
 
 // discoverLoop retries discoverMetadata with exponential backoff from
 // first up to limit until it succeeds or ctx ends, and passes the metadata
-// to found.
-func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, issuer string, first, limit time.Duration, found func(issuerMetadata) error) {
+// to found. Metadata the policy refuses is retried too: the issuer may fix
+// it, and until then SERVER2 is not ready.
+func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, policy *broker.URLPolicy, first, limit time.Duration, found func(issuerMetadata) error) {
+	issuer := policy.Issuer()
 	wait := first
 	for {
-		md, err := discoverMetadata(ctx, client, issuer)
+		md, err := discoverMetadata(ctx, client, policy)
 		if err == nil {
 			err = found(md)
 			if err == nil {
@@ -133,7 +143,11 @@ func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, is
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("issuer metadata discovery failed; retrying", "issuer", issuer, "error", err.Error(), "retry_in", wait.String())
+		attrs := []any{"issuer", issuer, "error", err.Error(), "retry_in", wait.String()}
+		if reason := broker.URLReasonOf(err); reason != "" {
+			attrs = append(attrs, "reason", string(reason))
+		}
+		log.Warn("issuer metadata discovery failed; retrying", attrs...)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -145,20 +159,9 @@ func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, is
 	}
 }
 
-// metadataClient fetches issuer metadata: bounded in time, at most three
-// redirects (loops), never from https down to http (anyone on the path could
-// then substitute the jwks_uri).
-func metadataClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return errors.New("refusing a redirect from https to http")
-			}
-			return nil
-		},
-	}
+// metadataClient fetches issuer metadata: bounded in time, its redirects
+// under policy (at most 3, never from https to http, never to a host the
+// policy does not allow). transport may be nil (http.DefaultTransport).
+func metadataClient(policy *broker.URLPolicy, timeout time.Duration, transport http.RoundTripper) *http.Client {
+	return policy.Client(&http.Client{Timeout: timeout, Transport: transport})
 }

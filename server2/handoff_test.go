@@ -159,7 +159,7 @@ func TestPostHandoff_Unavailable(t *testing.T) {
 	}{
 		{
 			name:      "fail/jwks_down_from_start",
-			giveSetup: func(c *Config, _ *Options) { c.JWKSURL = closedURL(t) + "/.well-known/jwks.json" },
+			giveSetup: func(c *Config, _ *Options) { useClosedJWKSURL(t, c) },
 		},
 		{
 			name:      "fail/replay_store_down",
@@ -181,7 +181,7 @@ func TestPostHandoff_Unavailable(t *testing.T) {
 }
 
 func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
-	ta := newTestApp(t, func(c *Config, _ *Options) { c.JWKSURL = closedURL(t) + "/jwks.json" })
+	ta := newTestApp(t, func(c *Config, _ *Options) { useClosedJWKSURL(t, c) })
 	ta.app.Start(t.Context())
 	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(broker.RemoteFetchError)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(fetchErrors) >= 1 }, 5*time.Second, 5*time.Millisecond)

@@ -401,6 +401,15 @@ var errStoreDown = errors.New("replay store down")
 func (failingReplay) Consume(context.Context, string, time.Time) error { return errStoreDown }
 
 // closedURL returns the URL of a server that is no longer listening.
+// useClosedJWKSURL points c at a JWKS URL where nothing listens, on a host
+// the fetch policy allows.
+func useClosedJWKSURL(t testing.TB, c *Config) {
+	t.Helper()
+	u := closedURL(t)
+	c.JWKSURL = u + "/.well-known/jwks.json"
+	c.FetchAllowedHosts = append(c.FetchAllowedHosts, strings.TrimPrefix(u, "http://"))
+}
+
 func closedURL(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(http.NotFoundHandler())

@@ -76,13 +76,13 @@ func TestDiscoverJWKSURL(t *testing.T) {
 	tests := []struct {
 		name     string
 		giveBody func(issuer string) string
-		wantURL  string
+		wantURL  func(issuer string) string
 		wantErr  bool
 	}{
 		{
 			name:     "ok/matching_issuer",
-			giveBody: func(iss string) string { return `{"issuer":"` + iss + `","jwks_uri":"http://keys.test/jwks.json"}` },
-			wantURL:  "http://keys.test/jwks.json",
+			giveBody: func(iss string) string { return `{"issuer":"` + iss + `","jwks_uri":"` + iss + `/jwks.json"}` },
+			wantURL:  func(iss string) string { return iss + "/jwks.json" },
 		},
 		{
 			name:     "fail/other_issuer",
@@ -118,14 +118,17 @@ func TestDiscoverJWKSURL(t *testing.T) {
 			t.Cleanup(srv.Close)
 			issuer = srv.URL
 
-			got, err := discoverJWKSURL(context.Background(), metadataClient(time.Second), issuer)
+			policy, err := broker.NewURLPolicy(broker.URLPolicyConfig{Issuer: issuer})
+			require.NoError(t, err)
+
+			got, err := discoverJWKSURL(context.Background(), metadataClient(policy, time.Second, nil), policy)
 
 			if tt.wantErr {
 				assert.Error(t, err)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.wantURL, got)
+			assert.Equal(t, tt.wantURL(issuer), got)
 		})
 	}
 }

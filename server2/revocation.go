@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -94,6 +95,8 @@ func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, e
 	c := a.cfg
 	rc := broker.RemoteRevocationsConfig{
 		URL:      listURL,
+		Policy:   a.fetch,
+		Client:   &http.Client{Timeout: c.JWKSTimeout, Transport: a.opts.Transport},
 		Keys:     listKeys{a.keys},
 		Issuer:   c.TrustedIssuer,
 		Interval: c.RevocationInterval,

@@ -100,18 +100,22 @@ func verifyKeys(ctx context.Context, cfg Config, keysFile string, stderr io.Writ
 		return keysFromFile(keysFile)
 	}
 	keys := &issuerKeys{}
+	policy, err := cfg.fetchPolicy()
+	if err != nil {
+		return nil, err
+	}
 	jwksURL := cfg.JWKSURL
 	if jwksURL == "" {
 		dctx, cancel := context.WithTimeout(ctx, cfg.JWKSTimeout)
 		defer cancel()
-		u, err := discoverJWKSURL(dctx, metadataClient(cfg.JWKSTimeout), cfg.TrustedIssuer)
+		u, err := discoverJWKSURL(dctx, metadataClient(policy, cfg.JWKSTimeout, nil), policy)
 		if err != nil {
 			fmt.Fprintf(stderr, "cannot discover SERVER1's JWKS URL: %v\n", err)
 			return keys, nil
 		}
 		jwksURL = u
 	}
-	rk, err := broker.NewRemoteKeys(broker.RemoteKeysConfig{URL: jwksURL, Timeout: cfg.JWKSTimeout})
+	rk, err := broker.NewRemoteKeys(broker.RemoteKeysConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
 	if err != nil {
 		return nil, err
 	}
