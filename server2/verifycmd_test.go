@@ -34,7 +34,7 @@ func TestVerifyCommand(t *testing.T) {
 	}{
 		{
 			name:     "ok/accepted",
-			giveArgs: []string{"--jwks-url", is.JWKSURL},
+			giveArgs: []string{"--jwks-url", is.JWKSURL, "--revocation-url", RevocationOff},
 			giveReq:  demoRequest(),
 			wantCode: 0,
 			wantLines: []string{"✓ size", "✓ structure", "✓ header", "✓ key", "✓ signature", "✓ claims", "✓ task",
@@ -55,7 +55,7 @@ func TestVerifyCommand(t *testing.T) {
 		},
 		{
 			name:      "ok/token_on_stdin",
-			giveArgs:  []string{"--jwks-url", is.JWKSURL},
+			giveArgs:  []string{"--jwks-url", is.JWKSURL, "--revocation-url", RevocationOff},
 			giveReq:   demoRequest(),
 			giveStdin: true,
 			wantCode:  0,
@@ -63,7 +63,7 @@ func TestVerifyCommand(t *testing.T) {
 		},
 		{
 			name:     "fail/wrong_audience",
-			giveArgs: []string{"--jwks-url", is.JWKSURL},
+			giveArgs: []string{"--jwks-url", is.JWKSURL, "--revocation-url", RevocationOff},
 			giveReq:  wrongAud,
 			wantCode: 1,
 			wantLines: []string{
