@@ -300,8 +300,9 @@ func unreachable(s *Server) bool {
 // SERVER2 replicas, Redis), builds the images from the Dockerfile, and
 // drives it through the published ports as a browser would: the replicas
 // share one replay store, SERVER2 outlives SERVER1 with cached keys,
-// SERVER2 fails closed without Redis and recovers with it, and SERVER1's
-// keys survive its restart.
+// SERVER2 fails closed without Redis and recovers with it, SERVER1's
+// keys survive its restart, and "sign out everywhere" on SERVER1 ends the
+// SERVER2 session and refuses a pending token at both replicas.
 func TestComposeDemo(t *testing.T) {
 	started := time.Now()
 	stack, c, server2b := startCompose(t)
@@ -396,6 +397,48 @@ func TestComposeDemo(t *testing.T) {
 		}
 		// SERVER1's sessions are in memory: sign in again.
 		NewUser(t, c).HandOff(t, demoTask)
+	})
+
+	// Before the compose file configured a revocation URL, both replicas
+	// ran with revocation off while /readyz said "revocations":"ok": they
+	// never held a list, so this subtest timed out waiting for one, and
+	// sign-out changed nothing there.
+	t.Run("sign_out_everywhere_reaches_both_replicas", func(t *testing.T) {
+		replicas := []*Server{c.Server2, server2b}
+		for _, s := range replicas {
+			code, body := s.get(t, "/readyz")
+			if code != http.StatusOK || !strings.Contains(string(body), `"revocations":"ok"`) {
+				t.Fatalf("%s /readyz = %d %s, want 200 with \"revocations\":\"ok\"", s.Label, code, body)
+			}
+		}
+		alice := NewUser(t, c)
+		alice.HandOff(t, demoTask)
+		home := alice.Home(t)
+		pending := alice.StartHandoff(t, home, otherTask)
+		entries := make(map[*Server]float64)
+		for _, s := range replicas {
+			entries[s] = counter(t, s, metricRevocationEntries)
+		}
+
+		out := alice.SubmitForm(t, home, "logout-everywhere", nil)
+		if out.Status != http.StatusSeeOther || out.Location(t).Path != "/login" {
+			t.Fatalf("sign out everywhere: %s, want 303 to /login", out.describe())
+		}
+		for _, s := range replicas {
+			waitFor(t, 3*revocationBound, s.Label+" to hold the revocation list naming alice", func() bool {
+				return counter(t, s, metricRevocationEntries) >= entries[s]+1
+			})
+		}
+
+		if p := alice.TaskPage(t, demoTask); p.Status != http.StatusUnauthorized || p.Reason() != "session_revoked" {
+			t.Errorf("alice's server2a session after signing out everywhere: %s, want 401 session_revoked", p.describe())
+		}
+		if p := postToken(t, server2b, pending.Token); p.Status != http.StatusUnauthorized || p.Reason() != "revoked" {
+			t.Errorf("alice's pending token at server2b: %s, want 401 revoked", p.describe())
+		}
+		if p := alice.Submit(t, pending); p.Status != http.StatusUnauthorized || p.Reason() != "revoked" {
+			t.Errorf("alice's pending token at server2a: %s, want 401 revoked", p.describe())
+		}
 	})
 
 	t.Logf("e2e: compose test took %v", time.Since(started).Round(time.Second))

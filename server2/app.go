@@ -116,17 +116,20 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		}
 		a.replay = rb
 	}
-	switch {
-	case cfg.RevocationURL != "":
+	switch cfg.RevocationURL {
+	case RevocationOff:
+		a.revocations.off.Store(true)
+		a.log.Warn("revocation checks are off (revocation-url=off): revoked tokens, subjects and keys are accepted")
+	case "":
+		// Discovered in Start, with the JWKS URL (validate requires
+		// revocation-url whenever jwks-url is set).
+	default:
 		rr, err := a.newRemoteRevocations(cfg.RevocationURL)
 		if err != nil {
 			_ = a.replay.Close()
 			return nil, err
 		}
 		a.revocations.remote.Store(rr)
-	case cfg.JWKSURL != "":
-		a.revocations.off.Store(true)
-		a.log.Warn("revocation checks are off: set revocation-url to SERVER1's revocation list (or leave jwks-url empty to discover both)")
 	}
 	v, err := broker.NewVerifier(broker.VerifierConfig{
 		Issuers:     []string{cfg.TrustedIssuer},
@@ -233,17 +236,20 @@ func (a *App) Start(ctx context.Context) {
 	}()
 }
 
+// errNoRevocationEndpoint fails discovery when the issuer advertises no
+// revocation list and revocation was not turned off explicitly.
+var errNoRevocationEndpoint = errors.New(`the issuer's handoff configuration has no revocation_endpoint: set revocation-url to its revocation list, or to "off" to run without revocation checks`)
+
 // startDiscoveredRevocations starts polling the revocation list the
-// issuer advertises, unless one is configured; an issuer that advertises
-// none turns revocation off.
+// issuer advertises, unless one is configured or revocation is off. An
+// issuer that advertises none fails discovery (retried): revocation is off
+// only when configured so.
 func (a *App) startDiscoveredRevocations(ctx context.Context, endpoint string) error {
 	switch {
 	case a.revocations.remote.Load() != nil || a.revocations.off.Load():
 		return nil
 	case endpoint == "":
-		a.revocations.off.Store(true)
-		a.log.Warn("revocation checks are off: the issuer publishes no revocation list")
-		return nil
+		return errNoRevocationEndpoint
 	}
 	rr, err := a.newRemoteRevocations(endpoint)
 	if err != nil {

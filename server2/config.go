@@ -14,6 +14,12 @@ import (
 	"github.com/handoffbroker/handoff/shared"
 )
 
+// RevocationOff as Config.RevocationURL (--revocation-url=off) turns
+// revocation checks off: revoked tokens, signed-out subjects and revoked
+// keys are then accepted until the tokens expire or the key leaves the
+// JWKS. /readyz reports "revocations":"off".
+const RevocationOff = "off"
+
 // envPrefix names SERVER2's environment variables: flag --jwks-url is
 // SERVER2_JWKS_URL.
 const envPrefix = "SERVER2"
@@ -56,10 +62,12 @@ type Config struct {
 	// SessionTTL is the lifetime of SERVER2's own session after a handoff.
 	// Default 15m.
 	SessionTTL time.Duration
-	// RevocationURL is the issuer's signed revocation list. Default "":
-	// the revocation_endpoint of the issuer's handoff configuration when
-	// JWKSURL is discovered too; with JWKSURL configured and RevocationURL
-	// empty, or an issuer that advertises none, revocation is off.
+	// RevocationURL is the issuer's signed revocation list, or
+	// RevocationOff to run without revocation checks. Default "": the
+	// revocation_endpoint of the issuer's handoff configuration, which is
+	// then required (SERVER2 stays unready while the issuer advertises
+	// none). Required when JWKSURL is set: revocation is never turned off
+	// by leaving a setting out.
 	RevocationURL string
 	// RevocationInterval is the time between polls of the list. Default 5s.
 	RevocationInterval time.Duration
@@ -97,7 +105,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.JWKSCooldown, "jwks-cooldown", 10*time.Second, "least time between JWKS refreshes caused by unknown key ids")
 	fs.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", time.Minute, "shortest interval between scheduled JWKS refreshes")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 15*time.Minute, "lifetime of the session a handoff opens")
-	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "SERVER1's revocation list URL (empty: discovered with the JWKS URL)")
+	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "SERVER1's revocation list URL (empty: discovered with the JWKS URL; required with jwks-url), or \"off\" to run without revocation checks")
 	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
 	fs.BoolVar(&cfg.RevocationFailOpen, "revocation-fail-open", false, "accept tokens when the revocation list is stale (weakens revocation)")
@@ -145,7 +153,7 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	}
 	for _, u := range []struct{ name, url string }{{"jwks-url", c.JWKSURL}, {"revocation-url", c.RevocationURL}} {
-		if u.url == "" {
+		if u.url == "" || u.url == RevocationOff {
 			continue
 		}
 		check := broker.CheckFetchURL // without a valid issuer, only the URL's shape
@@ -155,6 +163,12 @@ func (c Config) validate() error {
 		if err := check(u.url); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
 		}
+	}
+	if c.JWKSURL != "" && c.RevocationURL == "" {
+		// Without this, configuring the JWKS URL alone silently turned
+		// revocation off: "sign out everywhere", cancelled handoffs and
+		// revoked keys then did nothing at SERVER2.
+		errs = append(errs, errors.New(`revocation-url is required with jwks-url: set it to SERVER1's revocation list (<issuer>/revocations), or to "off" to run without revocation checks`))
 	}
 	if err := checkReplayStore(c.ReplayStore); err != nil {
 		errs = append(errs, fmt.Errorf("replay-store: %w", err))

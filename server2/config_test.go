@@ -36,6 +36,7 @@ func TestParseConfig_Defaults(t *testing.T) {
 
 func TestParseConfig_FlagsAndEnv(t *testing.T) {
 	t.Setenv("SERVER2_JWKS_URL", "http://localhost:8081/jwks.json")
+	t.Setenv("SERVER2_REVOCATION_URL", "http://localhost:8081/revocations")
 	t.Setenv("SERVER2_SESSION_TTL", "5m")
 	t.Setenv("SERVER2_LOG_LEVEL", "debug")
 
@@ -43,6 +44,7 @@ func TestParseConfig_FlagsAndEnv(t *testing.T) {
 
 	require.NoError(t, err)
 	assert.Equal(t, "http://localhost:8081/jwks.json", got.JWKSURL, "from the environment")
+	assert.Equal(t, "http://localhost:8081/revocations", got.RevocationURL, "from the environment")
 	assert.Equal(t, 7*time.Minute, got.SessionTTL, "the flag wins over the environment")
 	assert.Equal(t, "127.0.0.1:0", got.Addr)
 	assert.Equal(t, slog.LevelDebug, got.LogLevel)
@@ -57,6 +59,21 @@ func TestConfigValidate(t *testing.T) {
 		{name: "ok/defaults", giveEdit: func(*Config) {}},
 		{name: "ok/redis", giveEdit: func(c *Config) { c.ReplayStore = "redis://127.0.0.1:6379/0" }},
 		{name: "ok/revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "http://localhost:8081/revocations" }},
+		{name: "ok/jwks_url_with_revocation_url", giveEdit: func(c *Config) {
+			c.JWKSURL = "http://localhost:8081/.well-known/jwks.json"
+			c.RevocationURL = "http://localhost:8081/revocations"
+		}},
+		{name: "ok/jwks_url_with_revocation_off", giveEdit: func(c *Config) {
+			c.JWKSURL = "http://localhost:8081/.well-known/jwks.json"
+			c.RevocationURL = RevocationOff
+		}},
+		{name: "ok/discovery_with_revocation_off", giveEdit: func(c *Config) { c.RevocationURL = RevocationOff }},
+		{
+			name:     "fail/jwks_url_without_revocation_url",
+			giveEdit: func(c *Config) { c.JWKSURL = "http://localhost:8081/.well-known/jwks.json" },
+			wantErr:  []string{`revocation-url is required with jwks-url`, `"off"`},
+		},
+		{name: "fail/revocation_url_not_off_or_url", giveEdit: func(c *Config) { c.RevocationURL = "OFF" }, wantErr: []string{"revocation-url"}},
 		{
 			name: "fail/revocation",
 			giveEdit: func(c *Config) {
@@ -72,6 +89,7 @@ func TestConfigValidate(t *testing.T) {
 			giveEdit: func(c *Config) {
 				c.TrustedIssuer = "localhost:8081"
 				c.JWKSURL = "http://user:pw@issuer.test/jwks.json"
+				c.RevocationURL = RevocationOff
 				c.ReplayStore = "postgres://secret@db"
 				c.Leeway = 5 * time.Minute
 				c.SessionTTL = 0

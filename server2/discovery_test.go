@@ -328,7 +328,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newTLSIssuer(t, tt.giveMetadata)
 			ta := newTestApp(t, func(c *Config, o *Options) {
-				c.TrustedIssuer, c.JWKSURL = iss.URL, ""
+				c.TrustedIssuer, c.JWKSURL, c.RevocationURL = iss.URL, "", ""
 				if tt.giveAllowed != nil {
 					c.FetchAllowedHosts = []string{tt.giveAllowed(iss)}
 				}
@@ -378,7 +378,7 @@ func TestDiscovery_AllowedHostsAreUsed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newTLSIssuer(t, tt.giveMetadata)
 			ta := newTestApp(t, func(c *Config, o *Options) {
-				c.TrustedIssuer, c.JWKSURL = iss.URL, ""
+				c.TrustedIssuer, c.JWKSURL, c.RevocationURL = iss.URL, "", ""
 				if tt.giveAllowed {
 					c.FetchAllowedHosts = []string{iss.other.host()}
 				}
@@ -410,7 +410,8 @@ func TestConfig_FetchPolicy(t *testing.T) {
 		{
 			name: "ok/allowed_host",
 			giveEdit: func(c *Config) {
-				c.JWKSURL, c.FetchAllowedHosts = "https://keys.test/jwks", []string{"keys.test"}
+				c.JWKSURL, c.RevocationURL = "https://keys.test/jwks", "https://keys.test/revocations"
+				c.FetchAllowedHosts = []string{"keys.test"}
 			},
 		},
 		{name: "fail/http_jwks_url", giveEdit: func(c *Config) { c.JWKSURL = "http://issuer.test/jwks" }, wantReason: broker.URLNotHTTPS, wantErr: "jwks-url"},

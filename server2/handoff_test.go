@@ -189,7 +189,7 @@ func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
 	got := ta.newBrowser().get("/readyz")
 
 	assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
-	assert.JSONEq(t, `{"jwks":"fail","replay_store":"ok","revocations":"ok"}`, got.Body)
+	assert.JSONEq(t, `{"jwks":"fail","replay_store":"ok","revocations":"off"}`, got.Body)
 }
 
 func TestGetHandoff_RefusesTokenInURL(t *testing.T) {

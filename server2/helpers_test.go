@@ -233,9 +233,10 @@ type testApp struct {
 	logs   *syncBuffer
 }
 
-// newTestApp starts SERVER2 trusting a fresh issuer. edit may change the
-// config and options before the app is built. At cleanup it checks that no
-// token the issuer minted appears in any log line.
+// newTestApp starts SERVER2 trusting a fresh issuer, with its JWKS URL
+// configured and revocation off (newRevocationApp turns it on). edit may
+// change the config and options before the app is built. At cleanup it
+// checks that no token the issuer minted appears in any log line.
 func newTestApp(t testing.TB, edit func(*Config, *Options)) *testApp {
 	t.Helper()
 	clock := newClock()
@@ -245,6 +246,7 @@ func newTestApp(t testing.TB, edit func(*Config, *Options)) *testApp {
 	cfg.Audience = testAudience
 	cfg.TrustedIssuer = is.URL
 	cfg.JWKSURL = is.JWKSURL
+	cfg.RevocationURL = RevocationOff
 	opts := Options{
 		Logger:         shared.NewLogger(logs, "server2", slog.LevelDebug),
 		Now:            clock.Now,

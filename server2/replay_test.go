@@ -79,7 +79,7 @@ func TestReplayStore_RedisDown(t *testing.T) {
 	got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
 
 	assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
-	assert.JSONEq(t, `{"jwks":"ok","replay_store":"fail","revocations":"ok"}`, ready.Body)
+	assert.JSONEq(t, `{"jwks":"ok","replay_store":"fail","revocations":"off"}`, ready.Body)
 	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
 	assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ta.app.Metrics().ReplayErrors.WithLabelValues(redisstore.KindConnection)))

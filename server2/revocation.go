@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
 )
 
 // issuerRevocations is the RevocationChecker SERVER2 verifies with: the
 // issuer's polled revocation list once its URL is known, or nothing when
-// revocation is off (configured so, or the issuer publishes no list). Until
-// it is one or the other, every check fails closed with ReasonUnavailable.
+// revocation is off (revocation-url=off). Until it is one or the other,
+// every check fails closed with ReasonUnavailable.
 type issuerRevocations struct {
 	remote atomic.Pointer[broker.RemoteRevocations]
 	off    atomic.Bool
@@ -50,8 +51,9 @@ func (r *issuerRevocations) Status() broker.RemoteRevocationsStatus {
 	return broker.RemoteRevocationsStatus{}
 }
 
-// check is the /readyz condition: a fresh list is held (or fail-open), or
-// revocation is off.
+// check is the /readyz condition: a fresh list is held (or fail-open).
+// When revocation is off it reports shared.ErrCheckOff, so /readyz says
+// "off" rather than "ok".
 func (r *issuerRevocations) check(context.Context) error {
 	if rr := r.remote.Load(); rr != nil {
 		if !rr.Ready() && !r.failOpen {
@@ -60,7 +62,7 @@ func (r *issuerRevocations) check(context.Context) error {
 		return nil
 	}
 	if r.off.Load() {
-		return nil
+		return shared.ErrCheckOff
 	}
 	return errors.New("the issuer's revocation list is not discovered yet")
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,17 +159,21 @@ func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 
 func TestRevocation_Discovered(t *testing.T) {
 	tests := []struct {
-		name        string
-		givePublish bool
-		wantOff     bool
+		name          string
+		givePublish   bool
+		giveRevocURL  string
+		wantReady     bool
+		wantReadyBody string
 	}{
-		{name: "ok/advertised", givePublish: true},
-		{name: "ok/none_advertised_is_off", wantOff: true},
+		{name: "ok/advertised", givePublish: true, wantReady: true, wantReadyBody: `"revocations":"ok"`},
+		{name: "ok/off_explicitly", giveRevocURL: RevocationOff, wantReady: true, wantReadyBody: `"revocations":"off"`},
+		{name: "fail/none_advertised_is_not_off", wantReadyBody: `"revocations":"fail"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, func(c *Config, _ *Options) {
 				c.JWKSURL = ""
+				c.RevocationURL = tt.giveRevocURL
 				c.RevocationInterval = 10 * time.Millisecond
 			})
 			var state *broker.RevocationState
@@ -176,10 +181,22 @@ func TestRevocation_Discovered(t *testing.T) {
 				state = ta.issuer.enableRevocations(t)
 			}
 			ta.app.Start(t.Context())
-			waitReady(t, ta)
 
-			assert.Equal(t, tt.wantOff, ta.app.revocations.off.Load())
-			if tt.wantOff {
+			if !tt.wantReady {
+				require.Eventually(t, func() bool {
+					return strings.Contains(ta.logs.String(), "no revocation_endpoint")
+				}, 5*time.Second, 5*time.Millisecond, "discovery never refused the issuer's configuration")
+				ready := ta.newBrowser().get("/readyz")
+				assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
+				assert.Contains(t, ready.Body, tt.wantReadyBody)
+				got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+				assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode, "revocation is never off unless configured so")
+				assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+				return
+			}
+			waitReady(t, ta)
+			assert.Contains(t, ta.newBrowser().get("/readyz").Body, tt.wantReadyBody)
+			if state == nil {
 				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
 				return
 			}

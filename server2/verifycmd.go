@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -29,10 +30,20 @@ type explainOnlyReplay struct{}
 
 func (explainOnlyReplay) Consume(context.Context, string, time.Time) error { return errExplainOnly }
 
+// Exit codes of the verify command.
+const (
+	verifyValid       = 0 // every check serve runs passed (single use aside)
+	verifyRejected    = 1 // a check failed: SERVER2 refuses the token
+	verifyUsage       = 2 // bad flags, configuration or input
+	verifyUnconfirmed = 3 // the checks that ran passed, but one could not run
+)
+
 // verifyCommand runs `server2 verify [flags] TOKEN|-`: it explains, check
 // by check, whether SERVER2 would accept TOKEN, without consuming it. It
-// returns 0 when the token is valid, 1 when it is not, 2 on usage errors.
-// The token is never printed.
+// runs the checks serve runs, revocation included (it fetches the list as
+// serve would), and names each one it could not run. It returns
+// verifyValid, verifyRejected, verifyUsage or verifyUnconfirmed. The token
+// is never printed.
 func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var keysFile string
 	cfg, rest, err := parseConfig("server2 verify", args, stderr, func(fs *flag.FlagSet) {
@@ -40,38 +51,43 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
-		return 2
+		return verifyUsage
 	}
 	if len(rest) != 1 {
 		fmt.Fprintln(stderr, "usage: server2 verify [flags] TOKEN   (or - to read the token from stdin)")
-		return 2
+		return verifyUsage
 	}
 	token := rest[0]
 	if token == "-" {
 		b, err := io.ReadAll(io.LimitReader(stdin, maxTokenInput))
 		if err != nil {
 			fmt.Fprintf(stderr, "server2 verify: reading stdin: %v\n", err)
-			return 2
+			return verifyUsage
 		}
 		token = string(bytes.TrimSpace(b))
 	}
 
-	keys, err := verifyKeys(ctx, cfg, keysFile, stderr)
+	src, err := verifySources(ctx, cfg, keysFile, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
-		return 2
+		return verifyUsage
 	}
-	v, err := broker.NewVerifier(broker.VerifierConfig{
+	vc := broker.VerifierConfig{
 		Issuers:     []string{cfg.TrustedIssuer},
 		Audience:    cfg.Audience,
-		Keys:        keys,
+		Keys:        src.keys,
 		Replay:      explainOnlyReplay{},
 		Leeway:      cfg.Leeway,
 		MaxLifetime: cfg.MaxTokenLifetime,
-	})
+	}
+	if src.revocations != nil {
+		vc.Revocation = src.revocations
+		vc.Keys = revokedKeys{KeySource: src.keys, list: src.revocations, issuer: cfg.TrustedIssuer}
+	}
+	v, err := broker.NewVerifier(vc)
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
-		return 2
+		return verifyUsage
 	}
 	ex := v.Explain(ctx, token, broker.Expect{})
 	for _, st := range ex.Steps {
@@ -83,47 +99,146 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	if ex.Err != nil {
 		fmt.Fprintf(stdout, "token rejected: %s\n", broker.ReasonOf(ex.Err))
-		return 1
+		return verifyRejected
+	}
+	if src.revocations == nil {
+		fmt.Fprintf(stdout, "? %s: not checked: %s\n", broker.StepRevocation, src.noRevocation)
 	}
 	c := ex.Token.Claims()
-	fmt.Fprintf(stdout, "token valid (not consumed): sub=%s task=%s action=%s jti=%s kid=%s expires=%s\n",
+	facts := fmt.Sprintf("sub=%s task=%s action=%s jti=%s kid=%s expires=%s",
 		c.Subject, c.Task.ID, c.Task.Action, c.ID, c.KeyID, c.ExpiresAt.UTC().Format(time.RFC3339))
+	code := verifyValid
+	if src.revocations == nil && !src.revocationOff {
+		fmt.Fprintf(stdout, "token not confirmed: it passed every check that ran, but revocation was not checked; SERVER2 refuses it if it is revoked (401 revoked) or while it cannot fetch the list either (503 unavailable): %s\n", facts)
+		code = verifyUnconfirmed
+	} else {
+		fmt.Fprintf(stdout, "token valid (not consumed): %s\n", facts)
+	}
 	fmt.Fprintln(stdout, "? single use: not checked here. verify never consumes a token and cannot see the running SERVER2's replay store; if this jti was already used, SERVER2 refuses the token as \"replayed\" (409).")
-	return 0
+	return code
 }
 
-// verifyKeys returns the keys from keysFile, or SERVER1's remote JWKS. When
-// the JWKS cannot be found the returned source answers "unavailable", so
-// the key step explains the failure.
-func verifyKeys(ctx context.Context, cfg Config, keysFile string, stderr io.Writer) (broker.KeySource, error) {
-	if keysFile != "" {
-		return keysFromFile(keysFile)
-	}
-	keys := &issuerKeys{}
+// sources are what the verify command checks a token against, found as
+// serve finds them.
+type sources struct {
+	keys broker.KeySource
+	// revocations is the issuer's list, fetched once; nil when revocation
+	// is not checked, for the reason in noRevocation.
+	revocations  *broker.RemoteRevocations
+	noRevocation string
+	// revocationOff is set when revocation-url=off: serve does not check
+	// revocation either, so not checking it here does not leave the
+	// answer open.
+	revocationOff bool
+}
+
+// verifySources returns the keys from keysFile or SERVER1's JWKS, and
+// SERVER1's revocation list, each from the configured URL or else from the
+// issuer's handoff configuration, as serve finds them. When the JWKS cannot
+// be found the keys answer "unavailable", so the key step explains the
+// failure; when the list cannot be fetched, sources says why.
+func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.Writer) (sources, error) {
+	var src sources
 	policy, err := cfg.fetchPolicy()
 	if err != nil {
-		return nil, err
+		return sources{}, err
 	}
-	jwksURL := cfg.JWKSURL
-	if jwksURL == "" {
+	var md issuerMetadata
+	var mdErr error
+	if cfg.JWKSURL == "" && (keysFile == "" || cfg.RevocationURL == "") {
 		dctx, cancel := context.WithTimeout(ctx, cfg.JWKSTimeout)
-		defer cancel()
-		u, err := discoverJWKSURL(dctx, metadataClient(policy, cfg.JWKSTimeout, nil), policy)
-		if err != nil {
-			fmt.Fprintf(stderr, "cannot discover SERVER1's JWKS URL: %v\n", err)
-			return keys, nil
+		md, mdErr = discoverMetadata(dctx, metadataClient(policy, cfg.JWKSTimeout, nil), policy)
+		cancel()
+		if mdErr != nil {
+			fmt.Fprintf(stderr, "cannot discover SERVER1's handoff configuration: %v\n", mdErr)
 		}
-		jwksURL = u
 	}
-	rk, err := broker.NewRemoteKeys(broker.RemoteKeysConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
+
+	switch {
+	case keysFile != "":
+		keys, err := keysFromFile(keysFile)
+		if err != nil {
+			return sources{}, err
+		}
+		src.keys = keys
+	default:
+		keys := &issuerKeys{}
+		src.keys = keys
+		jwksURL := cmp.Or(cfg.JWKSURL, md.JWKSURI)
+		if jwksURL == "" {
+			break
+		}
+		rk, err := broker.NewRemoteKeys(broker.RemoteKeysConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
+		if err != nil {
+			return sources{}, err
+		}
+		if err := rk.Refresh(ctx); err != nil {
+			fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", err)
+		}
+		keys.remote.Store(rk)
+	}
+
+	listURL := cfg.RevocationURL
+	switch {
+	case listURL == RevocationOff:
+		src.revocationOff = true
+		src.noRevocation = "revocation-url is off, so SERVER2 with this configuration does not check it either"
+		return src, nil
+	case listURL == "" && mdErr != nil:
+		src.noRevocation = "cannot discover SERVER1's revocation list: " + mdErr.Error()
+		return src, nil
+	case listURL == "" && md.RevocationEndpoint == "":
+		src.noRevocation = "SERVER1's handoff configuration names no revocation_endpoint (SERVER2 with this configuration refuses every handoff as unavailable)"
+		return src, nil
+	case listURL == "":
+		listURL = md.RevocationEndpoint
+	}
+	rr, err := broker.NewRemoteRevocations(broker.RemoteRevocationsConfig{
+		URL:      listURL,
+		Policy:   policy,
+		Keys:     src.keys,
+		Issuer:   cfg.TrustedIssuer,
+		Interval: cfg.RevocationInterval,
+		MaxStale: cfg.RevocationMaxStale,
+		Timeout:  cfg.JWKSTimeout,
+		Leeway:   cfg.Leeway,
+	})
 	if err != nil {
-		return nil, err
+		return sources{}, err
 	}
-	if err := rk.Refresh(ctx); err != nil {
-		fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", err)
+	if err := rr.Refresh(ctx); err != nil {
+		fmt.Fprintf(stderr, "cannot fetch SERVER1's revocation list: %v\n", err)
+		src.noRevocation = "cannot fetch SERVER1's revocation list: " + err.Error()
+		return src, nil
 	}
-	keys.remote.Store(rk)
-	return keys, nil
+	src.revocations = rr
+	return src, nil
+}
+
+// revokedKeys is the verify command's KeySource: the issuer's keys, except
+// that a kid SERVER1 no longer publishes but lists as revoked is reported
+// as revoked rather than unknown. `server1 keys revoke` removes the key
+// from the JWKS at once, so a freshly fetched JWKS never holds it; the
+// list says why. The kid is unverified here, which is safe: it can only
+// make the answer a refusal.
+type revokedKeys struct {
+	broker.KeySource
+	list   *broker.RemoteRevocations
+	issuer string
+}
+
+// LookupKey implements broker.KeySource.
+func (k revokedKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+	key, err := k.KeySource.LookupKey(ctx, kid)
+	if broker.ReasonOf(err) != broker.ReasonUnknownKey {
+		return key, err
+	}
+	// A reference naming only the key: the list's jti and subject entries
+	// are never empty, so only a kid entry can match.
+	if rerr := k.list.CheckRevoked(ctx, broker.TokenRef{Issuer: k.issuer, KeyID: kid}); broker.ReasonOf(rerr) == broker.ReasonRevoked {
+		return broker.PublicKey{}, &broker.Error{Reason: broker.ReasonRevoked, Claim: "kid", Detail: "the signing key was revoked; SERVER1 no longer publishes it"}
+	}
+	return key, err
 }
 
 // keysFromFile reads a JWK Set, or a single public JWK, from path.

@@ -2,9 +2,11 @@ package shared
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -153,4 +155,34 @@ func TestBodyLimit(t *testing.T) {
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/in", strings.NewReader(strings.Repeat("a", 65<<10))))
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+}
+
+func TestReadyz(t *testing.T) {
+	pass := func(context.Context) error { return nil }
+	fail := func(context.Context) error { return errors.New("down") }
+	off := func(context.Context) error { return fmt.Errorf("revocation: %w", ErrCheckOff) }
+	tests := []struct {
+		name       string
+		giveChecks []Check
+		wantStatus int
+		wantBody   map[string]string
+	}{
+		{name: "ok/all_pass", giveChecks: []Check{{"a", pass}, {"b", pass}}, wantStatus: http.StatusOK, wantBody: map[string]string{"a": "ok", "b": "ok"}},
+		{name: "ok/off_is_ready_and_says_off", giveChecks: []Check{{"a", pass}, {"b", off}}, wantStatus: http.StatusOK, wantBody: map[string]string{"a": "ok", "b": "off"}},
+		{name: "fail/one_fails", giveChecks: []Check{{"a", fail}, {"b", off}}, wantStatus: http.StatusServiceUnavailable, wantBody: map[string]string{"a": "fail", "b": "off"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := echo.New()
+			e.GET("/readyz", Readyz(tt.giveChecks...))
+			rec := httptest.NewRecorder()
+
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+
+			assert.Equal(t, tt.wantStatus, rec.Code)
+			var got map[string]string
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+			assert.Equal(t, tt.wantBody, got)
+		})
+	}
 }
