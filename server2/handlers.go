@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -45,9 +46,14 @@ func errNoSession() *shared.Error {
 		"Start the task again from the service that sent you here.")
 }
 
-func errSessionRevoked() *shared.Error {
-	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked,
-		"This session was ended: you signed out everywhere.",
+// errSessionRevoked ends a session whose token the issuer revoked; claim
+// says what the list named ("sub", "jti" or "kid").
+func errSessionRevoked(claim string) *shared.Error {
+	title := "This session was ended: the handoff that opened it was withdrawn."
+	if claim == "sub" {
+		title = "This session was ended: you signed out everywhere."
+	}
+	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked, title,
 		"Sign in again and start the task again from the service that sent you here.")
 }
 
@@ -161,15 +167,30 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 		return "", session{}, errNoSession()
 	}
 	// A session outlives the token it was made from: "sign out
-	// everywhere" at the issuer must end it too, or a stolen session
+	// everywhere", revoking the token (a cancelled handoff) or revoking
+	// its signing key (a leaked key) must end it too, or a stolen session
 	// cookie would keep working.
-	if nbf := a.revocations.SubjectNotBefore(sess.Subject); !nbf.IsZero() && sess.IssuedAt.Before(nbf) {
+	if claim := cmp.Or(sess.Revoked, a.heldRevocation(sess)); claim != "" {
 		a.sessions.delete(ck.Value)
-		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "subject_revoked",
-			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID)
-		return "", session{}, errSessionRevoked()
+		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "revoked", "claim", claim,
+			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID, "kid", sess.KeyID)
+		return "", session{}, errSessionRevoked(claim)
 	}
 	return ck.Value, sess, nil
+}
+
+// heldRevocation returns the claim ("jti", "kid" or "sub") by which the
+// held revocation list names the token that opened sess, or "".
+func (a *App) heldRevocation(sess session) string {
+	err := a.revocations.HeldRevocation(sess.tokenRef())
+	if err == nil {
+		return ""
+	}
+	var be *broker.Error
+	if errors.As(err, &be) && be.Claim != "" {
+		return be.Claim
+	}
+	return "unknown"
 }
 
 type taskPage struct {
