@@ -35,8 +35,7 @@ type session struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	// CSRF is the synchronizer token the complete form must echo.
-	CSRF      string
-	Completed bool
+	CSRF string
 	// Revoked is set when a revocation list named the session's token:
 	// the claim it named ("jti", "kid" or "sub"). The session then ends at
 	// its next request, even once the entry has left the list.
@@ -124,19 +123,6 @@ func (s *sessionStore) delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, id)
-}
-
-// complete marks the session's task done. It reports false when it was
-// done already, so two submissions cannot both complete it.
-func (s *sessionStore) complete(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.sessions[id]
-	if !ok || sess.Completed {
-		return false
-	}
-	sess.Completed = true
-	return true
 }
 
 // markRevoked sets Revoked on every live session for which revoked
