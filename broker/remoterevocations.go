@@ -238,6 +238,20 @@ func (r *RemoteRevocations) SubjectNotBefore(sub string) time.Time {
 	return s.ix.notBefore(sub, r.cfg.Now())
 }
 
+// HeldRevocation returns a ReasonRevoked *Error when the held list names t:
+// its signing key, its jti, or its subject since a not-before later than
+// t's issue time. Unlike CheckRevoked it never fails for a stale or missing
+// list and never asks Shared. A relying service calls it for every request
+// on a session it created from t: a session outlives its token, so without
+// it revoking the key or the token would leave the session working.
+func (r *RemoteRevocations) HeldRevocation(t TokenRef) error {
+	s := r.snap.Load()
+	if s == nil || t.Issuer != r.cfg.Issuer {
+		return nil
+	}
+	return s.ix.check(t, r.cfg.Now())
+}
+
 // Ready reports whether a list fetched within MaxStale is held, that is,
 // whether CheckRevoked can pass a token.
 func (r *RemoteRevocations) Ready() bool { return r.fresh(r.snap.Load(), r.cfg.Now()) }

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -228,6 +229,60 @@ func TestRemoteRevocations_failOpen(t *testing.T) {
 	// Stale, but what the held list says still counts.
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
 	wantReason(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
+}
+
+func TestRemoteRevocations_HeldRevocation(t *testing.T) {
+	tests := []struct {
+		name      string
+		giveEntry func(s *broker.RevocationState) error
+		giveRef   func(broker.TokenRef) broker.TokenRef
+		giveAge   time.Duration // clock advance after the poll
+		wantClaim string
+	}{
+		{name: "ok/nothing_listed", giveEntry: func(*broker.RevocationState) error { return nil }},
+		{name: "ok/other_token_key_and_subject", giveEntry: func(s *broker.RevocationState) error {
+			return errors.Join(s.RevokeToken("jti-2", testNow.Add(time.Minute)),
+				s.RevokeKey("kid-2", testNow.Add(time.Hour)),
+				s.RevokeSubject("bob", testNow, testNow.Add(time.Hour)))
+		}},
+		{name: "fail/key_revoked", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeKey("kid-1", testNow.Add(time.Hour))
+		}, wantClaim: "kid"},
+		{name: "fail/jti_revoked", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeToken("jti-1", testNow.Add(time.Minute))
+		}, wantClaim: "jti"},
+		{name: "fail/subject_signed_out", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeSubject("alice", testNow, testNow.Add(time.Hour))
+		}, wantClaim: "sub"},
+		{name: "ok/issued_after_sign_out", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeSubject("alice", testNow, testNow.Add(time.Hour))
+		}, giveRef: func(r broker.TokenRef) broker.TokenRef { r.IssuedAt = testNow.Add(time.Second); return r }},
+		{name: "fail/stale_list_still_counts", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeKey("kid-1", testNow.Add(time.Hour))
+		}, giveAge: 2 * time.Minute, wantClaim: "kid"},
+		{name: "ok/other_issuer", giveEntry: func(s *broker.RevocationState) error {
+			return s.RevokeKey("kid-1", testNow.Add(time.Hour))
+		}, giveRef: func(r broker.TokenRef) broker.TokenRef { r.Issuer = "https://other.example"; return r }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newClock(testNow)
+			li := newListIssuer(t, clock)
+			r, _ := newTestRemoteRevocations(t, li, clock, nil)
+			ref := tokenRef("jti-1")
+			if tt.giveRef != nil {
+				ref = tt.giveRef(ref)
+			}
+			wantRevoked(t, r.HeldRevocation(ref), "") // no list held yet
+			if err := tt.giveEntry(li.state); err != nil {
+				t.Fatal(err)
+			}
+			mustRefresh(t, r)
+			clock.Advance(tt.giveAge)
+
+			wantRevoked(t, r.HeldRevocation(ref), tt.wantClaim)
+		})
+	}
 }
 
 func TestRemoteRevocations_refusedLists(t *testing.T) {

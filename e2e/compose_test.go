@@ -299,10 +299,11 @@ func unreachable(s *Server) bool {
 // TestComposeDemo runs the repository's docker-compose.yml (SERVER1, two
 // SERVER2 replicas, Redis), builds the images from the Dockerfile, and
 // drives it through the published ports as a browser would: the replicas
-// share one replay store, SERVER2 outlives SERVER1 with cached keys,
-// SERVER2 fails closed without Redis and recovers with it, SERVER1's
-// keys survive its restart, and "sign out everywhere" on SERVER1 ends the
-// SERVER2 session and refuses a pending token at both replicas.
+// share one replay store and agree that a completed task is done, SERVER2
+// outlives SERVER1 with cached keys, SERVER2 fails closed without Redis and
+// recovers with it, SERVER1's keys survive its restart, and "sign out
+// everywhere" on SERVER1 ends the SERVER2 session and refuses a pending
+// token at both replicas.
 func TestComposeDemo(t *testing.T) {
 	started := time.Now()
 	stack, c, server2b := startCompose(t)
@@ -320,6 +321,17 @@ func TestComposeDemo(t *testing.T) {
 		if n := counter(t, server2b, metricVerifications, "reason", "replayed"); n != 1 {
 			t.Errorf("server2b counted %v replayed verifications, want 1", n)
 		}
+	})
+
+	// bob's task, so the later cases can still hand alice's tasks off.
+	t.Run("completion_at_replica_a_is_refused_at_replica_b", func(t *testing.T) {
+		atA, atB := NewUser(t, c), NewUser(t, c)
+		pageA := sessionAt(t, atA, atA.SignIn(t, "bob", "bob-demo-pw"), c.Server2, bobsTask)
+		pageB := sessionAt(t, atB, atB.SignIn(t, "bob", "bob-demo-pw"), server2b, bobsTask)
+
+		wantCompleted(t, atA.SubmitForm(t, pageA, "complete", nil), "completion at server2a")
+		wantAlreadyCompleted(t, atB.SubmitForm(t, pageB, "complete", nil), false, "completion at server2b")
+		wantTaskPageDone(t, atB, server2b, bobsTask, "the task page at server2b")
 	})
 
 	t.Run("redis_down_fails_closed_and_recovers", func(t *testing.T) {

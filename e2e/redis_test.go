@@ -171,26 +171,29 @@ func TestRedisReplayAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	c, a, b, _ := startRedisReplicas(t)
 
-	handoff := func(t testing.TB, s *Server, token string) *Page { return postToken(t, s, token) }
-	api := func(t testing.TB, s *Server, token string) *Page {
-		return callTaskAPI(t, s, token, demoTask, demoAction, demoParams)
+	// Each case has a task of its own: a task is completed once, and the
+	// API cases complete theirs.
+	handoff := func(t testing.TB, s *Server, token, _ string) *Page { return postToken(t, s, token) }
+	api := func(t testing.TB, s *Server, token, taskID string) *Page {
+		return callTaskAPI(t, s, token, taskID, demoAction, demoParams)
 	}
 	tests := []struct {
 		name       string
-		giveFirst  func(testing.TB, *Server, string) *Page
-		giveSecond func(testing.TB, *Server, string) *Page
+		giveTask   string
+		giveFirst  func(testing.TB, *Server, string, string) *Page
+		giveSecond func(testing.TB, *Server, string, string) *Page
 		wantFirst  int
 	}{
-		{name: "fail/handoff_at_a_then_api_at_b", giveFirst: handoff, giveSecond: api, wantFirst: http.StatusSeeOther},
-		{name: "fail/api_at_a_then_api_at_b", giveFirst: api, giveSecond: api, wantFirst: http.StatusOK},
-		{name: "fail/api_at_a_then_handoff_at_b", giveFirst: api, giveSecond: handoff, wantFirst: http.StatusOK},
+		{name: "fail/handoff_at_a_then_api_at_b", giveTask: "transfer-801", giveFirst: handoff, giveSecond: api, wantFirst: http.StatusSeeOther},
+		{name: "fail/api_at_a_then_api_at_b", giveTask: "transfer-802", giveFirst: api, giveSecond: api, wantFirst: http.StatusOK},
+		{name: "fail/api_at_a_then_handoff_at_b", giveTask: "transfer-803", giveFirst: api, giveSecond: handoff, wantFirst: http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			token := c.Mint(t, mintRequest{})
+			token := c.Mint(t, mintRequest{TaskID: tt.giveTask, Params: demoParams})
 
-			first := tt.giveFirst(t, a, token)
-			second := tt.giveSecond(t, b, token)
+			first := tt.giveFirst(t, a, token, tt.giveTask)
+			second := tt.giveSecond(t, b, token, tt.giveTask)
 
 			if first.Status != tt.wantFirst {
 				t.Fatalf("first use at %s: %s, want %d", a.Label, first.describe(), tt.wantFirst)

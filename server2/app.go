@@ -32,6 +32,8 @@ type Options struct {
 	Now func() time.Time
 	// ReplayStore, when set, replaces the store Config.ReplayStore names
 	// (for tests that inject faults). Its readiness check always passes.
+	// It also records completed tasks if it has MarkDone and IsDone (as
+	// redisstore.Store does); otherwise they are recorded in memory.
 	ReplayStore broker.ReplayStore
 	// DiscoveryRetry is the first wait before retrying a failed issuer
 	// metadata fetch; it doubles up to 30s. Default 1s.
@@ -105,9 +107,13 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 
 	if opts.ReplayStore != nil {
 		a.replay = replayBackend{
-			Store: opts.ReplayStore,
-			Check: func(context.Context) error { return nil },
-			Close: func() error { return nil },
+			Store:       opts.ReplayStore,
+			Check:       func(context.Context) error { return nil },
+			Close:       func() error { return nil },
+			Completions: newMemoryCompletions(opts.Now),
+		}
+		if cs, ok := opts.ReplayStore.(completionStore); ok {
+			a.replay.Completions = cs
 		}
 	} else {
 		rb, err := openReplayStore(cfg.ReplayStore, opts.Now)
@@ -196,7 +202,7 @@ func (a *App) jwksAge() float64 {
 
 // Start runs the background work until ctx is done: discovering the JWKS
 // URL when it was not configured, keeping the issuer's keys fresh, and
-// sweeping expired sessions. It returns at once.
+// sweeping expired sessions and completions. It returns at once.
 func (a *App) Start(ctx context.Context) {
 	if rr := a.revocations.remote.Load(); rr != nil {
 		rr.Start(ctx)
@@ -231,6 +237,9 @@ func (a *App) Start(ctx context.Context) {
 				return
 			case <-t.C:
 				a.sessions.sweep()
+				if m, ok := a.replay.Completions.(*memoryCompletions); ok {
+					m.sweep()
+				}
 			}
 		}
 	}()

@@ -62,6 +62,12 @@ type Config struct {
 	// SessionTTL is the lifetime of SERVER2's own session after a handoff.
 	// Default 15m.
 	SessionTTL time.Duration
+	// CompletionRetention is how long a completed task is remembered, so a
+	// second completion of it (another handoff, another token) is refused.
+	// Default 720h (30 days); at least SessionTTL + MaxTokenLifetime +
+	// 2 × Leeway, the longest any token or session that existed when the
+	// task was completed can still be used.
+	CompletionRetention time.Duration
 	// RevocationURL is the issuer's signed revocation list, or
 	// RevocationOff to run without revocation checks. Default "": the
 	// revocation_endpoint of the issuer's handoff configuration, which is
@@ -105,6 +111,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.JWKSCooldown, "jwks-cooldown", 10*time.Second, "least time between JWKS refreshes caused by unknown key ids")
 	fs.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", time.Minute, "shortest interval between scheduled JWKS refreshes")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 15*time.Minute, "lifetime of the session a handoff opens")
+	fs.DurationVar(&cfg.CompletionRetention, "completion-retention", 30*24*time.Hour, "how long a completed task is remembered and a second completion refused")
 	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "SERVER1's revocation list URL (empty: discovered with the JWKS URL; required with jwks-url), or \"off\" to run without revocation checks")
 	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
@@ -180,7 +187,7 @@ func (c Config) validate() error {
 		{"leeway", c.Leeway}, {"max-token-lifetime", c.MaxTokenLifetime},
 		{"jwks-timeout", c.JWKSTimeout}, {"jwks-max-stale", c.JWKSMaxStale},
 		{"jwks-cooldown", c.JWKSCooldown}, {"jwks-min-refresh", c.JWKSMinRefresh},
-		{"session-ttl", c.SessionTTL},
+		{"session-ttl", c.SessionTTL}, {"completion-retention", c.CompletionRetention},
 		{"revocation-interval", c.RevocationInterval}, {"revocation-max-stale", c.RevocationMaxStale},
 	} {
 		if d.v <= 0 {
@@ -192,6 +199,9 @@ func (c Config) validate() error {
 	}
 	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < c.JWKSMinRefresh {
 		errs = append(errs, fmt.Errorf("jwks-max-stale %v must be at least jwks-min-refresh %v", c.JWKSMaxStale, c.JWKSMinRefresh))
+	}
+	if least := c.minCompletionRetention(); c.CompletionRetention > 0 && c.CompletionRetention < least {
+		errs = append(errs, fmt.Errorf("completion-retention %v must be at least session-ttl + max-token-lifetime + 2 × leeway = %v", c.CompletionRetention, least))
 	}
 	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < c.RevocationInterval {
 		errs = append(errs, fmt.Errorf("revocation-max-stale %v must be at least revocation-interval %v", c.RevocationMaxStale, c.RevocationInterval))
@@ -218,6 +228,14 @@ func checkReplayStore(s string) error {
 	}
 	// The value may be a URL with a password: never echo it.
 	return errors.New(`must be "memory" or a redis:// or rediss:// URL`)
+}
+
+// minCompletionRetention is the least CompletionRetention: a token that
+// existed when a task was completed verifies until at most
+// MaxTokenLifetime + 2 × Leeway later (iat up to Leeway ahead, exp up to
+// Leeway behind), and a session it opened lasts SessionTTL more.
+func (c Config) minCompletionRetention() time.Duration {
+	return c.SessionTTL + c.MaxTokenLifetime + 2*c.Leeway
 }
 
 // secureCookies reports whether cookies need the Secure attribute: when

@@ -29,6 +29,8 @@ func TestParseConfig_Defaults(t *testing.T) {
 		SessionTTL:       15 * time.Minute,
 		LogLevel:         slog.LevelInfo,
 
+		CompletionRetention: 30 * 24 * time.Hour,
+
 		RevocationInterval: 5 * time.Second,
 		RevocationMaxStale: time.Minute,
 	}, got)
@@ -84,6 +86,13 @@ func TestConfigValidate(t *testing.T) {
 			wantErr: []string{"revocation-url", "revocation-max-stale 30s must be at least revocation-interval 1m0s"},
 		},
 		{name: "fail/revocation_interval", giveEdit: func(c *Config) { c.RevocationInterval = 0 }, wantErr: []string{"revocation-interval"}},
+		{name: "ok/shortest_completion_retention", giveEdit: func(c *Config) { c.CompletionRetention = 26 * time.Minute }},
+		{
+			name:     "fail/completion_retention_shorter_than_a_session",
+			giveEdit: func(c *Config) { c.CompletionRetention = 26*time.Minute - time.Second },
+			wantErr:  []string{"completion-retention 25m59s must be at least session-ttl + max-token-lifetime + 2 × leeway = 26m0s"},
+		},
+		{name: "fail/completion_retention_zero", giveEdit: func(c *Config) { c.CompletionRetention = 0 }, wantErr: []string{"completion-retention must be positive"}},
 		{
 			name: "fail/everything_reported_at_once",
 			giveEdit: func(c *Config) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -45,9 +46,14 @@ func errNoSession() *shared.Error {
 		"Start the task again from the service that sent you here.")
 }
 
-func errSessionRevoked() *shared.Error {
-	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked,
-		"This session was ended: you signed out everywhere.",
+// errSessionRevoked ends a session whose token the issuer revoked; claim
+// says what the list named ("sub", "jti" or "kid").
+func errSessionRevoked(claim string) *shared.Error {
+	title := "This session was ended: the handoff that opened it was withdrawn."
+	if claim == "sub" {
+		title = "This session was ended: you signed out everywhere."
+	}
+	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked, title,
 		"Sign in again and start the task again from the service that sent you here.")
 }
 
@@ -161,15 +167,30 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 		return "", session{}, errNoSession()
 	}
 	// A session outlives the token it was made from: "sign out
-	// everywhere" at the issuer must end it too, or a stolen session
+	// everywhere", revoking the token (a cancelled handoff) or revoking
+	// its signing key (a leaked key) must end it too, or a stolen session
 	// cookie would keep working.
-	if nbf := a.revocations.SubjectNotBefore(sess.Subject); !nbf.IsZero() && sess.IssuedAt.Before(nbf) {
+	if claim := cmp.Or(sess.Revoked, a.heldRevocation(sess)); claim != "" {
 		a.sessions.delete(ck.Value)
-		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "subject_revoked",
-			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID)
-		return "", session{}, errSessionRevoked()
+		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "revoked", "claim", claim,
+			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID, "kid", sess.KeyID)
+		return "", session{}, errSessionRevoked(claim)
 	}
 	return ck.Value, sess, nil
+}
+
+// heldRevocation returns the claim ("jti", "kid" or "sub") by which the
+// held revocation list names the token that opened sess, or "".
+func (a *App) heldRevocation(sess session) string {
+	err := a.revocations.HeldRevocation(sess.tokenRef())
+	if err == nil {
+		return ""
+	}
+	var be *broker.Error
+	if errors.As(err, &be) && be.Claim != "" {
+		return be.Claim
+	}
+	return "unknown"
 }
 
 type taskPage struct {
@@ -200,23 +221,55 @@ func completeAction(action string) string {
 	return "Confirm " + action
 }
 
+// taskPage shows the session's task, or that it is done, whoever did it.
 func (a *App) taskPage(c echo.Context) error {
 	_, sess, err := a.sessionFor(c, taskParam(c))
 	if err != nil {
 		return err
 	}
-	if sess.Completed {
+	done, err := a.replay.Completions.IsDone(c.Request().Context(), completionKey(sess.Issuer, sess.Task.ID))
+	if err != nil {
+		return errCompletionsUnavailable(err, false)
+	}
+	if done {
 		return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
 	}
 	return c.Render(http.StatusOK, "task.html", newTaskPage(sess))
 }
 
-// completeTask performs the task the session holds, once. The CSRF token
-// is bound to the session: another site cannot submit the form for a
-// signed-in user (cross-site request forgery), even where SameSite cookies
-// are not enforced.
+// markDone records the task of issuer done, once: completion is a fact
+// about the task, so a second handoff or token for it, at this replica or
+// another sharing the store, gets 409 already_completed.
+func (a *App) markDone(c echo.Context, issuer, taskID string, api bool) error {
+	until := a.opts.Now().Add(a.cfg.CompletionRetention)
+	first, err := a.replay.Completions.MarkDone(c.Request().Context(), completionKey(issuer, taskID), until)
+	switch {
+	case err != nil:
+		return errCompletionsUnavailable(err, api)
+	case !first:
+		return shared.NewError(http.StatusConflict, CodeAlreadyCompleted,
+			"This task was already completed.", "Nothing more to do.")
+	}
+	return nil
+}
+
+// errCompletionsUnavailable is the answer when the completion store
+// cannot tell whether a task is done: fail closed, do nothing.
+func errCompletionsUnavailable(err error, api bool) *shared.Error {
+	detail := "Nothing was changed. Try again in a moment."
+	if api {
+		detail = "The task was not completed, and the token is used up. Ask for a new one and try again in a moment."
+	}
+	return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+		Title: "The service cannot record tasks right now.", Detail: detail, Internal: err}
+}
+
+// completeTask performs the task the session holds, once for the task
+// whatever the session. The CSRF token is bound to the session: another
+// site cannot submit the form for a signed-in user (cross-site request
+// forgery), even where SameSite cookies are not enforced.
 func (a *App) completeTask(c echo.Context) error {
-	sid, sess, err := a.sessionFor(c, taskParam(c))
+	_, sess, err := a.sessionFor(c, taskParam(c))
 	if err != nil {
 		return err
 	}
@@ -224,12 +277,10 @@ func (a *App) completeTask(c echo.Context) error {
 		return shared.NewError(http.StatusForbidden, CodeCSRFInvalid,
 			"The form could not be checked.", "Reload the task page and try again.")
 	}
-	if !a.sessions.complete(sid) {
-		return shared.NewError(http.StatusConflict, CodeAlreadyCompleted,
-			"This task was already completed.", "Nothing more to do.")
+	if err := a.markDone(c, sess.Issuer, sess.Task.ID, false); err != nil {
+		return err
 	}
-	sess.Completed = true
-	a.log.Info("task completed", "request_id", shared.RequestID(c), "sub", sess.Subject,
+	a.log.Info("task completed", "request_id", shared.RequestID(c), "flow", flowHandoff, "sub", sess.Subject,
 		"task_id", sess.Task.ID, "action", sess.Task.Action, "jti", sess.TokenID)
 	return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
 }
@@ -242,7 +293,8 @@ type apiResult struct {
 	JTI     string `json:"jti"`
 }
 
-// apiTask performs a task for a bearer token. The token must name exactly
+// apiTask performs a task for a bearer token, once for the task whatever
+// the token (409 already_completed after). The token must name exactly
 // this task, action and parameters: the client cannot use a token for one
 // transfer to approve another (or the same one with a different amount).
 func (a *App) apiTask(c echo.Context) error {
@@ -267,6 +319,11 @@ func (a *App) apiTask(c echo.Context) error {
 		return shared.FromBroker(err, true)
 	}
 	cl := v.Claims()
+	if err := a.markDone(c, cl.Issuer, cl.Task.ID, true); err != nil {
+		return err
+	}
+	a.log.Info("task completed", "request_id", shared.RequestID(c), "flow", flowAPI, "sub", cl.Subject,
+		"task_id", cl.Task.ID, "action", cl.Task.Action, "jti", cl.ID)
 	status := "completed"
 	if cl.Task.Action == "approve" {
 		status = "approved"

@@ -22,6 +22,9 @@ type replayBackend struct {
 	Kind func(error) string
 	// Close releases the store.
 	Close func() error
+	// Completions records which tasks are done: the same Redis when the
+	// replay store is Redis, so replicas agree, else memory.
+	Completions completionStore
 }
 
 // openReplayStore opens the store --replay-store names: "memory", or a
@@ -42,14 +45,15 @@ func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
 				}
 				return "other"
 			},
-			Close: s.Close,
+			Close:       s.Close,
+			Completions: newMemoryCompletions(now),
 		}, nil
 	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
 		s, err := redisstore.New(redisstore.Config{URL: spec, Now: now})
 		if err != nil {
 			return replayBackend{}, err
 		}
-		return replayBackend{Store: s, Check: s.Ping, Kind: redisstore.ErrorKind, Close: s.Close}, nil
+		return replayBackend{Store: s, Check: s.Ping, Kind: redisstore.ErrorKind, Close: s.Close, Completions: s}, nil
 	}
 	return replayBackend{}, fmt.Errorf("replay-store: %w", checkReplayStore(spec))
 }

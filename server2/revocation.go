@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/shared"
@@ -34,13 +33,15 @@ func (r *issuerRevocations) CheckRevoked(ctx context.Context, t broker.TokenRef)
 	return &broker.Error{Reason: broker.ReasonUnavailable, Detail: "the issuer's revocation list is not discovered yet"}
 }
 
-// SubjectNotBefore returns the time before which sub's tokens are revoked
-// ("sign out everywhere"), or the zero time.
-func (r *issuerRevocations) SubjectNotBefore(sub string) time.Time {
+// HeldRevocation returns a ReasonRevoked error when the held list names
+// the token t: its key, its jti, or its subject ("sign out everywhere")
+// since after t was issued. It returns nil when revocation is off or no
+// list is held yet.
+func (r *issuerRevocations) HeldRevocation(t broker.TokenRef) error {
 	if rr := r.remote.Load(); rr != nil {
-		return rr.SubjectNotBefore(sub)
+		return rr.HeldRevocation(t)
 	}
-	return time.Time{}
+	return nil
 }
 
 // Status describes the held list; zero when there is none.
@@ -107,7 +108,7 @@ func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, e
 		Timeout:  c.JWKSTimeout,
 		Leeway:   c.Leeway,
 		Now:      a.opts.Now,
-		OnFetch:  func(result string) { a.revocationFetches.WithLabelValues(result).Inc() },
+		OnFetch:  a.onRevocationFetch,
 	}
 	if sh, ok := a.replay.Store.(broker.RevocationSharer); ok {
 		rc.Shared = sh
@@ -121,4 +122,19 @@ func (a *App) revocationListAge() float64 {
 		return -1
 	}
 	return a.opts.Now().Sub(at).Seconds()
+}
+
+// onRevocationFetch counts a poll and, when it brought a new list, marks
+// the sessions it names as revoked. An entry leaves the list when the
+// token could no longer verify (a jti's at exp + 2m), but a session lasts
+// session-ttl from the handoff: marking it when the entry is seen ends it
+// however late its next request comes.
+func (a *App) onRevocationFetch(result string) {
+	a.revocationFetches.WithLabelValues(result).Inc()
+	if result != broker.RemoteFetchOK {
+		return
+	}
+	if n := a.sessions.markRevoked(a.heldRevocation); n > 0 {
+		a.log.Info("sessions revoked", "count", n)
+	}
 }

@@ -120,6 +120,84 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 	assert.Equal(t, http.StatusOK, fresh.get("/tasks/transfer-123").StatusCode)
 }
 
+// TestSession_EndsWhenRevoked: a session ends (401 session_revoked, then
+// no_session) once SERVER2 holds a list naming its token's jti, its
+// signing key or its subject; other entries leave it alone.
+func TestSession_EndsWhenRevoked(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveRevoke func(s *broker.RevocationState, m broker.Minted, now time.Time) error
+		wantReason string
+	}{
+		{name: "ok/another_jti_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, _ time.Time) error {
+			return s.RevokeToken("another-jti", m.ExpiresAt)
+		}},
+		{name: "ok/another_key_revoked", giveRevoke: func(s *broker.RevocationState, _ broker.Minted, now time.Time) error {
+			return s.RevokeKey("another-kid", now.Add(time.Hour))
+		}},
+		{name: "fail/jti_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, _ time.Time) error {
+			return s.RevokeToken(m.ID, m.ExpiresAt)
+		}, wantReason: CodeSessionRevoked},
+		{name: "fail/key_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, now time.Time) error {
+			return s.RevokeKey(m.KeyID, now.Add(time.Hour))
+		}, wantReason: CodeSessionRevoked},
+		{name: "fail/subject_signed_out", giveRevoke: func(s *broker.RevocationState, _ broker.Minted, now time.Time) error {
+			return s.RevokeSubject("alice", now, now.Add(time.Hour))
+		}, wantReason: CodeSessionRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta, state := newRevocationApp(t, nil)
+			ta.pollRevocations()
+			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			alice := ta.newBrowser()
+			require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
+			require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+
+			ta.clock.Advance(time.Second)
+			require.NoError(t, tt.giveRevoke(state, m, ta.clock.Now()))
+			before := alice.get("/tasks/transfer-123")
+			ta.pollRevocations()
+			got := alice.get("/tasks/transfer-123")
+
+			assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 holds the new list")
+			if tt.wantReason == "" {
+				assert.Equal(t, http.StatusOK, got.StatusCode, got.Body)
+				return
+			}
+			require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
+			assert.Equal(t, tt.wantReason, pageReason(t, got))
+			assert.Equal(t, CodeNoSession, pageReason(t, alice.get("/tasks/transfer-123")), "the session is gone")
+			complete := alice.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"x"}})
+			assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
+		})
+	}
+}
+
+// TestSession_StaysEndedAfterEntryExpires: a jti entry leaves the list
+// MaxLeeway after the token's expiry, long before a session opened from the
+// token ends (session-ttl). A session the list named once stays ended.
+func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
+	ta, state := newRevocationApp(t, nil)
+	ta.pollRevocations()
+	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	alice, bob := ta.newBrowser(), ta.newBrowser()
+	require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
+
+	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
+	ta.pollRevocations()
+	ta.clock.Advance(m.ExpiresAt.Add(broker.MaxLeeway + 2*time.Second).Sub(ta.clock.Now()))
+	ta.pollRevocations()
+	require.Zero(t, ta.app.revocations.Status().Entries, "the jti entry has left the list")
+	require.True(t, ta.clock.Now().Before(m.ExpiresAt.Add(ta.app.cfg.SessionTTL)), "the session has not expired")
+
+	got := alice.get("/tasks/transfer-123")
+	require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
+	assert.Equal(t, CodeSessionRevoked, pageReason(t, got))
+	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+}
+
 func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 	tests := []struct {
 		name         string

@@ -25,14 +25,27 @@ var errTooManySessions = errors.New("session store full")
 // session is what a verified handoff leaves behind: SERVER2's own record of
 // who may do which task, so the token itself is never stored or reused.
 type session struct {
-	Subject   string
-	Task      broker.Task
+	Issuer  string
+	Subject string
+	Task    broker.Task
+	// TokenID and KeyID are the jti and signing key of the token that
+	// opened the session: revoking either ends it.
 	TokenID   string
+	KeyID     string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	// CSRF is the synchronizer token the complete form must echo.
-	CSRF      string
-	Completed bool
+	CSRF string
+	// Revoked is set when a revocation list named the session's token:
+	// the claim it named ("jti", "kid" or "sub"). The session then ends at
+	// its next request, even once the entry has left the list.
+	Revoked string
+}
+
+// tokenRef describes the token that opened the session, for the
+// revocation check every request on the session makes.
+func (s session) tokenRef() broker.TokenRef {
+	return broker.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
 }
 
 // sessionStore is an in-memory map from random session id to session.
@@ -64,9 +77,11 @@ func randomID() string {
 func (s *sessionStore) create(c broker.Claims, replaced string) (string, *session, error) {
 	now := s.now()
 	sess := &session{
+		Issuer:    c.Issuer,
 		Subject:   c.Subject,
 		Task:      c.Task,
 		TokenID:   c.ID,
+		KeyID:     c.KeyID,
 		IssuedAt:  c.IssuedAt,
 		ExpiresAt: now.Add(s.ttl),
 		CSRF:      randomID(),
@@ -110,17 +125,22 @@ func (s *sessionStore) delete(id string) {
 	delete(s.sessions, id)
 }
 
-// complete marks the session's task done. It reports false when it was
-// done already, so two submissions cannot both complete it.
-func (s *sessionStore) complete(id string) bool {
+// markRevoked sets Revoked on every live session for which revoked
+// returns a claim, and returns how many it marked.
+func (s *sessionStore) markRevoked(revoked func(session) string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, ok := s.sessions[id]
-	if !ok || sess.Completed {
-		return false
+	n := 0
+	for _, sess := range s.sessions {
+		if sess.Revoked != "" {
+			continue
+		}
+		if claim := revoked(*sess); claim != "" {
+			sess.Revoked = claim
+			n++
+		}
 	}
-	sess.Completed = true
-	return true
+	return n
 }
 
 // sweep drops expired sessions.

@@ -54,5 +54,11 @@
 // MarkRevoked and IsRevoked record revocations on the same Redis under a
 // separate prefix, so every replica sees a revocation made by any of them.
 //
+// # Completions
+//
+// MarkDone and IsDone record completed work (SERVER2's tasks) on the same
+// Redis under a third prefix, with the same atomic SET NX PXAT as Consume:
+// of racing completions of one key, on any replica, exactly one succeeds.
+//
 // Redis 6.2 or later is required (PXAT); MarkRevoked needs 7.0 (PEXPIREAT GT).
 package redisstore

@@ -73,10 +73,10 @@ func adminClient(t testing.TB, url string) *redis.Client {
 	return c
 }
 
-// testPrefixes returns replay and revocation prefixes unique to this test, so
+// testPrefixes returns replay, revocation and completion prefixes unique to this test, so
 // parallel tests and packages sharing one Redis never see each other's keys.
 // Its keys are deleted when the test ends.
-func testPrefixes(t testing.TB, admin *redis.Client) (replay, revocation string) {
+func testPrefixes(t testing.TB, admin *redis.Client) (replay, revocation, completion string) {
 	t.Helper()
 	b := make([]byte, 8)
 	_, err := rand.Read(b)
@@ -90,7 +90,7 @@ func testPrefixes(t testing.TB, admin *redis.Client) (replay, revocation string)
 			_ = admin.Del(ctx, iter.Val()).Err()
 		}
 	})
-	return base + "jti:", base + "rev:"
+	return base + "jti:", base + "rev:", base + "done:"
 }
 
 // newStore returns a Store on the shared test Redis with per-test prefixes,
@@ -116,7 +116,7 @@ func newReplicas(t testing.TB, n int, cfg redisstore.Config) ([]*redisstore.Stor
 	}
 	admin := adminClient(t, cfg.URL)
 	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix, cfg.RevocationPrefix = testPrefixes(t, admin)
+		cfg.KeyPrefix, cfg.RevocationPrefix, cfg.CompletionPrefix = testPrefixes(t, admin)
 	}
 	stores := make([]*redisstore.Store, n)
 	for i := range stores {

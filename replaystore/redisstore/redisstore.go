@@ -21,6 +21,7 @@ import (
 const (
 	DefaultKeyPrefix        = "handoff:jti:"
 	DefaultRevocationPrefix = "handoff:rev:"
+	DefaultCompletionPrefix = "handoff:done:"
 	DefaultTimeout          = 200 * time.Millisecond
 )
 
@@ -33,6 +34,8 @@ const (
 	OpConsume     = "consume"
 	OpMarkRevoked = "mark_revoked"
 	OpIsRevoked   = "is_revoked"
+	OpMarkDone    = "mark_done"
+	OpIsDone      = "is_done"
 	OpPing        = "ping"
 )
 
@@ -66,6 +69,10 @@ type Config struct {
 	// RevocationPrefix starts every revocation key; it must differ from
 	// KeyPrefix. Default DefaultRevocationPrefix.
 	RevocationPrefix string
+	// CompletionPrefix starts every completion key (MarkDone); it must
+	// differ from KeyPrefix and RevocationPrefix. Default
+	// DefaultCompletionPrefix.
+	CompletionPrefix string
 	// Timeout bounds each operation, retries included. A slower Redis is an
 	// error, which the verifier turns into ReasonUnavailable. Default
 	// DefaultTimeout.
@@ -99,6 +106,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.RevocationPrefix == "" {
 		cfg.RevocationPrefix = DefaultRevocationPrefix
 	}
+	if cfg.CompletionPrefix == "" {
+		cfg.CompletionPrefix = DefaultCompletionPrefix
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -119,6 +129,10 @@ func New(cfg Config) (*Store, error) {
 	// revocation entry block a token's first use.
 	if cfg.KeyPrefix == cfg.RevocationPrefix {
 		errs = append(errs, errors.New("KeyPrefix and RevocationPrefix must differ"))
+	}
+	// Likewise a completion must not read as a use or a revocation.
+	if cfg.CompletionPrefix == cfg.KeyPrefix || cfg.CompletionPrefix == cfg.RevocationPrefix {
+		errs = append(errs, errors.New("CompletionPrefix must differ from KeyPrefix and RevocationPrefix"))
 	}
 	s := &Store{cfg: cfg, client: cfg.Client}
 	if cfg.URL != "" {

@@ -38,6 +38,8 @@ func TestNew(t *testing.T) {
 		{name: "fail/negative_timeout", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379", Timeout: -time.Second}, wantErr: true},
 		{name: "fail/same_prefixes", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379", KeyPrefix: "x:", RevocationPrefix: "x:"}, wantErr: true},
 		{name: "fail/same_as_default_revocation_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379", KeyPrefix: redisstore.DefaultRevocationPrefix}, wantErr: true},
+		{name: "fail/completion_prefix_same_as_key_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379", CompletionPrefix: redisstore.DefaultKeyPrefix}, wantErr: true},
+		{name: "fail/completion_prefix_same_as_revocation_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379", CompletionPrefix: "x:", RevocationPrefix: "x:"}, wantErr: true},
 		{name: "fail/unknown_scheme", giveCfg: redisstore.Config{URL: "http://127.0.0.1:6379"}, wantErr: true},
 		{name: "fail/unknown_option", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379?colour=blue"}, wantErr: true},
 		{name: "fail/bad_port_hides_password", giveCfg: redisstore.Config{URL: "redis://:s3cret-pw@127.0.0.1:port/0"}, wantErr: true, wantNoLog: "s3cret-pw"},

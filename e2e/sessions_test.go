@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// openSession hands taskID off through SERVER1's API and posts the token
+// to SERVER2 with the user's cookies, as the auto-submit form would, so the
+// test knows the jti of the token that opened the session.
+func (u *User) openSession(t testing.TB, home *Page, taskID string) (token, jti string) {
+	t.Helper()
+	token, jti = u.apiHandoff(t, home, taskID)
+	if p := u.PostForm(t, u.c.Server2.URL+"/handoff", url.Values{"token": {token}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("e2e: handoff to SERVER2: %s", p.describe())
+	}
+	if p := u.TaskPage(t, taskID); p.Status != http.StatusOK {
+		t.Fatalf("e2e: task page: %s", p.describe())
+	}
+	return token, jti
+}
+
+// wantSessionRevoked fails the test unless u's SERVER2 session for taskID
+// answers 401 session_revoked, then no_session.
+func wantSessionRevoked(t testing.TB, u *User, taskID, what string) {
+	t.Helper()
+	if p := u.TaskPage(t, taskID); p.Status != http.StatusUnauthorized || p.Reason() != "session_revoked" {
+		t.Errorf("a session opened with %s: %s, want 401 session_revoked", what, p.describe())
+	}
+	if p := u.TaskPage(t, taskID); p.Status != http.StatusUnauthorized || p.Reason() != "no_session" {
+		t.Errorf("a session opened with %s, once ended: %s, want 401 no_session", what, p.describe())
+	}
+}
+
+// TestSessionEndsWhenTokenOrKeyRevoked: SERVER2 sessions end (401
+// session_revoked) once SERVER2 holds a revocation list naming the jti of
+// the token that opened them (cancelled by its owner through SERVER1's API,
+// or with `server1 revoke-token`) or the key that signed it (`server1 keys
+// revoke`); a session whose token and key are not named keeps working
+// until then.
+func TestSessionEndsWhenTokenOrKeyRevoked(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, ClusterConfig{})
+	byAPI, byCLI, byKey := NewUser(t, c), NewUser(t, c), NewUser(t, c)
+	_, byAPIJTI := byAPI.openSession(t, byAPI.Home(t), demoTask)
+	_, byCLIJTI := byCLI.openSession(t, byCLI.Home(t), demoTask)
+	keyToken, _ := byKey.openSession(t, byKey.Home(t), otherTask)
+	kid := signingKeyID(t, c, publishedKeys(t, c.Server1), keyToken)
+	entries := counter(t, c.Server2, metricRevocationEntries)
+
+	start := time.Now()
+	home := byAPI.Home(t)
+	if p := byAPI.apiPost(t, home, "/api/v1/handoffs/"+url.PathEscape(byAPIJTI)+"/revoke", ""); p.Status != http.StatusOK {
+		t.Fatalf("cancelling the handoff through SERVER1's API: %s", p.describe())
+	}
+	c.Server1.MustExec(t, "revoke-token", "--jti", byCLIJTI)
+	checkRevocationTime(t, "the token revocations", waitRevocationEntries(t, c, entries+2, start))
+
+	wantSessionRevoked(t, byAPI, demoTask, "a token cancelled through SERVER1's API")
+	wantSessionRevoked(t, byCLI, demoTask, "a token revoked with revoke-token")
+	if p := byKey.TaskPage(t, otherTask); p.Status != http.StatusOK {
+		t.Fatalf("a session whose token and key are not revoked: %s, want 200", p.describe())
+	}
+
+	start = time.Now()
+	c.Server1.MustExec(t, "keys", "revoke", kid)
+	checkRevocationTime(t, "the key revocation", waitRevocationEntries(t, c, entries+3, start))
+
+	wantSessionRevoked(t, byKey, otherTask, "a token signed by a revoked key")
+	NewUser(t, c).HandOff(t, demoTask)
+}
