@@ -77,7 +77,7 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		log:      opts.Logger,
 		metrics:  shared.NewMetrics(),
 		keys:     &issuerKeys{},
-		sessions: newSessionStore(cfg.SessionTTL, opts.Now),
+		sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxSessionsPerSubject, opts.Now),
 
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
 		revocationFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
