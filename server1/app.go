@@ -42,7 +42,9 @@ type app struct {
 	revocationList *broker.RevocationPublisher
 	// minted remembers this instance's live tokens, so a user can cancel
 	// only their own.
-	minted   *mintedTokens
+	minted *mintedTokens
+	// handoffs limits how fast each user can have tokens minted.
+	handoffs *handoffLimiter
 	registry *registry
 	tasks    *taskBook
 	sessions *sessionStore
@@ -108,7 +110,8 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		minter:         minter,
 		revocations:    revocations,
 		revocationList: revocationList,
-		minted:         newMintedTokens(time.Now),
+		minted:         newMintedTokens(time.Now, maxMintedRecords, int(cfg.liveTokensPerUser())),
+		handoffs:       newHandoffLimiter(cfg.HandoffsPerMinute, cfg.HandoffBurst),
 		registry:       reg,
 		tasks:          demoTasks(reg),
 		sessions:       newSessionStore(time.Now, rand.Reader),
