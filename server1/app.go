@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -49,7 +50,9 @@ type app struct {
 	tasks    *taskBook
 	sessions *sessionStore
 	logins   *loginLimiter
-	users    map[string]user
+	// bcryptGate bounds concurrent password hash comparisons.
+	bcryptGate *workGate
+	users      map[string]user
 	// demoUsers is true when the built-in users are in use.
 	demoUsers bool
 	// dummyHash is compared against when the username is unknown.
@@ -116,6 +119,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		tasks:          demoTasks(reg),
 		sessions:       newSessionStore(time.Now, rand.Reader),
 		logins:         newLoginLimiter(),
+		bcryptGate:     newWorkGate(runtime.GOMAXPROCS(0), 4*runtime.GOMAXPROCS(0)),
 		users:          users,
 		demoUsers:      demo,
 		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),

@@ -369,6 +369,10 @@ func loadUsers(c Config) (users map[string]user, demo bool, err error) {
 			errs = append(errs, fmt.Errorf("user %d: username is required", i))
 			continue
 		}
+		if len(u.Username) > maxUsernameLen {
+			errs = append(errs, fmt.Errorf("user %d: username longer than %d bytes", i, maxUsernameLen))
+			continue
+		}
 		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
 			errs = append(errs, fmt.Errorf("user %q: password_hash is not a bcrypt hash", u.Username))
 			continue
