@@ -126,7 +126,12 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 		publishFor = 3 * time.Second
 	)
 	c := StartCluster(t, ClusterConfig{
-		Server1Env: map[string]string{"SERVER1_JWKS_MAX_AGE": maxAge.String()},
+		// The stream is one user's: lift SERVER1's per-user handoff limits.
+		Server1Env: map[string]string{
+			"SERVER1_JWKS_MAX_AGE":        maxAge.String(),
+			"SERVER1_HANDOFF_BURST":       "100",
+			"SERVER1_HANDOFFS_PER_MINUTE": "6000",
+		},
 		// SERVER2 refreshes at the JWKS max-age, clamped to at least its
 		// jwks-min-refresh (1m by default).
 		Server2Env: map[string]string{"SERVER2_JWKS_MIN_REFRESH": "1s"},

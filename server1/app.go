@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -42,12 +43,16 @@ type app struct {
 	revocationList *broker.RevocationPublisher
 	// minted remembers this instance's live tokens, so a user can cancel
 	// only their own.
-	minted   *mintedTokens
+	minted *mintedTokens
+	// handoffs limits how fast each user can have tokens minted.
+	handoffs *handoffLimiter
 	registry *registry
 	tasks    *taskBook
 	sessions *sessionStore
 	logins   *loginLimiter
-	users    map[string]user
+	// bcryptGate bounds concurrent password hash comparisons.
+	bcryptGate *workGate
+	users      map[string]user
 	// demoUsers is true when the built-in users are in use.
 	demoUsers bool
 	// dummyHash is compared against when the username is unknown.
@@ -108,11 +113,13 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		minter:         minter,
 		revocations:    revocations,
 		revocationList: revocationList,
-		minted:         newMintedTokens(time.Now),
+		minted:         newMintedTokens(time.Now, maxMintedRecords, int(cfg.liveTokensPerUser())),
+		handoffs:       newHandoffLimiter(cfg.HandoffsPerMinute, cfg.HandoffBurst),
 		registry:       reg,
 		tasks:          demoTasks(reg),
 		sessions:       newSessionStore(time.Now, rand.Reader),
 		logins:         newLoginLimiter(),
+		bcryptGate:     newWorkGate(runtime.GOMAXPROCS(0), 4*runtime.GOMAXPROCS(0)),
 		users:          users,
 		demoUsers:      demo,
 		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),

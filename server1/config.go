@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -64,6 +65,13 @@ type Config struct {
 	// signed for this long (publishing the next key for 2 × JWKSMaxAge
 	// first). Default 0: rotate only with `keys rotate`.
 	RotateEvery time.Duration
+	// HandoffsPerMinute is how many handoffs (tokens minted by POST
+	// /handoffs or POST /api/v1/handoffs) one user gets per minute once
+	// HandoffBurst is spent; more get 429 too_many_handoffs. Default 30.
+	HandoffsPerMinute int
+	// HandoffBurst is how many handoffs one user may start at once.
+	// Default 10.
+	HandoffBurst int
 	// APIKey, when set, lets a service call POST /api/v1/handoffs with the
 	// header X-API-Key. Default "": the API-key path is disabled.
 	APIKey string
@@ -89,6 +97,8 @@ func defaultConfig() Config {
 		JWKSMaxAge:  5 * time.Minute,
 		LogLevel:    "info",
 
+		HandoffsPerMinute: 30,
+		HandoffBurst:      10,
 		RevocationListTTL: broker.DefaultRevocationListTTL,
 	}
 }
@@ -129,6 +139,13 @@ func (c *Config) revocationDir() string {
 	return filepath.Join(filepath.Dir(c.KeysDir), "revocations")
 }
 
+// liveTokensPerUser is the most tokens one user can hold unexpired under
+// the handoff limits: a token bucket grants at most burst + rate × T in any
+// span T, here one token lifetime.
+func (c *Config) liveTokensPerUser() float64 {
+	return float64(c.HandoffBurst) + math.Ceil(float64(c.HandoffsPerMinute)*c.TokenTTL.Minutes())
+}
+
 func (c *Config) retainRetired() time.Duration { return c.MaxTokenTTL + broker.MaxLeeway }
 
 // subjectRevocationTTL is how long a "sign out everywhere" entry is kept:
@@ -156,6 +173,8 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "JSON list of users with bcrypt password hashes (default: demo users)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", c.JWKSMaxAge, "Cache-Control max-age of the JWKS")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "service key for POST /api/v1/handoffs (empty disables)")
+	fs.IntVar(&c.HandoffsPerMinute, "handoffs-per-minute", c.HandoffsPerMinute, "handoffs one user gets per minute once the burst is spent")
+	fs.IntVar(&c.HandoffBurst, "handoff-burst", c.HandoffBurst, "handoffs one user may start at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	c.bindRevocations(fs)
 	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
@@ -188,6 +207,15 @@ func (c *Config) validate() error {
 	}
 	if c.RotateEvery < 0 || (c.RotateEvery > 0 && c.RotateEvery < c.publishFor()) {
 		errs = append(errs, fmt.Errorf("rotate-every %v must be 0 (off) or at least the publication time 2 × jwks-max-age (%v)", c.RotateEvery, c.publishFor()))
+	}
+	if c.HandoffsPerMinute < 1 {
+		errs = append(errs, fmt.Errorf("handoffs-per-minute must be at least 1, got %d", c.HandoffsPerMinute))
+	}
+	if c.HandoffBurst < 1 {
+		errs = append(errs, fmt.Errorf("handoff-burst must be at least 1, got %d", c.HandoffBurst))
+	}
+	if n := c.liveTokensPerUser(); n > maxMintedRecords {
+		errs = append(errs, fmt.Errorf("handoff-burst + handoffs-per-minute × token-ttl allows %.0f live tokens per user, more than the %d this instance records", n, maxMintedRecords))
 	}
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
@@ -339,6 +367,10 @@ func loadUsers(c Config) (users map[string]user, demo bool, err error) {
 	for i, u := range list {
 		if u.Username == "" {
 			errs = append(errs, fmt.Errorf("user %d: username is required", i))
+			continue
+		}
+		if len(u.Username) > maxUsernameLen {
+			errs = append(errs, fmt.Errorf("user %d: username longer than %d bytes", i, maxUsernameLen))
 			continue
 		}
 		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {

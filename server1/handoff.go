@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -46,9 +49,33 @@ func (a *app) resolve(username, audienceID, taskID string) (audience, task, erro
 	return aud, t, nil
 }
 
+// errTooManyHandoffs refuses a mint over the user's budget (rate or live
+// tokens); the caller sets Retry-After.
+var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_handoffs",
+	"Too many handoffs in a short time.", "Nothing was sent. Wait a moment, then start the task again.")
+
 // mint signs a token for the task and writes the audit log line. The log
-// names the token by its jti; the token itself is never logged.
+// names the token by its jti; the token itself is never logged. It first
+// spends one of the subject's handoffs and reserves the token's record, so
+// a refused request signs nothing.
 func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *broker.Actor, via string) (broker.Minted, error) {
+	now := time.Now()
+	if wait := a.handoffs.take(subject, now); wait > 0 {
+		return broker.Minted{}, a.tooManyHandoffs(c, subject, via, "rate", wait)
+	}
+	hold, err := a.minted.reserve(subject)
+	var outstanding *tooManyOutstanding
+	switch {
+	case errors.As(err, &outstanding):
+		return broker.Minted{}, a.tooManyHandoffs(c, subject, via, "live_tokens", outstanding.RetryAfter)
+	case err != nil:
+		return broker.Minted{}, &shared.Error{
+			Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+			Title: "The handoff could not be created right now.", Detail: "Nothing was sent. Try again in a moment.",
+			Internal: err,
+		}
+	}
+	defer hold.release()
 	m, err := a.minter.Mint(broker.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor})
 	if err != nil {
 		return broker.Minted{}, &shared.Error{
@@ -57,8 +84,8 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *
 			Internal: err,
 		}
 	}
+	hold.fill(m.ID, m.ExpiresAt)
 	a.metrics.TokensMinted.WithLabelValues(aud.ID).Inc()
-	a.minted.add(m.ID, subject, m.ExpiresAt)
 	attrs := []any{
 		"request_id", shared.RequestID(c), "jti", m.ID, "sub", subject, "aud", aud.ID,
 		"task_id", t.ID, "kid", m.KeyID, "exp", m.ExpiresAt.UTC().Format(time.RFC3339), "via", via,
@@ -68,6 +95,16 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *
 	}
 	a.log.Info("token minted", attrs...)
 	return m, nil
+}
+
+// tooManyHandoffs logs the refusal and answers 429 with Retry-After in
+// whole seconds, at least 1.
+func (a *app) tooManyHandoffs(c echo.Context, subject, via, limit string, wait time.Duration) error {
+	secs := max(1, int64(math.Ceil(wait.Seconds())))
+	a.log.Warn("handoff refused: too many handoffs", "request_id", shared.RequestID(c),
+		"sub", subject, "via", via, "limit", limit, "retry_after_s", secs)
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return errTooManyHandoffs
 }
 
 type autosubmitPage struct {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,21 +14,41 @@ import (
 )
 
 // maxMintedRecords bounds the tokens an instance remembers for
-// cancellation. Past it, new tokens are not recorded: their owners cannot
-// cancel them through a session (an operator still can, with the API key
-// or `server1 revoke-token`).
+// cancellation. Every token minted is recorded (a user can cancel each of
+// their own handoffs), so a full record refuses the mint instead: 503
+// unavailable. Per user the record holds Config.liveTokensPerUser, as many
+// as the handoff limits let one user hold unexpired, so one user cannot
+// fill it for everyone and the per-user bound never refuses a handoff the
+// rate allowed.
 const maxMintedRecords = 100_000
 
 // maxJTILen is the longest jti a revocation list carries.
 const maxJTILen = 128
 
-// mintedTokens remembers which user each live token of this instance was
-// minted for, and when it expires.
-type mintedTokens struct {
-	now func() time.Time
+// errMintedFull is returned by reserve when maxMintedRecords are held.
+var errMintedFull = errors.New("minted-token record full")
 
-	mu    sync.Mutex
-	byJTI map[string]mintedToken
+// tooManyOutstanding is returned by reserve when the subject holds as many
+// live tokens as the record keeps per user; RetryAfter is when the oldest
+// expires.
+type tooManyOutstanding struct{ RetryAfter time.Duration }
+
+func (e *tooManyOutstanding) Error() string { return "the user's live-token records are full" }
+
+// mintedTokens remembers which user each live token of this instance was
+// minted for, and when it expires: at most maxTotal records, at most
+// perUser of one subject, holds for tokens being minted included.
+type mintedTokens struct {
+	now      func() time.Time
+	maxTotal int
+	perUser  int
+
+	mu     sync.Mutex
+	byJTI  map[string]mintedToken
+	byUser map[string]*userTokens
+	// held counts holds handed out by reserve and not yet filled or
+	// released.
+	held int
 }
 
 type mintedToken struct {
@@ -34,20 +56,92 @@ type mintedToken struct {
 	expiresAt time.Time
 }
 
-func newMintedTokens(now func() time.Time) *mintedTokens {
-	return &mintedTokens{now: now, byJTI: make(map[string]mintedToken)}
+// userTokens is one subject's records and holds.
+type userTokens struct {
+	jtis []string
+	held int
 }
 
-func (m *mintedTokens) add(jti, subject string, exp time.Time) {
+func newMintedTokens(now func() time.Time, maxTotal, perUser int) *mintedTokens {
+	return &mintedTokens{
+		now: now, maxTotal: maxTotal, perUser: perUser,
+		byJTI: make(map[string]mintedToken), byUser: make(map[string]*userTokens),
+	}
+}
+
+// mintHold is room for the record of one token about to be minted.
+type mintHold struct {
+	m       *mintedTokens
+	subject string
+	done    bool
+}
+
+// reserve holds room for one record of subject, before the token is
+// signed, so that no token is minted that its owner could not cancel. It
+// fails with *tooManyOutstanding or errMintedFull. The caller must fill or
+// release the hold.
+func (m *mintedTokens) reserve(subject string) (*mintHold, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.byJTI) >= maxMintedRecords {
-		m.sweepLocked()
-		if len(m.byJTI) >= maxMintedRecords {
-			return
+	now := m.now()
+	u := m.byUser[subject]
+	if u != nil && len(u.jtis)+u.held >= m.perUser {
+		m.sweepUserLocked(subject, now)
+		if len(u.jtis)+u.held >= m.perUser {
+			return nil, &tooManyOutstanding{RetryAfter: m.oldestLocked(u).Sub(now)}
 		}
 	}
-	m.byJTI[jti] = mintedToken{subject: subject, expiresAt: exp}
+	if len(m.byJTI)+m.held >= m.maxTotal {
+		m.sweepLocked()
+		if len(m.byJTI)+m.held >= m.maxTotal {
+			return nil, errMintedFull
+		}
+	}
+	if u = m.byUser[subject]; u == nil {
+		u = &userTokens{}
+		m.byUser[subject] = u
+	}
+	u.held++
+	m.held++
+	return &mintHold{m: m, subject: subject}, nil
+}
+
+// fill records the minted token in the held room.
+func (h *mintHold) fill(jti string, exp time.Time) {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	if h.done {
+		panic("server1: minted-token hold used twice")
+	}
+	h.releaseLocked()
+	h.m.byJTI[jti] = mintedToken{subject: h.subject, expiresAt: exp}
+	u := h.m.byUser[h.subject]
+	if u == nil {
+		u = &userTokens{}
+		h.m.byUser[h.subject] = u
+	}
+	u.jtis = append(u.jtis, jti)
+}
+
+// release gives an unfilled hold back; it is a no-op after fill.
+func (h *mintHold) release() {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.releaseLocked()
+	if u := h.m.byUser[h.subject]; u != nil && u.held == 0 && len(u.jtis) == 0 {
+		delete(h.m.byUser, h.subject)
+	}
+}
+
+func (h *mintHold) releaseLocked() {
+	h.done = true
+	h.m.held--
+	if u := h.m.byUser[h.subject]; u != nil {
+		u.held--
+	}
 }
 
 func (m *mintedTokens) lookup(jti string) (mintedToken, bool) {
@@ -65,11 +159,36 @@ func (m *mintedTokens) sweep() {
 
 func (m *mintedTokens) sweepLocked() {
 	now := m.now()
-	for jti, t := range m.byJTI {
-		if !now.Before(t.expiresAt) {
-			delete(m.byJTI, jti)
+	for subject := range m.byUser {
+		m.sweepUserLocked(subject, now)
+	}
+}
+
+// sweepUserLocked drops the subject's expired records, and the subject once
+// it has neither records nor holds.
+func (m *mintedTokens) sweepUserLocked(subject string, now time.Time) {
+	u := m.byUser[subject]
+	u.jtis = slices.DeleteFunc(u.jtis, func(jti string) bool {
+		if now.Before(m.byJTI[jti].expiresAt) {
+			return false
+		}
+		delete(m.byJTI, jti)
+		return true
+	})
+	if len(u.jtis) == 0 && u.held == 0 {
+		delete(m.byUser, subject)
+	}
+}
+
+// oldestLocked is the earliest expiry among u's records.
+func (m *mintedTokens) oldestLocked(u *userTokens) time.Time {
+	var first time.Time
+	for _, jti := range u.jtis {
+		if exp := m.byJTI[jti].expiresAt; first.IsZero() || exp.Before(first) {
+			first = exp
 		}
 	}
+	return first
 }
 
 // handleRevocations serves the signed revocation list. Relying services

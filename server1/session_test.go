@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -201,6 +202,7 @@ func TestUsersFile(t *testing.T) {
 		{name: "fail/plaintext_password", giveFile: `[{"username":"carol","password_hash":"carol-pw-123"}]`, wantErr: true},
 		{name: "fail/duplicate", giveFile: `[{"username":"carol","password_hash":"` + string(hash) + `"},{"username":"carol","password_hash":"` + string(hash) + `"}]`, wantErr: true},
 		{name: "fail/unknown_member", giveFile: `[{"username":"carol","password":"x","password_hash":"` + string(hash) + `"}]`, wantErr: true},
+		{name: "fail/username_too_long", giveFile: `[{"username":"` + strings.Repeat("c", maxUsernameLen+1) + `","password_hash":"` + string(hash) + `"}]`, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,17 +247,18 @@ func TestSignInAttemptsAreLimited(t *testing.T) {
 func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
 	l := newLoginLimiter()
 	now := time.Unix(1_800_000_000, 0)
+	client := netip.MustParseAddr("192.0.2.1")
 	for range loginBurst {
-		require.True(t, l.allow("alice", now))
+		require.NoError(t, l.allow(client, "alice", now))
 	}
-	assert.False(t, l.allow("alice", now))
-	assert.True(t, l.allow("alice", now.Add(loginRefill)), "one attempt back per refill period")
+	assert.ErrorIs(t, l.allow(client, "alice", now), errUsernameLimited)
+	assert.NoError(t, l.allow(client, "alice", now.Add(loginRefill)), "one attempt back per refill period")
 
 	for i := range loginMaxTracks - 1 {
-		l.allow(fmt.Sprintf("spray-%d", i), now)
+		l.allow(sprayClient(i), fmt.Sprintf("spray-%d", i), now)
 	}
-	assert.False(t, l.allow("one-more", now), "full of live budgets: refuse rather than reset anyone's")
-	assert.False(t, l.allow("alice", now.Add(loginRefill)), "alice's spent budget survived the spray")
+	assert.ErrorIs(t, l.allow(client, "one-more", now), errUsernameLimited, "full of live budgets: refuse rather than reset anyone's")
+	assert.ErrorIs(t, l.allow(client, "alice", now.Add(loginRefill)), errUsernameLimited, "alice's spent budget survived the spray")
 	later := now.Add(loginBurst * loginRefill)
-	assert.True(t, l.allow("one-more", later), "budgets that refilled are forgotten to make room")
+	assert.NoError(t, l.allow(client, "one-more", later), "budgets that refilled are forgotten to make room")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -150,16 +151,36 @@ func (a *app) handleLoginForm(c echo.Context) error {
 	return c.Render(http.StatusOK, "login.html", loginPage{CSRF: csrfToken(c)})
 }
 
-var errTooManyAttempts = shared.NewError(http.StatusTooManyRequests, "too_many_attempts",
-	"Too many sign-in attempts.", "Wait a minute, then try again.")
+var (
+	errTooManyAttempts = shared.NewError(http.StatusTooManyRequests, "too_many_attempts",
+		"Too many sign-in attempts.", "Wait a minute, then try again.")
+	errUsernameInvalid = shared.NewError(http.StatusBadRequest, "invalid_username",
+		"That is not a username.", fmt.Sprintf("Usernames are at most %d bytes long.", maxUsernameLen))
+	errSignInBusy = shared.NewError(http.StatusServiceUnavailable, "sign_in_busy",
+		"Too many sign-ins are in progress.", "Try again in a moment.")
+)
 
 func (a *app) handleLogin(c echo.Context) error {
 	username, password := c.FormValue("username"), c.FormValue("password")
-	if !a.logins.allow(username, time.Now()) {
-		a.log.Warn("sign-in refused: too many attempts", "request_id", shared.RequestID(c))
+	switch err := a.logins.allow(clientKey(c.RealIP()), username, time.Now()); {
+	case errors.Is(err, errUsernameTooLong):
+		return errUsernameInvalid
+	case err != nil:
+		limit := "username"
+		if errors.Is(err, errClientLimited) {
+			limit = "client"
+		}
+		a.log.Warn("sign-in refused: too many attempts", "request_id", shared.RequestID(c), "limit", limit)
 		c.Response().Header().Set("Retry-After", "60")
 		return errTooManyAttempts
 	}
+	release, err := a.bcryptGate.acquire(c.Request().Context())
+	if err != nil {
+		a.log.Warn("sign-in refused: bcrypt queue full", "request_id", shared.RequestID(c), "error", err.Error())
+		c.Response().Header().Set("Retry-After", "1")
+		return errSignInBusy
+	}
+	defer release()
 	u, known := a.users[username]
 	hash := []byte(u.PasswordHash)
 	if !known {

@@ -90,7 +90,7 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		metrics:  shared.NewMetrics(),
 		keys:     &issuerKeys{},
 		fetch:    fetch,
-		sessions: newSessionStore(cfg.SessionTTL, opts.Now),
+		sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxSessionsPerSubject, opts.Now),
 
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
 		revocationFetches: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -152,8 +152,9 @@ func TestCompleteTask_OtherTaskUnaffected(t *testing.T) {
 }
 
 func TestCompleteTask_ConcurrentSessions(t *testing.T) {
-	ta := newTestApp(t, nil)
 	const n = 20
+	// One subject holds all n sessions, so none replaces another.
+	ta := newTestApp(t, func(c *Config, _ *Options) { c.MaxSessionsPerSubject = n })
 	forms := make([]url.Values, n)
 	browsers := make([]*browser, n)
 	for i := range browsers {

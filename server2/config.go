@@ -68,6 +68,13 @@ type Config struct {
 	// 2 × Leeway, the longest any token or session that existed when the
 	// task was completed can still be used.
 	CompletionRetention time.Duration
+	// MaxSessions bounds the sessions held, all subjects together; a
+	// handoff that finds no room is refused before its token is consumed
+	// (503 too_many_sessions). Default 100000.
+	MaxSessions int
+	// MaxSessionsPerSubject bounds one subject's sessions: a new one
+	// replaces the subject's oldest. Default 10, at most MaxSessions.
+	MaxSessionsPerSubject int
 	// RevocationURL is the issuer's signed revocation list, or
 	// RevocationOff to run without revocation checks. Default "": the
 	// revocation_endpoint of the issuer's handoff configuration, which is
@@ -112,6 +119,8 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.JWKSMinRefresh, "jwks-min-refresh", time.Minute, "shortest interval between scheduled JWKS refreshes")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 15*time.Minute, "lifetime of the session a handoff opens")
 	fs.DurationVar(&cfg.CompletionRetention, "completion-retention", 30*24*time.Hour, "how long a completed task is remembered and a second completion refused")
+	fs.IntVar(&cfg.MaxSessions, "max-sessions", DefaultMaxSessions, "most sessions held; a handoff finding no room is refused without consuming its token")
+	fs.IntVar(&cfg.MaxSessionsPerSubject, "max-sessions-per-subject", DefaultMaxSessionsPerSubject, "most sessions of one subject; a new one replaces the oldest")
 	fs.StringVar(&cfg.RevocationURL, "revocation-url", "", "SERVER1's revocation list URL (empty: discovered with the JWKS URL; required with jwks-url), or \"off\" to run without revocation checks")
 	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
@@ -196,6 +205,12 @@ func (c Config) validate() error {
 	}
 	if c.Leeway > broker.MaxLeeway {
 		errs = append(errs, fmt.Errorf("leeway %v exceeds the maximum %v", c.Leeway, broker.MaxLeeway))
+	}
+	if c.MaxSessions < 1 {
+		errs = append(errs, fmt.Errorf("max-sessions must be positive, got %d", c.MaxSessions))
+	}
+	if c.MaxSessionsPerSubject < 1 || c.MaxSessionsPerSubject > c.MaxSessions {
+		errs = append(errs, fmt.Errorf("max-sessions-per-subject %d must be between 1 and max-sessions %d", c.MaxSessionsPerSubject, c.MaxSessions))
 	}
 	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < c.JWKSMinRefresh {
 		errs = append(errs, fmt.Errorf("jwks-max-stale %v must be at least jwks-min-refresh %v", c.JWKSMaxStale, c.JWKSMinRefresh))

@@ -29,7 +29,9 @@ func TestParseConfig_Defaults(t *testing.T) {
 		SessionTTL:       15 * time.Minute,
 		LogLevel:         slog.LevelInfo,
 
-		CompletionRetention: 30 * 24 * time.Hour,
+		CompletionRetention:   30 * 24 * time.Hour,
+		MaxSessions:           100_000,
+		MaxSessionsPerSubject: 10,
 
 		RevocationInterval: 5 * time.Second,
 		RevocationMaxStale: time.Minute,
@@ -41,6 +43,7 @@ func TestParseConfig_FlagsAndEnv(t *testing.T) {
 	t.Setenv("SERVER2_REVOCATION_URL", "http://localhost:8081/revocations")
 	t.Setenv("SERVER2_SESSION_TTL", "5m")
 	t.Setenv("SERVER2_LOG_LEVEL", "debug")
+	t.Setenv("SERVER2_MAX_SESSIONS_PER_SUBJECT", "3")
 
 	got, _, err := parseConfig("server2", []string{"--session-ttl", "7m", "--addr", "127.0.0.1:0"}, io.Discard, nil)
 
@@ -50,6 +53,7 @@ func TestParseConfig_FlagsAndEnv(t *testing.T) {
 	assert.Equal(t, 7*time.Minute, got.SessionTTL, "the flag wins over the environment")
 	assert.Equal(t, "127.0.0.1:0", got.Addr)
 	assert.Equal(t, slog.LevelDebug, got.LogLevel)
+	assert.Equal(t, 3, got.MaxSessionsPerSubject)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -84,6 +88,12 @@ func TestConfigValidate(t *testing.T) {
 				c.RevocationMaxStale = 30 * time.Second
 			},
 			wantErr: []string{"revocation-url", "revocation-max-stale 30s must be at least revocation-interval 1m0s"},
+		},
+		{name: "fail/max_sessions", giveEdit: func(c *Config) { c.MaxSessions = 0 }, wantErr: []string{"max-sessions must be positive"}},
+		{
+			name:     "fail/max_sessions_per_subject_above_total",
+			giveEdit: func(c *Config) { c.MaxSessions, c.MaxSessionsPerSubject = 5, 6 },
+			wantErr:  []string{"max-sessions-per-subject 6 must be between 1 and max-sessions 5"},
 		},
 		{name: "fail/revocation_interval", giveEdit: func(c *Config) { c.RevocationInterval = 0 }, wantErr: []string{"revocation-interval"}},
 		{name: "ok/shortest_completion_retention", giveEdit: func(c *Config) { c.CompletionRetention = 26 * time.Minute }},

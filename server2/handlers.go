@@ -26,6 +26,7 @@ const (
 	CodeMissingToken     = "missing_token"
 	CodeInvalidRequest   = "invalid_request"
 	CodeSessionRevoked   = "session_revoked"
+	CodeTooManySessions  = "too_many_sessions"
 )
 
 // The flows a verification belongs to, in audit logs.
@@ -87,6 +88,17 @@ func (a *App) postHandoff(c echo.Context) error {
 		return errTokenInURL()
 	}
 	token := r.PostFormValue("token")
+	// Room for the session is reserved before Verify consumes the jti: a
+	// handoff refused for lack of room changes nothing, and the same token
+	// works on a retry.
+	room, err := a.sessions.reserve()
+	if err != nil {
+		a.log.Warn("handoff refused: session store full", "request_id", shared.RequestID(c))
+		c.Response().Header().Set("Retry-After", "5")
+		return &shared.Error{Status: http.StatusServiceUnavailable, Code: CodeTooManySessions,
+			Title: "The service cannot open a session right now.", Detail: "Nothing was changed: your handoff is still valid. Try again in a moment.", Internal: err}
+	}
+	defer room.release()
 	v, err := a.verifier.Verify(r.Context(), token, broker.Expect{})
 	a.audit(c, flowHandoff, v, err)
 	if err != nil {
@@ -97,11 +109,7 @@ func (a *App) postHandoff(c echo.Context) error {
 	if ck, err := c.Cookie(SessionCookie); err == nil {
 		previous = ck.Value
 	}
-	id, sess, err := a.sessions.create(claims, previous)
-	if err != nil {
-		return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
-			Title: "The service cannot open a session right now.", Detail: "Nothing was changed. Try again in a moment.", Internal: err}
-	}
+	id, sess := a.sessions.create(room, claims, previous)
 	c.SetCookie(&http.Cookie{
 		Name:     SessionCookie,
 		Value:    id,

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,12 +15,17 @@ import (
 // SessionCookie names SERVER2's own session cookie.
 const SessionCookie = "s2_session"
 
-// maxSessions bounds the sessions held. Each needs a verified, consumed
-// token, so only the issuer can fill it, but a bound keeps a misbehaving
-// issuer from exhausting memory.
-const maxSessions = 100_000
+// Default session bounds (Config.MaxSessions, Config.MaxSessionsPerSubject).
+// Each session needs a verified, consumed token, so only the issuer's users
+// can fill the store; the per-subject bound stops one of them from filling
+// it for everyone, and the total keeps a misbehaving issuer from exhausting
+// memory.
+const (
+	DefaultMaxSessions           = 100_000
+	DefaultMaxSessionsPerSubject = 10
+)
 
-// errTooManySessions is returned by create when the store is full.
+// errTooManySessions is returned by reserve when the store is full.
 var errTooManySessions = errors.New("session store full")
 
 // session is what a verified handoff leaves behind: SERVER2's own record of
@@ -48,17 +54,69 @@ func (s session) tokenRef() broker.TokenRef {
 	return broker.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
 }
 
-// sessionStore is an in-memory map from random session id to session.
+// sessionStore is an in-memory map from random session id to session. It
+// holds at most max sessions, counting reserved slots, and at most
+// perSubject sessions of one subject: a subject's new session replaces its
+// oldest.
 type sessionStore struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl        time.Duration
+	max        int
+	perSubject int
+	now        func() time.Time
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// bySubject lists each subject's session ids, oldest first.
+	bySubject map[string][]string
+	// reserved counts slots handed out by reserve and not yet filled or
+	// released.
+	reserved int
 }
 
-func newSessionStore(ttl time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{ttl: ttl, now: now, sessions: make(map[string]*session)}
+func newSessionStore(ttl time.Duration, max, perSubject int, now func() time.Time) *sessionStore {
+	return &sessionStore{
+		ttl: ttl, max: max, perSubject: perSubject, now: now,
+		sessions: make(map[string]*session), bySubject: make(map[string][]string),
+	}
+}
+
+// slot is room for one session, held from before the token is verified
+// until create fills it or release gives it back.
+type slot struct {
+	s    *sessionStore
+	done bool
+}
+
+// reserve holds room for one session, or returns errTooManySessions. Call it
+// before verifying the token: verification consumes the jti, so a handoff
+// refused for lack of room must be refused before that, leaving the token
+// usable for a retry. The caller must release the slot (a no-op once create
+// filled it).
+func (s *sessionStore) reserve() (*slot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions)+s.reserved >= s.max {
+		s.sweepLocked(s.now())
+		if len(s.sessions)+s.reserved >= s.max {
+			return nil, errTooManySessions
+		}
+	}
+	s.reserved++
+	return &slot{s: s}, nil
+}
+
+// release gives an unfilled slot back.
+func (sl *slot) release() {
+	sl.s.mu.Lock()
+	defer sl.s.mu.Unlock()
+	sl.releaseLocked()
+}
+
+func (sl *slot) releaseLocked() {
+	if !sl.done {
+		sl.done = true
+		sl.s.reserved--
+	}
 }
 
 // randomID returns 256 random bits, base64url: unguessable, so a session
@@ -71,10 +129,12 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create stores a session for verified claims under a fresh id. replaced,
-// when not empty, is the id the browser held before: it is dropped, so a
-// handoff always starts a new session (session fixation).
-func (s *sessionStore) create(c broker.Claims, replaced string) (string, *session, error) {
+// create stores a session for verified claims under a fresh id, in the
+// room sl reserved. replaced, when not empty, is the id the browser held
+// before: it is dropped, so a handoff always starts a new session (session
+// fixation). When the subject already has perSubject sessions, its oldest
+// is dropped too.
+func (s *sessionStore) create(sl *slot, c broker.Claims, replaced string) (string, *session) {
 	now := s.now()
 	sess := &session{
 		Issuer:    c.Issuer,
@@ -89,15 +149,32 @@ func (s *sessionStore) create(c broker.Claims, replaced string) (string, *sessio
 	id := randomID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.sessions, replaced)
-	if len(s.sessions) >= maxSessions {
-		s.sweepLocked(now)
-		if len(s.sessions) >= maxSessions {
-			return "", nil, errTooManySessions
-		}
+	if sl.done {
+		panic("server2: session slot used twice")
+	}
+	sl.releaseLocked()
+	s.removeLocked(replaced)
+	for len(s.bySubject[sess.Subject]) >= s.perSubject {
+		s.removeLocked(s.bySubject[sess.Subject][0])
 	}
 	s.sessions[id] = sess
-	return id, sess, nil
+	s.bySubject[sess.Subject] = append(s.bySubject[sess.Subject], id)
+	return id, sess
+}
+
+// removeLocked drops the session with id, if any.
+func (s *sessionStore) removeLocked(id string) {
+	sess, ok := s.sessions[id]
+	if !ok {
+		return
+	}
+	delete(s.sessions, id)
+	ids := slices.DeleteFunc(s.bySubject[sess.Subject], func(other string) bool { return other == id })
+	if len(ids) == 0 {
+		delete(s.bySubject, sess.Subject)
+		return
+	}
+	s.bySubject[sess.Subject] = ids
 }
 
 // get returns a copy of the live session with id.
@@ -112,7 +189,7 @@ func (s *sessionStore) get(id string) (session, bool) {
 		return session{}, false
 	}
 	if !s.now().Before(sess.ExpiresAt) {
-		delete(s.sessions, id)
+		s.removeLocked(id)
 		return session{}, false
 	}
 	return *sess, true
@@ -122,7 +199,7 @@ func (s *sessionStore) get(id string) (session, bool) {
 func (s *sessionStore) delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.sessions, id)
+	s.removeLocked(id)
 }
 
 // markRevoked sets Revoked on every live session for which revoked
@@ -153,7 +230,7 @@ func (s *sessionStore) sweep() {
 func (s *sessionStore) sweepLocked(now time.Time) {
 	for id, sess := range s.sessions {
 		if !now.Before(sess.ExpiresAt) {
-			delete(s.sessions, id)
+			s.removeLocked(id)
 		}
 	}
 }

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// sprayClient is the i-th of many distinct client addresses.
+func sprayClient(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+func TestLoginLimiterPerClient(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name       string
+		giveSpray  netip.Addr // sends loginClientBurst attempts, each for a new username
+		giveClient netip.Addr // then tries once more
+		wantErr    error
+	}{
+		{
+			name:      "fail/same_ipv4",
+			giveSpray: netip.MustParseAddr("192.0.2.1"), giveClient: netip.MustParseAddr("192.0.2.1"),
+			wantErr: errClientLimited,
+		},
+		{
+			name:      "ok/other_ipv4",
+			giveSpray: netip.MustParseAddr("192.0.2.1"), giveClient: netip.MustParseAddr("192.0.2.2"),
+		},
+		{
+			name:      "fail/same_ipv6_64",
+			giveSpray: clientKey("2001:db8:1:2::1"), giveClient: clientKey("2001:db8:1:2:ffff::9"),
+			wantErr: errClientLimited,
+		},
+		{
+			name:      "ok/other_ipv6_64",
+			giveSpray: clientKey("2001:db8:1:2::1"), giveClient: clientKey("2001:db8:1:3::1"),
+		},
+		{
+			name:      "fail/ipv4_mapped_is_ipv4",
+			giveSpray: clientKey("192.0.2.7"), giveClient: clientKey("::ffff:192.0.2.7"),
+			wantErr: errClientLimited,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLoginLimiter()
+			for i := range loginClientBurst {
+				require.NoError(t, l.allow(tt.giveSpray, fmt.Sprintf("user-%d", i), now))
+			}
+
+			err := l.allow(tt.giveClient, "victim", now)
+
+			assert.ErrorIs(t, err, tt.wantErr)
+			if tt.wantErr != nil {
+				_, tracked := l.users["victim"]
+				assert.False(t, tracked, "a refused client's username is not tracked")
+				assert.NoError(t, l.allow(tt.giveClient, "victim", now.Add(loginClientRefill)), "one attempt back per refill period")
+			}
+		})
+	}
+}
+
+func TestLoginLimiterUsernameLength(t *testing.T) {
+	l := newLoginLimiter()
+	now := time.Unix(1_800_000_000, 0)
+	client := netip.MustParseAddr("192.0.2.1")
+
+	assert.NoError(t, l.allow(client, strings.Repeat("u", maxUsernameLen), now))
+	for range 2 * loginClientBurst {
+		require.ErrorIs(t, l.allow(client, strings.Repeat("u", maxUsernameLen+1), now), errUsernameTooLong)
+	}
+	assert.Len(t, l.users, 1, "a too-long username is never tracked")
+	assert.NoError(t, l.allow(client, "alice", now), "nor does it spend the client's budget")
+}
+
+func TestLoginLimiterClientsStayBounded(t *testing.T) {
+	l := newLoginLimiter()
+	now := time.Unix(1_800_000_000, 0)
+	for i := range loginMaxClients + 10 {
+		l.allow(sprayClient(i), "alice", now)
+	}
+	assert.Len(t, l.clients, loginMaxClients, "a full map forgets an address rather than grow")
+	_, tracked := l.clients[sprayClient(loginMaxClients+9)]
+	assert.True(t, tracked, "a new client still gets a budget")
+}
+
+// TestLoginLimiterMemoryBound fills both maps to their bounds with the
+// longest keys, then sprays 10,000 usernames of 4 KiB (before the length
+// cap, 10,000 of 64 KiB held about 626 MiB), and checks the heap the limiter
+// holds against loginLimiterMaxBytes, the bound the README states.
+func TestLoginLimiterMemoryBound(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	names := make([]string, loginMaxTracks+10)
+	for i := range names {
+		names[i] = fmt.Sprintf("%0*d", maxUsernameLen, i)
+	}
+	long := make([]string, loginMaxTracks)
+	for i := range long {
+		long[i] = fmt.Sprintf("%0*d", 4<<10, i)
+	}
+	before := heap()
+	l := newLoginLimiter()
+	// Each call gets its own copy, as each request parses its own: the
+	// limiter's keys are then counted in the heap it holds.
+	for i, name := range names {
+		l.allow(sprayClient(i), strings.Clone(name), now)
+		l.allow(clientKey(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)), strings.Clone(name), now)
+	}
+	for i, name := range long {
+		l.allow(sprayClient(i), strings.Clone(name), now)
+	}
+	held := int64(heap()) - int64(before)
+	runtime.KeepAlive(names)
+	runtime.KeepAlive(long)
+
+	assert.LessOrEqual(t, len(l.users), loginMaxTracks)
+	assert.LessOrEqual(t, len(l.clients), loginMaxClients)
+	t.Logf("limiter holds %d usernames and %d clients in %.2f MiB", len(l.users), len(l.clients), float64(held)/(1<<20))
+	assert.LessOrEqual(t, held, int64(loginLimiterMaxBytes), "the limiter's memory is bounded")
+	runtime.KeepAlive(l)
+}
+
+func TestWorkGate(t *testing.T) {
+	g := newWorkGate(1, 1)
+	release, err := g.acquire(context.Background())
+	require.NoError(t, err)
+
+	waited := make(chan error, 1)
+	go func() {
+		r, err := g.acquire(context.Background())
+		if err == nil {
+			r()
+		}
+		waited <- err
+	}()
+	require.Eventually(t, func() bool { return len(g.admit) == 2 }, 10*time.Second, time.Millisecond, "the second comparison queues")
+
+	_, err = g.acquire(context.Background())
+	assert.ErrorIs(t, err, errBusy, "a full queue refuses at once")
+
+	release()
+	require.NoError(t, <-waited, "the queued comparison runs once the slot is free")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	release, err = g.acquire(context.Background())
+	require.NoError(t, err)
+	cancel()
+	_, err = g.acquire(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	release()
+	assert.Zero(t, len(g.admit), "every slot and queue place came back")
+}
+
+func TestSignInRefusals(t *testing.T) {
+	tests := []struct {
+		name         string
+		giveBefore   func(t *testing.T, ts *testServer)
+		giveUsername string
+		wantStatus   int
+		wantCode     string
+		wantRetry    string
+	}{
+		{
+			name:         "fail/username_too_long",
+			giveUsername: strings.Repeat("a", maxUsernameLen+1),
+			wantStatus:   http.StatusBadRequest, wantCode: "invalid_username",
+		},
+		{
+			name: "fail/client_sprayed_usernames",
+			giveBefore: func(t *testing.T, ts *testServer) {
+				for i := range loginClientBurst {
+					b := ts.browser(t)
+					res := b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {fmt.Sprintf("spray-%d", i)}, "password": {"x"}}, nil)
+					require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+				}
+			},
+			giveUsername: "alice",
+			wantStatus:   http.StatusTooManyRequests, wantCode: "too_many_attempts", wantRetry: "60",
+		},
+		{
+			name: "fail/bcrypt_queue_full",
+			giveBefore: func(t *testing.T, ts *testServer) {
+				ts.app.bcryptGate = newWorkGate(1, 0)
+				release, err := ts.app.bcryptGate.acquire(context.Background())
+				require.NoError(t, err)
+				t.Cleanup(release)
+			},
+			giveUsername: "alice",
+			wantStatus:   http.StatusServiceUnavailable, wantCode: "sign_in_busy", wantRetry: "1",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, testConfig(t))
+			if tt.giveBefore != nil {
+				tt.giveBefore(t, ts)
+			}
+			b := ts.browser(t)
+
+			res := b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {tt.giveUsername}, "password": {"alice-demo-pw"}}, nil)
+
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			assert.Equal(t, tt.wantCode, errorCode(t, res))
+			assert.Equal(t, tt.wantRetry, res.Header.Get("Retry-After"))
+			assert.Empty(t, b.cookie(sessionCookie), "nobody was signed in")
+			assert.NotContains(t, res.body, strings.Repeat("a", maxUsernameLen+1), "the refused username is not echoed")
+		})
+	}
+}
