@@ -10,13 +10,59 @@ import (
 	"time"
 )
 
+// ReplayMargin is how long a consumed (iss, jti) is kept beyond exp + leeway,
+// the last instant at which the verifier that consumed it could judge the
+// token unexpired.
+//
+// Without a margin a used token is accepted again at the instant its record
+// expires: the verifier reads its clock for the claims check before it
+// consumes, and the store judges expiry by its own clock (Redis by the Redis
+// server's), so a resubmission that passes the claims check just before
+// exp + leeway can reach the store just after and find the record gone.
+//
+// The bound: a token is never accepted twice as long as, for any verifier
+// sharing the store, the time from its clock read to the store's write, plus
+// how far the store's clock runs ahead of that verifier's, plus how much its
+// leeway exceeds the consuming verifier's, stays below ReplayMargin. It is
+// MaxLeeway (2 min): the first term is bounded by the store's timeout
+// (milliseconds), clocks kept by NTP agree to well under a second, and
+// replicas configured alike have no leeway difference, so they are covered
+// with nearly the whole two minutes to spare.
+const ReplayMargin = MaxLeeway
+
+// MinReplayRetention is the shortest time a store keeps a consumed key,
+// measured from its own clock, whatever expiresAt says. A record that expired
+// on arrival would let a racing second use through.
+const MinReplayRetention = time.Second
+
+// ReplayRetention returns until when a token that expires at exp, consumed by
+// a verifier tolerating leeway, must stay recorded: exp + leeway +
+// ReplayMargin. It is the expiresAt the Verifier passes to
+// ReplayStore.Consume; a caller of Consume outside a Verifier should pass the
+// same.
+func ReplayRetention(exp time.Time, leeway time.Duration) time.Time {
+	return exp.Add(leeway + ReplayMargin)
+}
+
+// RetainUntil returns when a store that consumes a key at now, by its own
+// clock, may forget it: expiresAt, but no sooner than MinReplayRetention
+// after now. Every store applies it, so all stores keep records equally long.
+func RetainUntil(expiresAt, now time.Time) time.Time {
+	if floor := now.Add(MinReplayRetention); expiresAt.Before(floor) {
+		return floor
+	}
+	return expiresAt
+}
+
 // ReplayStore remembers which tokens were used, so each works only once.
 //
-// Consume atomically records key as used until expiresAt. It returns
-// ErrAlreadyUsed when key is already recorded and not yet expired, and any
-// other error when it cannot tell; the verifier then fails closed with
-// ReasonUnavailable. Two concurrent Consume calls for one key must never both
-// succeed.
+// Consume atomically records key as used until expiresAt (the Verifier
+// passes ReplayRetention, which already includes ReplayMargin), extended by
+// RetainUntil to at least MinReplayRetention from the store's own clock; it
+// must never forget the key sooner. It returns ErrAlreadyUsed when key is
+// already recorded and not yet expired, and any other error when it cannot
+// tell; the verifier then fails closed with ReasonUnavailable. Two concurrent
+// Consume calls for one key must never both succeed.
 //
 // A store that forgets its entries on restart should also implement
 //
@@ -105,7 +151,8 @@ func NewMemoryReplayStore(cfg MemoryReplayConfig) (*MemoryReplayStore, error) {
 	return s, nil
 }
 
-// Consume implements ReplayStore.
+// Consume implements ReplayStore. It keeps key until RetainUntil(expiresAt,
+// now).
 func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt time.Time) error {
 	sum := sha256.Sum256([]byte(key))
 	var h [16]byte
@@ -114,7 +161,8 @@ func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt tim
 	// even share; capacity is per shard, and an uneven split would report
 	// full long before MaxEntries.
 	sh := &s.shards[binary.BigEndian.Uint32(h[:4])%uint32(len(s.shards))]
-	now := s.cfg.Now().UnixNano()
+	at := s.cfg.Now()
+	now, until := at.UnixNano(), RetainUntil(expiresAt, at).UnixNano()
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -127,7 +175,7 @@ func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt tim
 			return ErrStoreFull
 		}
 	}
-	sh.entries[h] = expiresAt.UnixNano()
+	sh.entries[h] = until
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,5 +383,161 @@ func TestNewMemoryReplayStore_config(t *testing.T) {
 				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
 			}
 		})
+	}
+}
+
+// TestVerify_replayRecordOutlivesExpiry checks that a used token is refused
+// at every instant at which a verifier can still judge it unexpired, even
+// when the store's clock runs ahead of the verifier's (the time from the
+// verifier's clock read to the store's write, or skew between a replica and
+// a shared store) or a second verifier on the same store tolerates more
+// leeway.
+func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
+	exp := time.Unix(validClaims(testJTI)["exp"].(int64), 0)
+	lastInstant := exp.Add(broker.DefaultLeeway - time.Nanosecond)
+	tests := []struct {
+		name             string
+		giveSecondLeeway time.Duration // 0: the default, as for the first use
+		giveSecondAt     time.Time     // the second verifier's clock
+		giveStoreAhead   time.Duration // how far the store's clock runs ahead of it
+		wantReason       broker.Reason
+	}{
+		{name: "fail/last_instant_same_clock", giveSecondAt: lastInstant, wantReason: broker.ReasonReplayed},
+		{name: "fail/store_reads_clock_at_boundary", giveSecondAt: lastInstant, giveStoreAhead: time.Nanosecond, wantReason: broker.ReasonReplayed},
+		{name: "fail/store_clock_1ms_ahead", giveSecondAt: lastInstant, giveStoreAhead: time.Millisecond, wantReason: broker.ReasonReplayed},
+		{name: "fail/store_clock_ahead_by_margin", giveSecondAt: lastInstant, giveStoreAhead: broker.ReplayMargin, wantReason: broker.ReasonReplayed},
+		{name: "fail/other_verifier_max_leeway", giveSecondLeeway: broker.MaxLeeway, giveSecondAt: exp.Add(broker.MaxLeeway - time.Nanosecond), wantReason: broker.ReasonReplayed},
+		{name: "fail/after_exp_plus_leeway", giveSecondAt: lastInstant.Add(time.Nanosecond), giveStoreAhead: time.Hour, wantReason: broker.ReasonExpired},
+		// The documented bound is exact: a store whose clock runs more than
+		// ReplayMargin ahead may have forgotten the use.
+		{name: "ok/store_clock_ahead_beyond_margin", giveSecondAt: lastInstant, giveStoreAhead: broker.ReplayMargin + time.Nanosecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestKey(t, broker.EdDSA)
+			storeClock := newClock(testNow.Add(-time.Hour))
+			cfg := testVerifierConfig(t, k.pub)
+			cfg.Replay = newTestStore(t, storeClock, broker.MemoryReplayConfig{})
+			storeClock.Set(testNow)
+			tok := validToken(t, k)
+			_, err := newTestVerifier(t, cfg).Verify(context.Background(), tok, broker.Expect{})
+			wantReason(t, err, "")
+
+			cfg.Leeway = tt.giveSecondLeeway
+			cfg.Now = func() time.Time { return tt.giveSecondAt }
+			storeClock.Set(tt.giveSecondAt.Add(tt.giveStoreAhead))
+			_, err = newTestVerifier(t, cfg).Verify(context.Background(), tok, broker.Expect{})
+			wantReason(t, err, tt.wantReason)
+		})
+	}
+}
+
+// tickingClock advances by tick on every reading, so time passes between a
+// verifier's clock read for the claims check and its store's, as it does
+// for real.
+type tickingClock struct {
+	ns   atomic.Int64
+	tick time.Duration
+}
+
+func (c *tickingClock) Now() time.Time { return time.Unix(0, c.ns.Add(int64(c.tick))) }
+
+func (c *tickingClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+// TestVerify_resubmissionsAcrossExpiry hammers used tokens with concurrent
+// resubmissions on a clock that crosses exp + leeway while they run: not
+// one is accepted a second time.
+func TestVerify_resubmissionsAcrossExpiry(t *testing.T) {
+	const tokens, workers = 30, 4
+	k := newTestKey(t, broker.EdDSA)
+	boundary := time.Unix(validClaims(testJTI)["exp"].(int64), 0).Add(broker.DefaultLeeway)
+	var (
+		wg       sync.WaitGroup
+		accepted atomic.Int64
+		mu       sync.Mutex
+		others   = map[string]int{}
+	)
+	for i := range tokens {
+		clock := &tickingClock{tick: time.Microsecond}
+		clock.Set(testNow.Add(-time.Hour))
+		store, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		cfg := testVerifierConfig(t, k.pub)
+		cfg.Replay, cfg.Now = store, clock.Now
+		v := newTestVerifier(t, cfg)
+		tok := k.sign(t, k.header(), validClaims(fmt.Sprint("jti-", i)))
+		clock.Set(testNow)
+		_, err = v.Verify(context.Background(), tok, broker.Expect{})
+		wantReason(t, err, "")
+
+		clock.Set(boundary.Add(-20 * time.Microsecond))
+		for range workers {
+			wg.Go(func() {
+				for {
+					_, err := v.Verify(context.Background(), tok, broker.Expect{})
+					switch r := broker.ReasonOf(err); {
+					case err == nil:
+						accepted.Add(1)
+					case r == broker.ReasonExpired:
+						return
+					case r != broker.ReasonReplayed:
+						mu.Lock()
+						others[fmt.Sprint(err)]++
+						mu.Unlock()
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("%d resubmissions of %d used tokens were accepted across exp + leeway, want 0", n, tokens)
+	}
+	if len(others) != 0 {
+		t.Errorf("resubmissions refused for other reasons than replayed or expired: %v", others)
+	}
+}
+
+// TestMemoryReplayStore_pastExpiryIsFloored checks that a store keeps a key
+// at least MinReplayRetention whatever expiresAt says: a record that expired
+// on arrival would let a racing second use through.
+func TestMemoryReplayStore_pastExpiryIsFloored(t *testing.T) {
+	tests := []struct {
+		name          string
+		giveExpiresAt time.Time
+	}{
+		{name: "fail/second_use_expiry_in_past", giveExpiresAt: testNow.Add(-time.Hour)},
+		{name: "fail/second_use_zero_expiry"},
+		{name: "fail/second_use_expiry_now", giveExpiresAt: testNow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newClock(testNow)
+			s := newTestStore(t, clock, broker.MemoryReplayConfig{})
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(broker.MinReplayRetention - time.Nanosecond)
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); !errors.Is(err, broker.ErrAlreadyUsed) {
+				t.Fatalf("second Consume = %v, want ErrAlreadyUsed", err)
+			}
+			clock.Advance(time.Nanosecond)
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); err != nil {
+				t.Fatalf("Consume after MinReplayRetention = %v, want success", err)
+			}
+		})
+	}
+}
+
+func TestReplayRetention(t *testing.T) {
+	exp := testNow.Add(time.Minute)
+	for _, leeway := range []time.Duration{time.Nanosecond, broker.DefaultLeeway, broker.MaxLeeway} {
+		if got, want := broker.ReplayRetention(exp, leeway), exp.Add(leeway+broker.MaxLeeway); !got.Equal(want) {
+			t.Errorf("ReplayRetention(exp, %v) = exp + %v, want exp + %v", leeway, got.Sub(exp), want.Sub(exp))
+		}
 	}
 }

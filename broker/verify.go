@@ -249,7 +249,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, ReplayKey(c.Issuer, c.ID), c.ExpiresAt.Add(v.cfg.Leeway))
+	err := v.cfg.Replay.Consume(ctx, ReplayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
 	switch {
 	case err == nil:
 		return nil

@@ -4,12 +4,13 @@
 //
 // Each Consume is one atomic command,
 //
-//	SET <KeyPrefix><hash of "iss jti"> 1 NX PXAT <exp+leeway, ms>
+//	SET <KeyPrefix><hash of "iss jti"> 1 NX PXAT <exp+leeway+margin, ms>
 //
 // so two replicas racing on one token can never both win: Redis executes
 // commands one at a time and NX lets only the first SET create the key. The
-// key carries its own expiry, so Redis forgets it when the token could no
-// longer verify anyway and nothing needs sweeping. Every command touches a
+// key carries its own expiry, broker.ReplayMargin (2 min) after the token
+// could last verify, so Redis forgets it only once no replica can accept the
+// token, even one whose clock lags Redis's, and nothing needs sweeping. Every command touches a
 // single key, which keeps the store Redis Cluster safe.
 //
 // The store fails closed. A Redis that does not answer within Config.Timeout,

@@ -26,8 +26,8 @@ const (
 )
 
 // MinRetention is the shortest time a consumed key is kept, whatever
-// expiresAt says.
-const MinRetention = time.Second
+// expiresAt says: broker.MinReplayRetention, as for every store.
+const MinRetention = broker.MinReplayRetention
 
 // The operation names passed to Config.Observe.
 const (
@@ -224,9 +224,13 @@ func redactURLError(err error) error {
 }
 
 // Consume implements broker.ReplayStore: it records key as used until
-// expiresAt (at least MinRetention from now) in one atomic SET NX PXAT. It
-// returns broker.ErrAlreadyUsed when key is already recorded, and a wrapped
-// Redis error when Redis cannot tell.
+// broker.RetainUntil(expiresAt, now) in one atomic SET NX PXAT. It returns
+// broker.ErrAlreadyUsed when key is already recorded, and a wrapped Redis
+// error when Redis cannot tell.
+//
+// Redis expires the key by its own clock, not the caller's; the
+// broker.ReplayMargin in the expiresAt a Verifier passes is what covers the
+// skew between the two and the time the command takes to arrive.
 //
 // A Consume that timed out, or whose reply was lost and retried, may still
 // have recorded the use: the token is then refused as replayed, never
@@ -235,7 +239,7 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 	// A PXAT in the past makes Redis drop the key at once, so a second use
 	// racing the first would be accepted too: replay through a late or
 	// zero expiry.
-	expiresAt = later(expiresAt, s.cfg.Now().Add(MinRetention))
+	expiresAt = broker.RetainUntil(expiresAt, s.cfg.Now())
 	var ok bool
 	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
 		res, err := s.client.SetArgs(ctx, s.RedisKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: expiresAt}).Result()
@@ -327,11 +331,4 @@ func ErrorKind(err error) string {
 		return KindConnection
 	}
 	return KindOther
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

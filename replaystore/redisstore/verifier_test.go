@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,4 +109,134 @@ func TestVerifier_SlowRedisIsUnavailable(t *testing.T) {
 	_, err = v.Verify(ctx, mint(t, m), broker.Expect{})
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
 	assert.Equal(t, broker.ReasonUnavailable, broker.ReasonOf(err))
+}
+
+// TestVerifier_RedisClockAheadOfVerifiers checks that a used token stays
+// refused up to the last instant the verifiers can judge it unexpired when
+// Redis, which expires keys by its own clock, runs ahead of the replicas'
+// clocks (within broker.ReplayMargin). Redis's clock here is the real one;
+// the replicas' is set behind it.
+func TestVerifier_RedisClockAheadOfVerifiers(t *testing.T) {
+	tests := []struct {
+		name           string
+		giveRedisAhead time.Duration
+	}{
+		{name: "fail/redis_1ms_ahead", giveRedisAhead: time.Millisecond},
+		{name: "fail/redis_5s_ahead", giveRedisAhead: 5 * time.Second},
+		{name: "fail/redis_100s_ahead", giveRedisAhead: 100 * time.Second},
+	}
+	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var clock atomic.Pointer[time.Time]
+			now := func() time.Time { return *clock.Load() }
+			setClock := func(at time.Time) { clock.Store(&at) }
+			mintAt := time.Now().Add(-tt.giveRedisAhead - broker.DefaultTTL - broker.DefaultLeeway)
+			setClock(mintAt)
+			m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys, Now: now})
+			require.NoError(t, err)
+			minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+			require.NoError(t, err)
+			replicas, _ := newReplicas(t, 2, redisstore.Config{Now: now})
+			verifiers := make([]*broker.Verifier, len(replicas))
+			for i, s := range replicas {
+				verifiers[i], err = broker.NewVerifier(broker.VerifierConfig{
+					Issuers: []string{testIssuer}, Audience: testAudience, Keys: keys, Replay: s, Now: now,
+				})
+				require.NoError(t, err)
+			}
+
+			setClock(mintAt.Add(time.Second))
+			_, err = verifiers[0].Verify(ctx, minted.Token, broker.Expect{})
+			require.NoError(t, err)
+
+			setClock(minted.ExpiresAt.Add(broker.DefaultLeeway - time.Millisecond))
+			for _, v := range verifiers {
+				_, err = v.Verify(ctx, minted.Token, broker.Expect{})
+				assert.Equal(t, broker.ReasonReplayed, broker.ReasonOf(err), "resubmission at the verifiers' last instant: %v", err)
+			}
+		})
+	}
+}
+
+// TestVerifier_ResubmissionsAcrossExpiry hammers used tokens with
+// concurrent resubmissions over two replicas sharing one Redis while the
+// real clock crosses exp + leeway: not one is accepted a second time. The
+// tokens are minted in the past so that the crossing comes within seconds,
+// and each group of tokens goes to verifiers with its own leeway, so the
+// groups cross one after another, each hammered on its own.
+func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
+	const (
+		rounds, groups, tokens, workers = 2, 10, 10, 8
+		leewayStep                      = 100 * time.Millisecond
+	)
+	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	require.NoError(t, err)
+	replicas, _ := newReplicas(t, 2, redisstore.Config{})
+	leeway := func(g int) time.Duration { return broker.DefaultLeeway + time.Duration(g)*leewayStep }
+	verifiers := make([][]*broker.Verifier, groups)
+	for g := range verifiers {
+		for _, s := range replicas {
+			v, err := broker.NewVerifier(broker.VerifierConfig{
+				Issuers: []string{testIssuer}, Audience: testAudience, Keys: keys, Replay: s, Leeway: leeway(g),
+			})
+			require.NoError(t, err)
+			verifiers[g] = append(verifiers[g], v)
+		}
+	}
+	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys, Now: func() time.Time {
+		return time.Now().Add(2*time.Second - broker.DefaultTTL - broker.DefaultLeeway)
+	}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var accepted atomic.Int64
+	for range rounds {
+		var exp time.Time
+		used := make([][]string, groups)
+		for g := range used {
+			for range tokens {
+				minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+				require.NoError(t, err)
+				_, err = verifiers[g][0].Verify(ctx, minted.Token, broker.Expect{})
+				require.NoError(t, err)
+				used[g] = append(used[g], minted.Token)
+				exp = later(exp, minted.ExpiresAt)
+			}
+		}
+		var wg sync.WaitGroup
+		for g := range groups {
+			boundary := exp.Add(leeway(g))
+			waitFor(t, 5*time.Second, func() bool { return time.Until(boundary) < 30*time.Millisecond }, "exp + leeway to come close")
+			for i, tok := range used[g] {
+				for w := range workers {
+					v := verifiers[g][(i+w)%len(replicas)]
+					wg.Go(func() {
+						for {
+							_, err := v.Verify(ctx, tok, broker.Expect{})
+							switch r := broker.ReasonOf(err); {
+							case err == nil:
+								accepted.Add(1)
+							case r == broker.ReasonExpired:
+								return
+							case r != broker.ReasonReplayed:
+								t.Errorf("resubmission refused with %q, want replayed or expired: %v", r, err)
+								return
+							}
+						}
+					})
+				}
+			}
+		}
+		wg.Wait()
+	}
+	assert.Zero(t, accepted.Load(), "resubmissions of %d used tokens accepted across exp + leeway", rounds*groups*tokens)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
