@@ -367,7 +367,13 @@ func postToken(t testing.TB, s *Server, token string) *Page {
 // tryPostToken is postToken for goroutines other than the test's: it
 // returns an error instead of failing the test.
 func tryPostToken(s *Server, token string) (status int, reason string, err error) {
-	resp, err := plainClient.PostForm(s.URL+"/handoff", url.Values{"token": {token}})
+	return tryPostTokenWith(plainClient, s, token)
+}
+
+// tryPostTokenWith is tryPostToken through client, for tests that post
+// faster than plainClient's few idle connections allow.
+func tryPostTokenWith(client *http.Client, s *Server, token string) (status int, reason string, err error) {
+	resp, err := client.PostForm(s.URL+"/handoff", url.Values{"token": {token}})
 	if err != nil {
 		return 0, "", err
 	}

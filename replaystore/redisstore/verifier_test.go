@@ -240,3 +240,20 @@ func later(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// TestVerifier_RecordsUntilReplayRetention checks the rule both stores
+// follow: the key a Verifier consumes expires, by Redis's clock, at exactly
+// broker.ReplayRetention (exp + leeway + broker.ReplayMargin).
+func TestVerifier_RecordsUntilReplayRetention(t *testing.T) {
+	s, admin := newStore(t, redisstore.Config{})
+	m, v := mintFor(t, s)
+	minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+	require.NoError(t, err)
+	got, err := v.Verify(context.Background(), minted.Token, broker.Expect{})
+	require.NoError(t, err)
+
+	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(broker.ReplayKey(testIssuer, got.Claims().ID))).Int64()
+	require.NoError(t, err)
+	want := broker.ReplayRetention(minted.ExpiresAt, broker.DefaultLeeway)
+	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), broker.DefaultLeeway, broker.ReplayMargin)
+}
