@@ -524,8 +524,6 @@ type Cluster struct {
 	// Issuer is SERVER1's issuer URL; Audience is SERVER2's identifier,
 	// shared by all its replicas.
 	Issuer, Audience string
-	// KeysDir is SERVER1's key directory.
-	KeysDir string
 
 	cfg   ClusterConfig
 	s2bin string
@@ -547,14 +545,13 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	c := &Cluster{
 		Issuer:   s1URL,
 		Audience: audience,
-		KeysDir:  filepath.Join(dir, "server1-keys"),
 		cfg:      cfg,
 		s2bin:    s2bin,
 	}
 	env := map[string]string{
 		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, "http://"),
 		"SERVER1_ISSUER":      s1URL,
-		"SERVER1_KEYS_DIR":    c.KeysDir,
+		"SERVER1_KEYS_DIR":    filepath.Join(dir, "server1-keys"),
 		"SERVER1_AUDIENCE":    audience,
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
 	}
