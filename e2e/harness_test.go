@@ -456,7 +456,8 @@ func hasLabels(s *dto.Metric, pairs []string) bool {
 	return true
 }
 
-// Metric names, as shared.NewMetrics registers them.
+// Metric names: SERVER1 registers the minted and JWKS-served series, SERVER2
+// the verification and JWKS-fetch series.
 const (
 	metricMinted        = "handoff_tokens_minted_total"
 	metricVerifications = "handoff_verifications_total"

@@ -34,7 +34,7 @@ type app struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
-	metrics *shared.Metrics
+	metrics *metrics
 	keys    *broker.Keyring
 	minter  *broker.Minter
 	// revocations is the shared record of revoked tokens, subjects and
@@ -108,7 +108,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	a := &app{
 		cfg:            cfg,
 		log:            log,
-		metrics:        shared.NewMetrics(),
+		metrics:        newMetrics(),
 		keys:           keys,
 		minter:         minter,
 		revocations:    revocations,
@@ -136,7 +136,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics})
+	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics.Metrics})
 	a.echo.Renderer = renderer
 	a.routes()
 	return a, nil

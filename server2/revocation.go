@@ -130,7 +130,7 @@ func (a *App) revocationListAge() float64 {
 // session-ttl from the handoff: marking it when the entry is seen ends it
 // however late its next request comes.
 func (a *App) onRevocationFetch(result string) {
-	a.revocationFetches.WithLabelValues(result).Inc()
+	a.metrics.RevocationFetches.WithLabelValues(result).Inc()
 	if result != broker.RemoteFetchOK {
 		return
 	}
