@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -28,6 +30,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Rand is the source of session ids and CSRF tokens. Default
+	// crypto/rand.Reader.
+	Rand io.Reader
 	// ReplayStore, when set, replaces the store Config.ReplayStore names
 	// (for tests that inject faults). Its readiness check always passes.
 	// It also records completed tasks if it has MarkDone and IsDone (as
@@ -55,7 +60,7 @@ type App struct {
 	fetch    *broker.URLPolicy
 	replay   replayBackend
 	verifier *broker.Verifier
-	sessions *sessionStore
+	sessions *shared.Sessions[session]
 	echo     *echo.Echo
 
 	revocations *issuerRevocations
@@ -70,6 +75,9 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
 	if opts.Logger == nil {
 		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel)
 	}
@@ -81,15 +89,20 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{
-		cfg:      cfg,
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  newMetrics(),
-		keys:     &issuerKeys{},
-		fetch:    fetch,
-		sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxSessionsPerSubject, opts.Now),
+		cfg:     cfg,
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		keys:    &issuerKeys{},
+		fetch:   fetch,
 
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
+	}
+	if a.sessions, err = shared.NewSessions[session](shared.SessionsConfig{
+		TTL: cfg.SessionTTL, MaxSessions: cfg.MaxSessions, MaxPerOwner: cfg.MaxSessionsPerSubject,
+		Now: opts.Now, Rand: opts.Rand,
+	}); err != nil {
+		return nil, err
 	}
 	if cfg.JWKSURL != "" {
 		rk, err := a.newRemoteKeys(cfg.JWKSURL)
@@ -210,7 +223,7 @@ func (a *App) Start(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				a.sessions.sweep()
+				a.sessions.Sweep()
 				if m, ok := a.replay.Completions.(*memoryCompletions); ok {
 					m.sweep()
 				}

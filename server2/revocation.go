@@ -134,7 +134,14 @@ func (a *App) onRevocationFetch(result string) {
 	if result != broker.RemoteFetchOK {
 		return
 	}
-	if n := a.sessions.markRevoked(a.heldRevocation); n > 0 {
+	n := a.sessions.Update(func(sess *session) bool {
+		if sess.Revoked != "" {
+			return false
+		}
+		sess.Revoked = a.heldRevocation(*sess)
+		return sess.Revoked != ""
+	})
+	if n > 0 {
 		a.log.Info("sessions revoked", "count", n)
 	}
 }
