@@ -456,7 +456,8 @@ func hasLabels(s *dto.Metric, pairs []string) bool {
 	return true
 }
 
-// Metric names, as shared.NewMetrics registers them.
+// Metric names: SERVER1 registers the minted and JWKS-served series, SERVER2
+// the verification and JWKS-fetch series.
 const (
 	metricMinted        = "handoff_tokens_minted_total"
 	metricVerifications = "handoff_verifications_total"
@@ -524,8 +525,6 @@ type Cluster struct {
 	// Issuer is SERVER1's issuer URL; Audience is SERVER2's identifier,
 	// shared by all its replicas.
 	Issuer, Audience string
-	// KeysDir is SERVER1's key directory.
-	KeysDir string
 
 	cfg   ClusterConfig
 	s2bin string
@@ -547,14 +546,13 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	c := &Cluster{
 		Issuer:   s1URL,
 		Audience: audience,
-		KeysDir:  filepath.Join(dir, "server1-keys"),
 		cfg:      cfg,
 		s2bin:    s2bin,
 	}
 	env := map[string]string{
 		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, "http://"),
 		"SERVER1_ISSUER":      s1URL,
-		"SERVER1_KEYS_DIR":    c.KeysDir,
+		"SERVER1_KEYS_DIR":    filepath.Join(dir, "server1-keys"),
 		"SERVER1_AUDIENCE":    audience,
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -26,6 +27,27 @@ func publishedKeys(t testing.TB, s *Server) []broker.PublicKey {
 	keys, err := broker.ParseJWKS(body)
 	if err != nil {
 		t.Fatalf("e2e: SERVER1 JWKS: %v", err)
+	}
+	return keys
+}
+
+// listedKey is one key as `server1 keys list --json` describes it.
+type listedKey struct {
+	ID          string    `json:"kid"`
+	State       string    `json:"state"`
+	ActivatesAt time.Time `json:"activates_at"`
+}
+
+// listKeys asks SERVER1's own CLI for its keys, so the suite never reads
+// SERVER1's key files.
+func listKeys(t testing.TB, s *Server) []listedKey {
+	t.Helper()
+	var keys []listedKey
+	if err := json.Unmarshal([]byte(s.MustExec(t, "keys", "list", "--json")), &keys); err != nil {
+		t.Fatalf("e2e: server1 keys list --json: %v", err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("e2e: server1 keys list --json: no keys")
 	}
 	return keys
 }
@@ -78,12 +100,8 @@ func TestNewKeyOnServer1(t *testing.T) {
 	// Keys that activate in the same second are ordered by kid, so a new
 	// key generated in the old key's second might never sign. Wait for the
 	// clock to leave the newest key's activation second.
-	ring, err := broker.OpenKeyring(broker.KeyringConfig{Dir: c.KeysDir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var latest time.Time
-	for _, k := range ring.Keys() {
+	for _, k := range listKeys(t, c.Server1) {
 		if k.ActivatesAt.After(latest) {
 			latest = k.ActivatesAt
 		}
@@ -91,7 +109,7 @@ func TestNewKeyOnServer1(t *testing.T) {
 	waitFor(t, 3*time.Second, "the second after the newest key activated", func() bool {
 		return time.Now().Truncate(time.Second).After(latest)
 	})
-	c.Server1.MustExec(t, "keys", "generate", "--keys-dir", c.KeysDir)
+	c.Server1.MustExec(t, "keys", "generate")
 
 	var newKeys []broker.PublicKey
 	var newKid string

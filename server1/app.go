@@ -34,7 +34,7 @@ type app struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
-	metrics *shared.Metrics
+	metrics *metrics
 	keys    *broker.Keyring
 	minter  *broker.Minter
 	// revocations is the shared record of revoked tokens, subjects and
@@ -48,7 +48,7 @@ type app struct {
 	handoffs *handoffLimiter
 	registry *registry
 	tasks    *taskBook
-	sessions *sessionStore
+	sessions *shared.Sessions[struct{}]
 	logins   *loginLimiter
 	// bcryptGate bounds concurrent password hash comparisons.
 	bcryptGate *workGate
@@ -108,7 +108,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	a := &app{
 		cfg:            cfg,
 		log:            log,
-		metrics:        shared.NewMetrics(),
+		metrics:        newMetrics(),
 		keys:           keys,
 		minter:         minter,
 		revocations:    revocations,
@@ -117,13 +117,15 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		handoffs:       newHandoffLimiter(cfg.HandoffsPerMinute, cfg.HandoffBurst),
 		registry:       reg,
 		tasks:          demoTasks(reg),
-		sessions:       newSessionStore(time.Now, rand.Reader),
 		logins:         newLoginLimiter(),
 		bcryptGate:     newWorkGate(runtime.GOMAXPROCS(0), 4*runtime.GOMAXPROCS(0)),
 		users:          users,
 		demoUsers:      demo,
 		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),
 		rand:           rand.Reader,
+	}
+	if a.sessions, err = newSessionStore(time.Now, a.rand); err != nil {
+		return nil, err
 	}
 	if cfg.APIKey != "" {
 		a.apiKeyDigest = sha256.Sum256([]byte(cfg.APIKey))
@@ -136,7 +138,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics})
+	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics.Metrics})
 	a.echo.Renderer = renderer
 	a.routes()
 	return a, nil
@@ -315,6 +317,7 @@ func (a *app) prune() {
 		a.log.Info("pruned expired revocations", "count", n)
 	}
 	a.minted.sweep()
+	a.sessions.Sweep()
 }
 
 // rotateIfDue starts a rotation when Config.RotateEvery is set, the current

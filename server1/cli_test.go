@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +212,57 @@ func TestDisplayAddr(t *testing.T) {
 			assert.Equal(t, tt.want, displayAddr(tt.giveConfigured, tt.giveBound))
 		})
 	}
+}
+
+// TestKeysListJSON: keys list --json is the machine-readable form of the
+// table, for scripts and the e2e suite, and carries no key material.
+func TestKeysListJSON(t *testing.T) {
+	dir := t.TempDir()
+	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Second)
+	old, err := broker.OpenKeyring(broker.KeyringConfig{Dir: dir, Now: func() time.Time { return hourAgo }})
+	require.NoError(t, err)
+	first, err := old.Generate(broker.EdDSA, time.Time{})
+	require.NoError(t, err)
+	code, _, stderr := runCLI(t, "keys", "generate", "--alg", "ES256", "--keys-dir", dir)
+	require.Equal(t, 0, code, stderr)
+	want := openKeyring(t, dir).Keys()
+	require.Len(t, want, 2)
+
+	code, stdout, stderr := runCLI(t, "keys", "list", "--json", "--keys-dir", dir)
+	require.Equal(t, 0, code, stderr)
+	var members []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stdout), &members))
+	require.Len(t, members, 2)
+	assert.ElementsMatch(t, []string{"kid", "alg", "state", "created_at", "activates_at", "retired_at"}, slices.Collect(maps.Keys(members[0])),
+		"a retired key: its retirement time, and nothing of the key itself")
+	assert.ElementsMatch(t, []string{"kid", "alg", "state", "created_at", "activates_at"}, slices.Collect(maps.Keys(members[1])))
+
+	var got []struct {
+		ID          string     `json:"kid"`
+		Algorithm   string     `json:"alg"`
+		State       string     `json:"state"`
+		CreatedAt   time.Time  `json:"created_at"`
+		ActivatesAt time.Time  `json:"activates_at"`
+		RetiredAt   *time.Time `json:"retired_at"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &got))
+	assert.Equal(t, first.ID, got[0].ID, "in activation order")
+	for i, k := range want {
+		assert.Equal(t, k.ID, got[i].ID)
+		assert.Equal(t, string(k.Algorithm), got[i].Algorithm)
+		assert.Equal(t, string(k.State), got[i].State)
+		assert.True(t, k.CreatedAt.Equal(got[i].CreatedAt), "created_at of %s", k.ID)
+		assert.True(t, k.ActivatesAt.Equal(got[i].ActivatesAt), "activates_at of %s", k.ID)
+	}
+	assert.Equal(t, "retired", got[0].State)
+	require.NotNil(t, got[0].RetiredAt)
+	assert.True(t, want[0].RetiredAt.Equal(*got[0].RetiredAt))
+	assert.Equal(t, "current", got[1].State)
+	assert.Nil(t, got[1].RetiredAt)
+
+	assert.Equal(t, map[string]string{got[0].ID: "retired", got[1].ID: "current"}, keyStates(t, dir), "the table says the same")
+
+	code, stdout, _ = runCLI(t, "keys", "list", "--json", "--keys-dir", t.TempDir())
+	require.Equal(t, 0, code)
+	assert.Equal(t, "[]\n", stdout, "no keys: an empty array, not null")
 }

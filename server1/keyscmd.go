@@ -6,11 +6,66 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/shared"
 )
+
+// listedKey is one key in the output of keys list --json. Times are RFC
+// 3339 in UTC; RetiredAt is absent for a key that has not retired.
+type listedKey struct {
+	ID          string           `json:"kid"`
+	Algorithm   broker.Algorithm `json:"alg"`
+	State       broker.KeyState  `json:"state"`
+	CreatedAt   time.Time        `json:"created_at"`
+	ActivatesAt time.Time        `json:"activates_at"`
+	RetiredAt   *time.Time       `json:"retired_at,omitempty"`
+}
+
+// runKeysList prints the keys of the directory in activation order: a table, or
+// with --json one JSON array of listedKey for scripts and tests. Neither
+// form holds key material.
+func runKeysList(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	asJSON := fs.Bool("json", false, "print a JSON array (kid, alg, state, created_at, activates_at, retired_at) instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	keys, err := cfg.openKeyring()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		list := []listedKey{}
+		for _, k := range keys.Keys() {
+			lk := listedKey{ID: k.ID, Algorithm: k.Algorithm, State: k.State,
+				CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC()}
+			if !k.RetiredAt.IsZero() {
+				retired := k.RetiredAt.UTC()
+				lk.RetiredAt = &retired
+			}
+			list = append(list, lk)
+		}
+		b, err := marshalJSON(list)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRED")
+	for _, k := range keys.Keys() {
+		retired := "-"
+		if !k.RetiredAt.IsZero() {
+			retired = k.RetiredAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
+			k.CreatedAt.UTC().Format(time.RFC3339), k.ActivatesAt.UTC().Format(time.RFC3339), retired)
+	}
+	return tw.Flush()
+}
 
 // runKeysRotate starts a key rotation: a next key, published at once and
 // signing --publish-for later (default 2 × --jwks-max-age), when every

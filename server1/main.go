@@ -7,7 +7,7 @@
 //
 //	server1 [serve] [flags]
 //	server1 keys generate [--alg EdDSA|ES256] [--keys-dir DIR]
-//	server1 keys list [--keys-dir DIR]
+//	server1 keys list [--json] [--keys-dir DIR]
 //	server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
 //	server1 keys revoke KID
 //	server1 revoke-token --jti J [--exp T]
@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
@@ -52,7 +51,7 @@ func (e usageError) Error() string { return e.err.Error() }
 const usage = `usage:
   server1 [serve] [flags]
   server1 keys generate [--alg EdDSA|ES256]
-  server1 keys list
+  server1 keys list [--json]
   server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
   server1 keys revoke KID
   server1 revoke-token --jti J [--exp RFC3339]
@@ -186,24 +185,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "generated key %s (%s), %s from %s\n", info.ID, info.Algorithm, info.State, info.ActivatesAt.UTC().Format(time.RFC3339))
 		return nil
 	case "list":
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		keys, err := cfg.openKeyring()
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRED")
-		for _, k := range keys.Keys() {
-			retired := "-"
-			if !k.RetiredAt.IsZero() {
-				retired = k.RetiredAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
-				k.CreatedAt.UTC().Format(time.RFC3339), k.ActivatesAt.UTC().Format(time.RFC3339), retired)
-		}
-		return tw.Flush()
+		return runKeysList(&cfg, fs, args, stdout)
 	case "rotate":
 		return runKeysRotate(&cfg, fs, args, stdout)
 	case "revoke":

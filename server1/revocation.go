@@ -236,7 +236,7 @@ func (a *app) handleLogoutEverywhere(c echo.Context) error {
 		e.Internal = err
 		return &e
 	}
-	n := a.sessions.deleteUser(u.Username)
+	n := a.sessions.DeleteOwner(u.Username)
 	a.setSessionCookie(c, "", time.Time{})
 	a.log.Info("signed out everywhere", "request_id", shared.RequestID(c), "user", u.Username,
 		"not_before", a.revocations.SubjectNotBefore(u.Username).UTC().Format(time.RFC3339), "sessions", n)

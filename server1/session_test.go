@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/handoffbroker/handoff/shared"
 )
 
 func TestSignIn(t *testing.T) {
@@ -171,6 +173,34 @@ func TestSignInIssuesFreshSession(t *testing.T) {
 	require.NoError(t, err)
 	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: first})
 	assert.Equal(t, http.StatusSeeOther, ts.browser(t).do(req).StatusCode, "the replaced session ends")
+}
+
+// TestSessionBounds: a user's new sign-in replaces their oldest session,
+// and a full store refuses a sign-in without touching anyone's session
+// (with the bounds shrunk from 100,000 and 10 to 2 and 1).
+func TestSessionBounds(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	small, err := shared.NewSessions[struct{}](shared.SessionsConfig{TTL: sessionTTL, MaxSessions: 2, MaxPerOwner: 1})
+	require.NoError(t, err)
+	ts.app.sessions = small
+
+	first := ts.browser(t)
+	first.signIn("alice", "alice-demo-pw")
+	second := ts.browser(t)
+	second.signIn("alice", "alice-demo-pw")
+	assert.Equal(t, http.StatusSeeOther, first.get("/").StatusCode, "alice's oldest session was replaced")
+	assert.Equal(t, http.StatusOK, second.get("/").StatusCode)
+	bob := ts.browser(t)
+	bob.signIn("bob", "bob-demo-pw")
+
+	third := ts.browser(t)
+	res := third.postForm("/login", url.Values{csrfField: {third.csrfFromLogin()}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, res.body)
+	assert.Equal(t, "too_many_sessions", text(byID(t, parseHTML(t, res.body), "reason")))
+	assert.Equal(t, "5", res.Header.Get("Retry-After"))
+	assert.Empty(t, third.cookie(sessionCookie))
+	assert.Equal(t, http.StatusOK, second.get("/").StatusCode, "a refused sign-in ends no session")
+	assert.Equal(t, http.StatusOK, bob.get("/").StatusCode)
 }
 
 func TestDemoUserHashes(t *testing.T) {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/handoffbroker/handoff/shared"
@@ -23,82 +20,20 @@ const (
 	csrfField     = "_csrf"
 )
 
-// sessionStore keeps sign-ins in memory: a random id, given to the browser
-// in a cookie, maps to a username until it expires or the user signs out.
-type sessionStore struct {
-	now  func() time.Time
-	rand io.Reader
+// Session bounds. A session needs a password, so only users fill the
+// store; the per-user bound stops one of them (or a stolen password) from
+// filling it for everyone, and a new sign-in replaces that user's oldest.
+const (
+	maxSessions        = 100_000
+	maxSessionsPerUser = 10
+)
 
-	mu sync.Mutex
-	// byHash is keyed by the SHA-256 of the id, so that map lookups take
-	// no time that depends on how much of a guessed id is right.
-	byHash map[[sha256.Size]byte]session
-}
-
-type session struct {
-	username string
-	expires  time.Time
-}
-
-func newSessionStore(now func() time.Time, rand io.Reader) *sessionStore {
-	return &sessionStore{now: now, rand: rand, byHash: make(map[[sha256.Size]byte]session)}
-}
-
-// create starts a session with a fresh id. A new id at every sign-in stops
-// session fixation: an id planted before sign-in never becomes signed in.
-func (s *sessionStore) create(username string) (id string, expires time.Time, err error) {
-	var b [32]byte
-	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
-		return "", time.Time{}, fmt.Errorf("session id: %w", err)
-	}
-	id = base64.RawURLEncoding.EncodeToString(b[:])
-	now := s.now()
-	expires = now.Add(sessionTTL)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, sess := range s.byHash {
-		if !now.Before(sess.expires) {
-			delete(s.byHash, h)
-		}
-	}
-	s.byHash[sha256.Sum256([]byte(id))] = session{username: username, expires: expires}
-	return id, expires, nil
-}
-
-func (s *sessionStore) lookup(id string) (string, bool) {
-	h := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byHash[h]
-	if !ok {
-		return "", false
-	}
-	if !s.now().Before(sess.expires) {
-		delete(s.byHash, h)
-		return "", false
-	}
-	return sess.username, true
-}
-
-func (s *sessionStore) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byHash, sha256.Sum256([]byte(id)))
-}
-
-// deleteUser ends every session of username and returns how many there
-// were.
-func (s *sessionStore) deleteUser(username string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for h, sess := range s.byHash {
-		if sess.username == username {
-			delete(s.byHash, h)
-			n++
-		}
-	}
-	return n
+// newSessionStore returns SERVER1's session store: each session's owner is
+// the signed-in username, and it holds no other data.
+func newSessionStore(now func() time.Time, rand io.Reader) (*shared.Sessions[struct{}], error) {
+	return shared.NewSessions[struct{}](shared.SessionsConfig{
+		TTL: sessionTTL, MaxSessions: maxSessions, MaxPerOwner: maxSessionsPerUser, Now: now, Rand: rand,
+	})
 }
 
 // currentUser returns the signed-in user of the request.
@@ -107,11 +42,11 @@ func (a *app) currentUser(c echo.Context) (user, bool) {
 	if err != nil || ck.Value == "" {
 		return user{}, false
 	}
-	name, ok := a.sessions.lookup(ck.Value)
+	sess, ok := a.sessions.Get(ck.Value)
 	if !ok {
 		return user{}, false
 	}
-	u, ok := a.users[name]
+	u, ok := a.users[sess.Owner]
 	return u, ok
 }
 
@@ -158,6 +93,8 @@ var (
 		"That is not a username.", fmt.Sprintf("Usernames are at most %d bytes long.", maxUsernameLen))
 	errSignInBusy = shared.NewError(http.StatusServiceUnavailable, "sign_in_busy",
 		"Too many sign-ins are in progress.", "Try again in a moment.")
+	errTooManySessions = shared.NewError(http.StatusServiceUnavailable, "too_many_sessions",
+		"The portal cannot sign you in right now.", "Try again in a moment.")
 )
 
 func (a *app) handleLogin(c echo.Context) error {
@@ -198,24 +135,32 @@ func (a *app) handleLogin(c echo.Context) error {
 			CSRF: csrfToken(c), Username: username, Message: "Wrong username or password.",
 		})
 	}
-	if old, err := c.Cookie(sessionCookie); err == nil {
-		a.sessions.delete(old.Value)
+	room, err := a.sessions.Reserve()
+	if err != nil {
+		a.log.Warn("sign-in refused: session store full", "request_id", shared.RequestID(c))
+		c.Response().Header().Set("Retry-After", "5")
+		return errTooManySessions
 	}
-	id, expires, err := a.sessions.create(u.Username)
+	defer room.Release()
+	var previous string
+	if old, err := c.Cookie(sessionCookie); err == nil {
+		previous = old.Value
+	}
+	id, sess, err := room.Create(u.Username, struct{}{}, previous)
 	if err != nil {
 		return err
 	}
-	a.setSessionCookie(c, id, expires)
+	a.setSessionCookie(c, id, sess.ExpiresAt)
 	a.log.Info("signed in", "request_id", shared.RequestID(c), "user", u.Username)
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
 func (a *app) handleLogout(c echo.Context) error {
 	if ck, err := c.Cookie(sessionCookie); err == nil {
-		if name, ok := a.sessions.lookup(ck.Value); ok {
-			a.log.Info("signed out", "request_id", shared.RequestID(c), "user", name)
+		if sess, ok := a.sessions.Get(ck.Value); ok {
+			a.log.Info("signed out", "request_id", shared.RequestID(c), "user", sess.Owner)
 		}
-		a.sessions.delete(ck.Value)
+		a.sessions.Delete(ck.Value)
 	}
 	a.setSessionCookie(c, "", time.Time{})
 	return c.Redirect(http.StatusSeeOther, "/login")

@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
+	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/shared"
@@ -30,6 +30,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Rand is the source of session ids and CSRF tokens. Default
+	// crypto/rand.Reader.
+	Rand io.Reader
 	// ReplayStore, when set, replaces the store Config.ReplayStore names
 	// (for tests that inject faults). Its readiness check always passes.
 	// It also records completed tasks if it has MarkDone and IsDone (as
@@ -52,16 +55,15 @@ type App struct {
 	cfg      Config
 	opts     Options
 	log      *slog.Logger
-	metrics  *shared.Metrics
+	metrics  *Metrics
 	keys     *issuerKeys
 	fetch    *broker.URLPolicy
 	replay   replayBackend
 	verifier *broker.Verifier
-	sessions *sessionStore
+	sessions *shared.Sessions[session]
 	echo     *echo.Echo
 
-	revocations       *issuerRevocations
-	revocationFetches *prometheus.CounterVec
+	revocations *issuerRevocations
 }
 
 // NewApp builds SERVER2 from cfg. It does not touch the network: call
@@ -72,6 +74,9 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
 	}
 	if opts.Logger == nil {
 		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel)
@@ -84,18 +89,20 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{
-		cfg:      cfg,
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  shared.NewMetrics(),
-		keys:     &issuerKeys{},
-		fetch:    fetch,
-		sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions, cfg.MaxSessionsPerSubject, opts.Now),
+		cfg:     cfg,
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		keys:    &issuerKeys{},
+		fetch:   fetch,
 
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
-		revocationFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_revocation_fetches_total", Help: "Polls of the issuer's revocation list by result.",
-		}, []string{"result"}),
+	}
+	if a.sessions, err = shared.NewSessions[session](shared.SessionsConfig{
+		TTL: cfg.SessionTTL, MaxSessions: cfg.MaxSessions, MaxPerOwner: cfg.MaxSessionsPerSubject,
+		Now: opts.Now, Rand: opts.Rand,
+	}); err != nil {
+		return nil, err
 	}
 	if cfg.JWKSURL != "" {
 		rk, err := a.newRemoteKeys(cfg.JWKSURL)
@@ -153,19 +160,7 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	}
 	a.verifier = v
 
-	a.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "handoff_jwks_age_seconds",
-		Help: "Seconds since the issuer's JWKS was last fetched successfully; +Inf before the first fetch.",
-	}, a.jwksAge))
-	a.metrics.Registry.MustRegister(a.revocationFetches,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "handoff_revocation_list_age_seconds",
-			Help: "Seconds since the issuer's revocation list was last polled successfully; -1 before the first poll.",
-		}, a.revocationListAge),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "handoff_revocation_list_entries",
-			Help: "Entries (tokens, subjects, keys) in the revocation list held.",
-		}, func() float64 { return float64(a.revocations.Status().Entries) }))
+	a.registerGauges()
 
 	if err := a.routes(); err != nil {
 		_ = a.replay.Close()
@@ -190,14 +185,6 @@ func (a *App) newRemoteKeys(jwksURL string) (*broker.RemoteKeys, error) {
 		Now:                a.opts.Now,
 		OnFetch:            func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() },
 	})
-}
-
-func (a *App) jwksAge() float64 {
-	at := a.keys.Status().FetchedAt
-	if at.IsZero() {
-		return math.Inf(1)
-	}
-	return a.opts.Now().Sub(at).Seconds()
 }
 
 // Start runs the background work until ctx is done: discovering the JWKS
@@ -236,7 +223,7 @@ func (a *App) Start(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				a.sessions.sweep()
+				a.sessions.Sweep()
 				if m, ok := a.replay.Completions.(*memoryCompletions); ok {
 					m.sweep()
 				}
@@ -273,8 +260,8 @@ func (a *App) startDiscoveredRevocations(ctx context.Context, endpoint string) e
 // Handler returns the HTTP handler serving every route.
 func (a *App) Handler() http.Handler { return a.echo }
 
-// Metrics returns the Prometheus series the app moves.
-func (a *App) Metrics() *shared.Metrics { return a.metrics }
+// Metrics returns SERVER2's Prometheus series.
+func (a *App) Metrics() *Metrics { return a.metrics }
 
 // Close releases the replay store.
 func (a *App) Close() error { return a.replay.Close() }
@@ -300,7 +287,7 @@ func (a *App) routes() error {
 	if err != nil {
 		return err
 	}
-	e := shared.NewEcho(shared.EchoConfig{Service: ServiceName, Logger: a.log, Metrics: a.metrics, BodyLimit: "16K"})
+	e := shared.NewEcho(shared.EchoConfig{Service: ServiceName, Logger: a.log, Metrics: a.metrics.Metrics, BodyLimit: "16K"})
 	e.Renderer = r
 	e.GET("/readyz", shared.Readyz(a.readyChecks()...))
 	e.GET("/", a.index)

@@ -91,14 +91,14 @@ func (a *App) postHandoff(c echo.Context) error {
 	// Room for the session is reserved before Verify consumes the jti: a
 	// handoff refused for lack of room changes nothing, and the same token
 	// works on a retry.
-	room, err := a.sessions.reserve()
+	room, err := a.sessions.Reserve()
 	if err != nil {
 		a.log.Warn("handoff refused: session store full", "request_id", shared.RequestID(c))
 		c.Response().Header().Set("Retry-After", "5")
 		return &shared.Error{Status: http.StatusServiceUnavailable, Code: CodeTooManySessions,
 			Title: "The service cannot open a session right now.", Detail: "Nothing was changed: your handoff is still valid. Try again in a moment.", Internal: err}
 	}
-	defer room.release()
+	defer room.Release()
 	v, err := a.verifier.Verify(r.Context(), token, broker.Expect{})
 	a.audit(c, flowHandoff, v, err)
 	if err != nil {
@@ -109,7 +109,14 @@ func (a *App) postHandoff(c echo.Context) error {
 	if ck, err := c.Cookie(SessionCookie); err == nil {
 		previous = ck.Value
 	}
-	id, sess := a.sessions.create(room, claims, previous)
+	data, err := newSession(claims, a.opts.Rand)
+	if err != nil {
+		return err
+	}
+	id, sess, err := room.Create(claims.Subject, data, previous)
+	if err != nil {
+		return err
+	}
 	c.SetCookie(&http.Cookie{
 		Name:     SessionCookie,
 		Value:    id,
@@ -170,7 +177,8 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 	if err != nil {
 		return "", session{}, errNoSession()
 	}
-	sess, ok := a.sessions.get(ck.Value)
+	got, ok := a.sessions.Get(ck.Value)
+	sess := got.Data
 	if !ok || sess.Task.ID != id {
 		return "", session{}, errNoSession()
 	}
@@ -179,7 +187,7 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 	// its signing key (a leaked key) must end it too, or a stolen session
 	// cookie would keep working.
 	if claim := cmp.Or(sess.Revoked, a.heldRevocation(sess)); claim != "" {
-		a.sessions.delete(ck.Value)
+		a.sessions.Delete(ck.Value)
 		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "revoked", "claim", claim,
 			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID, "kid", sess.KeyID)
 		return "", session{}, errSessionRevoked(claim)

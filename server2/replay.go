@@ -9,7 +9,6 @@ import (
 
 	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
-	"github.com/handoffbroker/handoff/shared"
 )
 
 // replayBackend is an opened replay store with what the server needs
@@ -65,10 +64,10 @@ type instrumentedReplay struct {
 	next    broker.ReplayStore
 	since   func() time.Time // nil when next remembers across restarts
 	kind    func(error) string
-	metrics *shared.Metrics
+	metrics *Metrics
 }
 
-func newInstrumentedReplay(next broker.ReplayStore, kind func(error) string, m *shared.Metrics) *instrumentedReplay {
+func newInstrumentedReplay(next broker.ReplayStore, kind func(error) string, m *Metrics) *instrumentedReplay {
 	s := &instrumentedReplay{next: next, kind: kind, metrics: m}
 	if f, ok := next.(interface{ RemembersSince() time.Time }); ok {
 		s.since = f.RemembersSince

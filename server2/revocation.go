@@ -130,11 +130,18 @@ func (a *App) revocationListAge() float64 {
 // session-ttl from the handoff: marking it when the entry is seen ends it
 // however late its next request comes.
 func (a *App) onRevocationFetch(result string) {
-	a.revocationFetches.WithLabelValues(result).Inc()
+	a.metrics.RevocationFetches.WithLabelValues(result).Inc()
 	if result != broker.RemoteFetchOK {
 		return
 	}
-	if n := a.sessions.markRevoked(a.heldRevocation); n > 0 {
+	n := a.sessions.Update(func(sess *session) bool {
+		if sess.Revoked != "" {
+			return false
+		}
+		sess.Revoked = a.heldRevocation(*sess)
+		return sess.Revoked != ""
+	})
+	if n > 0 {
 		a.log.Info("sessions revoked", "count", n)
 	}
 }

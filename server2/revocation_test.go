@@ -297,7 +297,7 @@ func TestRevocation_Metrics(t *testing.T) {
 	ta.clock.Advance(3 * time.Second)
 
 	fetches := func(result string) float64 {
-		return testutil.ToFloat64(ta.app.revocationFetches.WithLabelValues(result))
+		return testutil.ToFloat64(ta.app.metrics.RevocationFetches.WithLabelValues(result))
 	}
 	assert.Equal(t, 2.0, fetches(broker.RemoteFetchOK))
 	assert.Equal(t, 1.0, fetches(broker.RemoteFetchNotModified), "the unchanged list costs a 304")

@@ -10,60 +10,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are the Prometheus series both servers expose on /metrics. Each
-// server moves the ones that concern it; the rest stay at zero.
+// Metrics are the Prometheus series every server exposes on /metrics: the
+// HTTP responses it served, and the Go runtime and process collectors. A
+// server registers its own series beside them, with NewMetrics or later on
+// Registry, so its /metrics shows only what it moves.
 type Metrics struct {
+	// Registry holds the series /metrics serves. Register a server's own
+	// collectors on it.
 	Registry *prometheus.Registry
 
 	// HTTPRequests counts responses by route pattern, method and status.
 	HTTPRequests *prometheus.CounterVec
-	// TokensMinted counts tokens SERVER1 signed, by audience.
-	TokensMinted *prometheus.CounterVec
-	// Verifications counts SERVER2's token checks by result
-	// ("accepted"/"rejected") and reason ("ok" or a broker reason).
-	Verifications *prometheus.CounterVec
-	// JWKSFetches counts SERVER2's fetches of SERVER1's JWKS by result.
-	JWKSFetches *prometheus.CounterVec
-	// JWKSServed counts SERVER1's answers on its JWKS endpoint.
-	JWKSServed prometheus.Counter
-	// ReplayErrors counts replay-store failures by kind.
-	ReplayErrors *prometheus.CounterVec
-	// ReplayLatency observes replay-store operation latency in seconds.
-	ReplayLatency prometheus.Histogram
 }
 
-// NewMetrics registers the series on a fresh registry, with Go runtime and
-// process collectors.
-func NewMetrics() *Metrics {
+// NewMetrics registers the common series, and the server's own
+// collectors, on a fresh registry. It panics if two collectors clash, as
+// prometheus.Registry.MustRegister does: a programming error.
+func NewMetrics(own ...prometheus.Collector) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_http_requests_total", Help: "HTTP responses by route, method and status code.",
 		}, []string{"route", "method", "code"}),
-		TokensMinted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_tokens_minted_total", Help: "Handoff tokens signed, by audience.",
-		}, []string{"audience"}),
-		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_verifications_total", Help: "Token verifications by result and reason.",
-		}, []string{"result", "reason"}),
-		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_jwks_fetches_total", Help: "Fetches of the issuer's JWKS by result.",
-		}, []string{"result"}),
-		JWKSServed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "handoff_jwks_served_total", Help: "Responses served on the JWKS endpoint.",
-		}),
-		ReplayErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_replay_store_errors_total", Help: "Replay store failures by kind.",
-		}, []string{"kind"}),
-		ReplayLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "handoff_replay_store_seconds", Help: "Replay store operation latency.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
-		}),
 	}
-	reg.MustRegister(m.HTTPRequests, m.TokensMinted, m.Verifications, m.JWKSFetches,
-		m.JWKSServed, m.ReplayErrors, m.ReplayLatency,
+	reg.MustRegister(m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(own...)
 	return m
 }
 
