@@ -31,7 +31,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -175,11 +175,11 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if *alg == "" {
 			*alg = cfg.KeyAlg
 		}
-		keys, err := cfg.openKeyring()
+		ring, err := cfg.openKeyring()
 		if err != nil {
 			return err
 		}
-		info, err := keys.Generate(broker.Algorithm(*alg), time.Time{})
+		info, err := ring.Generate(token.Algorithm(*alg), time.Time{})
 		if err != nil {
 			return err
 		}
@@ -189,13 +189,13 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		keys, err := cfg.openKeyring()
+		ring, err := cfg.openKeyring()
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRED")
-		for _, k := range keys.Keys() {
+		for _, k := range ring.Keys() {
 			retired := "-"
 			if !k.RetiredAt.IsZero() {
 				retired = k.RetiredAt.UTC().Format(time.RFC3339)
@@ -236,7 +236,7 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	cfg := defaultConfig()
 	fs := newFlagSet("mint", stderr)
 	cfg.bindMint(fs)
-	var req broker.MintRequest
+	var req token.MintRequest
 	params := paramFlag{}
 	fs.StringVar(&req.Subject, "sub", "", "subject (user) of the token. Required.")
 	fs.StringVar(&req.Audience, "aud", "", "audience (relying service identifier). Required.")
@@ -263,15 +263,15 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	if len(params) > 0 {
 		req.Task.Params = params
 	}
-	keys, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring()
 	if err != nil {
 		return err
 	}
-	if len(keys.Keys()) == 0 {
+	if len(ring.Keys()) == 0 {
 		return fmt.Errorf("no signing key in %s: run `server1 keys generate` or start the server once", cfg.KeysDir)
 	}
-	minter, err := broker.NewMinter(broker.MinterConfig{
-		Issuer: cfg.Issuer, Keys: keys, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
+	minter, err := token.NewMinter(token.MinterConfig{
+		Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
 	})
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 )
 
 // SessionCookie names SERVER2's own session cookie.
@@ -33,7 +33,7 @@ var errTooManySessions = errors.New("session store full")
 type session struct {
 	Issuer  string
 	Subject string
-	Task    broker.Task
+	Task    token.Task
 	// TokenID and KeyID are the jti and signing key of the token that
 	// opened the session: revoking either ends it.
 	TokenID   string
@@ -50,8 +50,8 @@ type session struct {
 
 // tokenRef describes the token that opened the session, for the
 // revocation check every request on the session makes.
-func (s session) tokenRef() broker.TokenRef {
-	return broker.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
+func (s session) tokenRef() token.TokenRef {
+	return token.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
 }
 
 // sessionStore is an in-memory map from random session id to session. It
@@ -134,7 +134,7 @@ func randomID() string {
 // before: it is dropped, so a handoff always starts a new session (session
 // fixation). When the subject already has perSubject sessions, its oldest
 // is dropped too.
-func (s *sessionStore) create(sl *slot, c broker.Claims, replaced string) (string, *session) {
+func (s *sessionStore) create(sl *slot, c token.Claims, replaced string) (string, *session) {
 	now := s.now()
 	sess := &session{
 		Issuer:    c.Issuer,
