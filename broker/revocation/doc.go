@@ -11,7 +11,7 @@
 // relying service, Remote polls that list, verifies it with its own
 // validation profile (so a list is never accepted as a handoff token nor the
 // reverse, RFC 8725 §3.12), refuses a list older than the one held
-// (rollback), and fails closed once the held list is older than MaxStale.
+// (rollback), and fails closed once no poll has succeeded for MaxStale.
 // A Sharer (the Redis replay store) spreads revoked jtis among replicas.
 //
 // # What it does not do
