@@ -23,7 +23,7 @@ check:
 
 ## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker/...
 
 ## build: the two servers and the load tool, into bin/.
 build:

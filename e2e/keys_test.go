@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 )
 
 // jwksCooldown is SERVER2's default least time between JWKS refreshes
@@ -18,17 +19,17 @@ import (
 const jwksCooldown = 10 * time.Second
 
 // publishedKeys fetches SERVER1's JWKS.
-func publishedKeys(t testing.TB, s *Server) []broker.PublicKey {
+func publishedKeys(t testing.TB, s *Server) []token.PublicKey {
 	t.Helper()
 	code, body := s.get(t, "/.well-known/jwks.json")
 	if code != http.StatusOK {
 		t.Fatalf("e2e: SERVER1 JWKS: status %d", code)
 	}
-	keys, err := broker.ParseJWKS(body)
+	ks, err := keys.ParseJWKS(body)
 	if err != nil {
 		t.Fatalf("e2e: SERVER1 JWKS: %v", err)
 	}
-	return keys
+	return ks
 }
 
 // listedKey is one key as `server1 keys list --json` describes it.
@@ -52,9 +53,9 @@ func listKeys(t testing.TB, s *Server) []listedKey {
 	return keys
 }
 
-func keyIDs(keys []broker.PublicKey) []string {
+func keyIDs(ks []token.PublicKey) []string {
 	var ids []string
-	for _, k := range keys {
+	for _, k := range ks {
 		ids = append(ids, k.KeyID)
 	}
 	return ids
@@ -70,19 +71,19 @@ func (explainOnly) Consume(context.Context, string, time.Time) error {
 
 // signingKeyID verifies token against keys (without consuming it) and
 // returns the kid of the key that signed it.
-func signingKeyID(t testing.TB, c *Cluster, keys []broker.PublicKey, token string) string {
+func signingKeyID(t testing.TB, c *Cluster, ks []token.PublicKey, tok string) string {
 	t.Helper()
-	static, err := broker.NewStaticKeys(keys...)
+	static, err := keys.NewStatic(ks...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := broker.NewVerifier(broker.VerifierConfig{Issuers: []string{c.Issuer}, Audience: c.Audience, Keys: static, Replay: explainOnly{}})
+	v, err := token.NewVerifier(token.VerifierConfig{Issuers: []string{c.Issuer}, Audience: c.Audience, Keys: static, Replay: explainOnly{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := v.Explain(context.Background(), token, broker.Expect{})
+	ex := v.Explain(context.Background(), tok, token.Expect{})
 	if ex.Err != nil {
-		t.Fatalf("e2e: a token SERVER1 just minted does not verify against its JWKS: %s", broker.ReasonOf(ex.Err))
+		t.Fatalf("e2e: a token SERVER1 just minted does not verify against its JWKS: %s", token.ReasonOf(ex.Err))
 	}
 	return ex.Token.Claims().KeyID
 }
@@ -111,7 +112,7 @@ func TestNewKeyOnServer1(t *testing.T) {
 	})
 	c.Server1.MustExec(t, "keys", "generate")
 
-	var newKeys []broker.PublicKey
+	var newKeys []token.PublicKey
 	var newKid string
 	waitFor(t, 10*time.Second, "SERVER1 to publish the new key", func() bool {
 		newKeys = publishedKeys(t, c.Server1)
@@ -153,15 +154,15 @@ func TestUnknownKidFlood(t *testing.T) {
 	tokens := make([]string, n)
 	for i := range tokens {
 		// Each throwaway key's kid is its thumbprint: unknown to SERVER2.
-		ring, err := broker.NewEphemeralKeyring(broker.EdDSA)
+		ring, err := keys.NewEphemeral(token.EdDSA)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := broker.NewMinter(broker.MinterConfig{Issuer: c.Issuer, Keys: ring})
+		m, err := token.NewMinter(token.MinterConfig{Issuer: c.Issuer, Keys: ring})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := m.Mint(broker.MintRequest{Subject: demoUser, Audience: c.Audience, Task: broker.Task{ID: demoTask, Action: demoAction, Params: demoParams}})
+		tok, err := m.Mint(token.MintRequest{Subject: demoUser, Audience: c.Audience, Task: token.Task{ID: demoTask, Action: demoAction, Params: demoParams}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -183,7 +183,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 	elapsed := time.Since(start)
 	servedDuring := counter(t, c.Server1, metricJWKSServed) - served
 
-	keys := publishedKeys(t, c.Server1)
+	pubs := publishedKeys(t, c.Server1)
 	perKid := map[string]int{}
 	lastKid := ""
 	lastSeq := -1
@@ -193,7 +193,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 			failures = append(failures, fmt.Sprintf("#%d: %v", o.seq, o.err))
 			continue
 		}
-		kid := signingKeyID(t, c, keys, o.token)
+		kid := signingKeyID(t, c, pubs, o.token)
 		perKid[kid]++
 		if o.seq > lastSeq {
 			lastSeq, lastKid = o.seq, kid

@@ -16,7 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -35,12 +37,12 @@ type app struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *metrics
-	keys    *broker.Keyring
-	minter  *broker.Minter
+	keys    *keys.Keyring
+	minter  *token.Minter
 	// revocations is the shared record of revoked tokens, subjects and
 	// keys; revocationList signs it for /revocations.
-	revocations    *broker.RevocationState
-	revocationList *broker.RevocationPublisher
+	revocations    *revocation.State
+	revocationList *revocation.Publisher
 	// minted remembers this instance's live tokens, so a user can cancel
 	// only their own.
 	minted *mintedTokens
@@ -80,28 +82,28 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring()
 	if err != nil {
 		return nil, err
 	}
-	if len(keys.Keys()) == 0 {
-		info, err := keys.Generate(broker.Algorithm(cfg.KeyAlg), time.Time{})
+	if len(ring.Keys()) == 0 {
+		info, err := ring.Generate(token.Algorithm(cfg.KeyAlg), time.Time{})
 		if err != nil {
 			return nil, err
 		}
 		log.Info("generated signing key", "kid", info.ID, "alg", string(info.Algorithm), "dir", cfg.KeysDir)
 	}
-	minter, err := broker.NewMinter(broker.MinterConfig{
-		Issuer: cfg.Issuer, Keys: keys, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
+	minter, err := token.NewMinter(token.MinterConfig{
+		Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	revocations, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
+	revocations, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return nil, err
 	}
-	revocationList, err := broker.NewRevocationPublisher(revocations, minter, cfg.RevocationListTTL)
+	revocationList, err := revocation.NewPublisher(revocations, minter, cfg.RevocationListTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +111,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		cfg:            cfg,
 		log:            log,
 		metrics:        newMetrics(),
-		keys:           keys,
+		keys:           ring,
 		minter:         minter,
 		revocations:    revocations,
 		revocationList: revocationList,
@@ -233,7 +235,7 @@ func (a *app) skipAPICSRF(c echo.Context) bool {
 }
 
 func (a *app) checkSigningKey(context.Context) error {
-	if slices.ContainsFunc(a.keys.Keys(), func(k broker.KeyInfo) bool { return k.State == broker.KeyCurrent }) {
+	if slices.ContainsFunc(a.keys.Keys(), func(k keys.Info) bool { return k.State == keys.Current }) {
 		return nil
 	}
 	return errors.New("no current signing key")
@@ -254,7 +256,7 @@ func (a *app) reloadKeys() error {
 
 func (a *app) currentKeyID() string {
 	for _, k := range a.keys.Keys() {
-		if k.State == broker.KeyCurrent {
+		if k.State == keys.Current {
 			return k.ID
 		}
 	}
@@ -323,7 +325,7 @@ func (a *app) prune() {
 // rotateIfDue starts a rotation when Config.RotateEvery is set, the current
 // key has signed that long and no rotation is under way. Instances sharing
 // the directory may both start one in the same instant; the later key then
-// wins (see broker.Keyring.Rotate).
+// wins (see keys.Keyring.Rotate).
 func (a *app) rotateIfDue() error {
 	if a.cfg.RotateEvery <= 0 {
 		return nil
@@ -332,17 +334,17 @@ func (a *app) rotateIfDue() error {
 	due := false
 	for _, k := range a.keys.Keys() {
 		switch {
-		case k.State == broker.KeyNext:
+		case k.State == keys.Next:
 			return nil
-		case k.State == broker.KeyCurrent && !now.Before(k.ActivatesAt.Add(a.cfg.RotateEvery)):
+		case k.State == keys.Current && !now.Before(k.ActivatesAt.Add(a.cfg.RotateEvery)):
 			due = true
 		}
 	}
 	if !due {
 		return nil
 	}
-	info, err := a.keys.Rotate(broker.Algorithm(a.cfg.KeyAlg), a.cfg.publishFor())
-	if errors.Is(err, broker.ErrRotationInProgress) {
+	info, err := a.keys.Rotate(token.Algorithm(a.cfg.KeyAlg), a.cfg.publishFor())
+	if errors.Is(err, keys.ErrRotationInProgress) {
 		return nil
 	}
 	if err != nil {
@@ -372,18 +374,18 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	doc := struct {
-		Issuer             string             `json:"issuer"`
-		JWKSURI            string             `json:"jwks_uri"`
-		RevocationEndpoint string             `json:"revocation_endpoint"`
-		TokenTypes         []string           `json:"token_types_supported"`
-		SigningAlgs        []broker.Algorithm `json:"signing_alg_values_supported"`
-		HandoffEndpoints   map[string]string  `json:"handoff_endpoints"`
+		Issuer             string            `json:"issuer"`
+		JWKSURI            string            `json:"jwks_uri"`
+		RevocationEndpoint string            `json:"revocation_endpoint"`
+		TokenTypes         []string          `json:"token_types_supported"`
+		SigningAlgs        []token.Algorithm `json:"signing_alg_values_supported"`
+		HandoffEndpoints   map[string]string `json:"handoff_endpoints"`
 	}{
 		Issuer:             cfg.Issuer,
 		JWKSURI:            jwksURI,
 		RevocationEndpoint: revocationURI,
-		TokenTypes:         []string{broker.HandoffTokenType},
-		SigningAlgs:        broker.SupportedAlgorithms,
+		TokenTypes:         []string{token.HandoffTokenType},
+		SigningAlgs:        token.Algorithms(),
 		HandoffEndpoints:   make(map[string]string),
 	}
 	for _, a := range reg.list {

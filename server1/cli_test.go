@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestMintCommand(t *testing.T) {
@@ -40,9 +40,9 @@ func TestMintCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "keys")
-			keys := openKeyring(t, dir)
+			ring := openKeyring(t, dir)
 			if !tt.giveNoKey {
-				_, err := keys.Generate(broker.EdDSA, time.Time{})
+				_, err := ring.Generate(token.EdDSA, time.Time{})
 				require.NoError(t, err)
 			}
 			args := tt.giveArgs
@@ -61,7 +61,7 @@ func TestMintCommand(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 			require.Len(t, lines, 1, "the token alone")
-			verified, err := verifier(t, keys, payments).Verify(context.Background(), lines[0], expectTransfer("transfer-123", demoParams))
+			verified, err := verifier(t, ring, payments).Verify(context.Background(), lines[0], expectTransfer("transfer-123", demoParams))
 			require.NoError(t, err)
 			claims := verified.Claims()
 			assert.Equal(t, "alice", claims.Subject)
@@ -74,9 +74,9 @@ func TestMintCommand(t *testing.T) {
 func TestKeysGenerateBecomesCurrent(t *testing.T) {
 	cfg := testConfig(t)
 	// The first key was made an hour ago, as if by an earlier start.
-	old, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	old, err := keys.Open(keys.KeyringConfig{Dir: cfg.KeysDir, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
 	require.NoError(t, err)
-	first, err := old.Generate(broker.EdDSA, time.Time{})
+	first, err := old.Generate(token.EdDSA, time.Time{})
 	require.NoError(t, err)
 	ts := newTestServer(t, cfg)
 	require.Equal(t, []string{first.ID}, publishedKids(t, ts))
@@ -85,14 +85,14 @@ func TestKeysGenerateBecomesCurrent(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	generated := openKeyring(t, cfg.KeysDir).Keys()
 	require.Len(t, generated, 2)
-	var second broker.KeyInfo
+	var second keys.Info
 	for _, k := range generated {
 		if k.ID != first.ID {
 			second = k
 		}
 	}
 	assert.Contains(t, stdout, second.ID)
-	assert.Equal(t, broker.ES256, second.Algorithm)
+	assert.Equal(t, token.ES256, second.Algorithm)
 
 	require.NoError(t, ts.app.reloadKeys())
 
@@ -101,11 +101,11 @@ func TestKeysGenerateBecomesCurrent(t *testing.T) {
 	csrf := b.signIn("alice", "alice-demo-pw")
 	res := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	token := inputValue(t, parseHTML(t, res.body), "handoff", "token")
-	verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), token, expectTransfer("transfer-123", demoParams))
+	tok := inputValue(t, parseHTML(t, res.body), "handoff", "token")
+	verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), tok, expectTransfer("transfer-123", demoParams))
 	require.NoError(t, err)
 	assert.Equal(t, second.ID, verified.Claims().KeyID, "the new key signs")
-	assert.Equal(t, broker.ES256, verified.Claims().Algorithm)
+	assert.Equal(t, token.ES256, verified.Claims().Algorithm)
 	changed := ts.logs.lines(t, "signing key changed")
 	require.Len(t, changed, 1)
 	assert.Equal(t, second.ID, changed[0]["kid"])
@@ -219,9 +219,9 @@ func TestDisplayAddr(t *testing.T) {
 func TestKeysListJSON(t *testing.T) {
 	dir := t.TempDir()
 	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Second)
-	old, err := broker.OpenKeyring(broker.KeyringConfig{Dir: dir, Now: func() time.Time { return hourAgo }})
+	old, err := keys.Open(keys.KeyringConfig{Dir: dir, Now: func() time.Time { return hourAgo }})
 	require.NoError(t, err)
-	first, err := old.Generate(broker.EdDSA, time.Time{})
+	first, err := old.Generate(token.EdDSA, time.Time{})
 	require.NoError(t, err)
 	code, _, stderr := runCLI(t, "keys", "generate", "--alg", "ES256", "--keys-dir", dir)
 	require.Equal(t, 0, code, stderr)

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -89,17 +90,17 @@ func defaultConfig() Config {
 		Addr:        "localhost:8081",
 		Issuer:      "http://localhost:8081",
 		KeysDir:     ".data/server1/keys",
-		KeyAlg:      string(broker.EdDSA),
+		KeyAlg:      string(token.EdDSA),
 		Audience:    "http://127.0.0.1:8082",
 		HandoffURL:  "http://127.0.0.1:8082/handoff",
-		TokenTTL:    broker.DefaultTTL,
-		MaxTokenTTL: broker.DefaultMaxTTL,
+		TokenTTL:    token.DefaultTTL,
+		MaxTokenTTL: token.DefaultMaxTTL,
 		JWKSMaxAge:  5 * time.Minute,
 		LogLevel:    "info",
 
 		HandoffsPerMinute: 30,
 		HandoffBurst:      10,
-		RevocationListTTL: broker.DefaultRevocationListTTL,
+		RevocationListTTL: token.DefaultRevocationListTTL,
 	}
 }
 
@@ -127,8 +128,8 @@ func (c *Config) bindMint(fs *flag.FlagSet) {
 
 // openKeyring opens the keys directory. Retired keys stay published until
 // every token they signed has expired, plus the verifiers' leeway.
-func (c *Config) openKeyring() (*broker.Keyring, error) {
-	return broker.OpenKeyring(broker.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired()})
+func (c *Config) openKeyring() (*keys.Keyring, error) {
+	return keys.Open(keys.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired()})
 }
 
 // revocationDir is RevocationDir or its default beside the keys.
@@ -146,14 +147,14 @@ func (c *Config) liveTokensPerUser() float64 {
 	return float64(c.HandoffBurst) + math.Ceil(float64(c.HandoffsPerMinute)*c.TokenTTL.Minutes())
 }
 
-func (c *Config) retainRetired() time.Duration { return c.MaxTokenTTL + broker.MaxLeeway }
+func (c *Config) retainRetired() time.Duration { return c.MaxTokenTTL + token.MaxLeeway }
 
 // subjectRevocationTTL is how long a "sign out everywhere" entry is kept:
 // past the longest token lifetime plus leeway, and at least an hour, so
 // relying services can still end the sessions they opened from earlier
 // tokens.
 func (c *Config) subjectRevocationTTL() time.Duration {
-	return max(c.MaxTokenTTL+broker.MaxLeeway, time.Hour)
+	return max(c.MaxTokenTTL+token.MaxLeeway, time.Hour)
 }
 
 // publishFor is how long a rotated-in key is published before it signs:
@@ -193,8 +194,8 @@ func (c *Config) validate() error {
 	if c.KeysDir == "" {
 		errs = append(errs, errors.New("keys-dir is required"))
 	}
-	if !slices.Contains(broker.SupportedAlgorithms, broker.Algorithm(c.KeyAlg)) {
-		errs = append(errs, fmt.Errorf("key-alg %q: want one of %v", c.KeyAlg, broker.SupportedAlgorithms))
+	if !slices.Contains(token.Algorithms(), token.Algorithm(c.KeyAlg)) {
+		errs = append(errs, fmt.Errorf("key-alg %q: want one of %v", c.KeyAlg, token.Algorithms()))
 	}
 	if c.TokenTTL < time.Second || c.TokenTTL > c.MaxTokenTTL {
 		errs = append(errs, fmt.Errorf("token-ttl %v must be between 1s and max-token-ttl %v", c.TokenTTL, c.MaxTokenTTL))
@@ -202,8 +203,8 @@ func (c *Config) validate() error {
 	if c.JWKSMaxAge < 0 {
 		errs = append(errs, errors.New("jwks-max-age must not be negative"))
 	}
-	if c.RevocationListTTL < time.Second || c.RevocationListTTL > broker.MaxRevocationListTTL {
-		errs = append(errs, fmt.Errorf("revocation-list-ttl %v must be between 1s and %v", c.RevocationListTTL, broker.MaxRevocationListTTL))
+	if c.RevocationListTTL < time.Second || c.RevocationListTTL > token.MaxRevocationListTTL {
+		errs = append(errs, fmt.Errorf("revocation-list-ttl %v must be between 1s and %v", c.RevocationListTTL, token.MaxRevocationListTTL))
 	}
 	if c.RotateEvery < 0 || (c.RotateEvery > 0 && c.RotateEvery < c.publishFor()) {
 		errs = append(errs, fmt.Errorf("rotate-every %v must be 0 (off) or at least the publication time 2 × jwks-max-age (%v)", c.RotateEvery, c.publishFor()))

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
 )
@@ -58,27 +58,27 @@ var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_h
 // names the token by its jti; the token itself is never logged. It first
 // spends one of the subject's handoffs and reserves the token's record, so
 // a refused request signs nothing.
-func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *broker.Actor, via string) (broker.Minted, error) {
+func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *token.Actor, via string) (token.Minted, error) {
 	now := time.Now()
 	if wait := a.handoffs.take(subject, now); wait > 0 {
-		return broker.Minted{}, a.tooManyHandoffs(c, subject, via, "rate", wait)
+		return token.Minted{}, a.tooManyHandoffs(c, subject, via, "rate", wait)
 	}
 	hold, err := a.minted.reserve(subject)
 	var outstanding *tooManyOutstanding
 	switch {
 	case errors.As(err, &outstanding):
-		return broker.Minted{}, a.tooManyHandoffs(c, subject, via, "live_tokens", outstanding.RetryAfter)
+		return token.Minted{}, a.tooManyHandoffs(c, subject, via, "live_tokens", outstanding.RetryAfter)
 	case err != nil:
-		return broker.Minted{}, &shared.Error{
-			Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+		return token.Minted{}, &shared.Error{
+			Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
 			Title: "The handoff could not be created right now.", Detail: "Nothing was sent. Try again in a moment.",
 			Internal: err,
 		}
 	}
 	defer hold.release()
-	m, err := a.minter.Mint(broker.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor})
+	m, err := a.minter.Mint(token.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor})
 	if err != nil {
-		return broker.Minted{}, &shared.Error{
+		return token.Minted{}, &shared.Error{
 			Status: http.StatusInternalServerError, Code: "mint_failed",
 			Title: "The handoff could not be created.", Detail: "Nothing was sent. Try again in a moment.",
 			Internal: err,
@@ -190,14 +190,14 @@ func (a *app) apiKeyValid(key string) bool {
 // the CSRF header) or by API key, and returns it as JSON.
 func (a *app) handleAPIHandoff(c echo.Context) error {
 	var subject, via string
-	var actor *broker.Actor
+	var actor *token.Actor
 	byKey := hasAPIKey(c)
 	if byKey {
 		if !a.apiKeyValid(c.Request().Header.Get(apiKeyHeader)) {
 			return shared.NewError(http.StatusUnauthorized, "invalid_api_key",
 				"The API key is not valid.", "Check the X-API-Key header.")
 		}
-		actor, via = &broker.Actor{Subject: apiActor}, "api_key"
+		actor, via = &token.Actor{Subject: apiActor}, "api_key"
 	} else {
 		u, ok := a.currentUser(c)
 		if !ok {
@@ -231,7 +231,7 @@ func (a *app) handleAPIHandoff(c echo.Context) error {
 		return err
 	}
 	body, err := marshalJSON(apiHandoffResponse{
-		Token: m.Token, TokenType: broker.HandoffTokenType, ID: m.ID,
+		Token: m.Token, TokenType: token.HandoffTokenType, ID: m.ID,
 		ExpiresAt: m.ExpiresAt.UTC().Format(time.RFC3339), TargetURL: aud.HandoffURL,
 	})
 	if err != nil {

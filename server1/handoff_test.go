@@ -10,11 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/html"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestCSRF(t *testing.T) {
@@ -323,7 +322,7 @@ func TestAPIHandoff(t *testing.T) {
 				TargetURL string `json:"target_url"`
 			}
 			require.NoError(t, json.Unmarshal([]byte(res.body), &got))
-			assert.Equal(t, broker.HandoffTokenType, got.TokenType)
+			assert.Equal(t, token.HandoffTokenType, got.TokenType)
 			assert.Equal(t, paymentsURL, got.TargetURL)
 			verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), got.Token, expectTransfer("transfer-123", demoParams))
 			require.NoError(t, err)

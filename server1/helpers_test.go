@@ -16,12 +16,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/net/html"
-
-	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/shared"
 )
 
 const (
@@ -289,12 +289,12 @@ func mintedTotal(t testing.TB, a *app) float64 {
 }
 
 // verifier checks tokens against a key source the way SERVER2 would.
-func verifier(t testing.TB, keys broker.KeySource, audience string) *broker.Verifier {
+func verifier(t testing.TB, keys token.KeySource, audience string) *token.Verifier {
 	t.Helper()
-	replay, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{})
+	replay, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{})
 	require.NoError(t, err)
 	t.Cleanup(func() { replay.Close() })
-	v, err := broker.NewVerifier(broker.VerifierConfig{
+	v, err := token.NewVerifier(token.VerifierConfig{
 		Issuers: []string{testIssuer}, Audience: audience, Keys: keys, Replay: durableReplay{replay},
 	})
 	require.NoError(t, err)
@@ -304,17 +304,17 @@ func verifier(t testing.TB, keys broker.KeySource, audience string) *broker.Veri
 // durableReplay hides the memory store's start time, as a store that
 // survives restarts (Redis) would: tokens minted in the second before the
 // store was made are then accepted.
-type durableReplay struct{ broker.ReplayStore }
+type durableReplay struct{ token.ReplayStore }
 
 // expectTransfer is the Expect for one of the demo transfers.
-func expectTransfer(id string, params map[string]string) broker.Expect {
-	return broker.Expect{Task: &broker.Task{ID: id, Action: "approve", ParamsDigest: broker.DigestParams(params)}}
+func expectTransfer(id string, params map[string]string) token.Expect {
+	return token.Expect{Task: &token.Task{ID: id, Action: "approve", ParamsDigest: token.DigestParams(params)}}
 }
 
 // openKeyring opens a keys directory as another process would.
-func openKeyring(t testing.TB, dir string) *broker.Keyring {
+func openKeyring(t testing.TB, dir string) *keys.Keyring {
 	t.Helper()
-	kr, err := broker.OpenKeyring(broker.KeyringConfig{Dir: dir})
+	kr, err := keys.Open(keys.KeyringConfig{Dir: dir})
 	require.NoError(t, err)
 	return kr
 }

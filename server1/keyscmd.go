@@ -9,19 +9,21 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
 // listedKey is one key in the output of keys list --json. Times are RFC
 // 3339 in UTC; RetiredAt is absent for a key that has not retired.
 type listedKey struct {
-	ID          string           `json:"kid"`
-	Algorithm   broker.Algorithm `json:"alg"`
-	State       broker.KeyState  `json:"state"`
-	CreatedAt   time.Time        `json:"created_at"`
-	ActivatesAt time.Time        `json:"activates_at"`
-	RetiredAt   *time.Time       `json:"retired_at,omitempty"`
+	ID          string          `json:"kid"`
+	Algorithm   token.Algorithm `json:"alg"`
+	State       keys.State      `json:"state"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ActivatesAt time.Time       `json:"activates_at"`
+	RetiredAt   *time.Time      `json:"retired_at,omitempty"`
 }
 
 // runKeysList prints the keys of the directory in activation order: a table, or
@@ -89,11 +91,11 @@ func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	if *publishFor < cfg.JWKSMaxAge {
 		return usageError{fmt.Errorf("--publish-for %v is shorter than --jwks-max-age %v: verifiers would not hold the key when it starts signing", *publishFor, cfg.JWKSMaxAge)}
 	}
-	keys, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring()
 	if err != nil {
 		return err
 	}
-	info, err := keys.Rotate(broker.Algorithm(*alg), *publishFor)
+	info, err := ring.Rotate(token.Algorithm(*alg), *publishFor)
 	if err != nil {
 		return err
 	}
@@ -126,18 +128,18 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	if kid == "" {
 		return usageError{errors.New("want keys revoke KID (see keys list)")}
 	}
-	keys, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring()
 	if err != nil {
 		return err
 	}
 	found := false
-	for _, k := range keys.Keys() {
+	for _, k := range ring.Keys() {
 		found = found || k.ID == kid
 	}
 	if !found {
 		return fmt.Errorf("no key %q in %s", kid, cfg.KeysDir)
 	}
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
+	state, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return err
 	}
@@ -147,7 +149,7 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	if err := state.RevokeKey(kid, time.Now().Add(24*time.Hour)); err != nil {
 		return err
 	}
-	replacement, err := keys.RevokeAndReplace(kid, broker.Algorithm(cfg.KeyAlg))
+	replacement, err := ring.RevokeAndReplace(kid, token.Algorithm(cfg.KeyAlg))
 	if err != nil {
 		return err
 	}
@@ -182,7 +184,7 @@ func runRevokeToken(args []string, stdout, stderr io.Writer) error {
 		}
 		exp = t
 	}
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Dir: cfg.revocationDir()})
+	state, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -174,11 +174,11 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if *alg == "" {
 			*alg = cfg.KeyAlg
 		}
-		keys, err := cfg.openKeyring()
+		ring, err := cfg.openKeyring()
 		if err != nil {
 			return err
 		}
-		info, err := keys.Generate(broker.Algorithm(*alg), time.Time{})
+		info, err := ring.Generate(token.Algorithm(*alg), time.Time{})
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	cfg := defaultConfig()
 	fs := newFlagSet("mint", stderr)
 	cfg.bindMint(fs)
-	var req broker.MintRequest
+	var req token.MintRequest
 	params := paramFlag{}
 	fs.StringVar(&req.Subject, "sub", "", "subject (user) of the token. Required.")
 	fs.StringVar(&req.Audience, "aud", "", "audience (relying service identifier). Required.")
@@ -245,15 +245,15 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	if len(params) > 0 {
 		req.Task.Params = params
 	}
-	keys, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring()
 	if err != nil {
 		return err
 	}
-	if len(keys.Keys()) == 0 {
+	if len(ring.Keys()) == 0 {
 		return fmt.Errorf("no signing key in %s: run `server1 keys generate` or start the server once", cfg.KeysDir)
 	}
-	minter, err := broker.NewMinter(broker.MinterConfig{
-		Issuer: cfg.Issuer, Keys: keys, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
+	minter, err := token.NewMinter(token.MinterConfig{
+		Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
 	})
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
 )
@@ -194,10 +194,10 @@ func (m *mintedTokens) oldestLocked(u *userTokens) time.Time {
 // handleRevocations serves the signed revocation list. Relying services
 // poll it with If-None-Match; an unchanged list costs a 304.
 func (a *app) handleRevocations(c echo.Context) error {
-	token, etag, err := a.revocationList.Current()
+	tok, etag, err := a.revocationList.Current()
 	if err != nil {
 		return &shared.Error{
-			Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+			Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
 			Title: "The revocation list is not available right now.", Detail: "Try again in a moment.",
 			Internal: err,
 		}
@@ -208,7 +208,7 @@ func (a *app) handleRevocations(c echo.Context) error {
 	if c.Request().Header.Get("If-None-Match") == etag {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.Blob(http.StatusOK, broker.RevocationListMediaType, []byte(token))
+	return c.Blob(http.StatusOK, token.RevocationListMediaType, []byte(tok))
 }
 
 func (a *app) checkRevocationList(context.Context) error {

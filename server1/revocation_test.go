@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // revocationList fetches /revocations and verifies it as a relying
 // service would.
-func revocationList(t testing.TB, ts *testServer) *broker.RevocationList {
+func revocationList(t testing.TB, ts *testServer) *token.RevocationList {
 	t.Helper()
 	res := ts.browser(t).get("/revocations")
 	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
-	v, err := broker.NewRevocationListVerifier(broker.RevocationListVerifierConfig{Issuers: []string{testIssuer}, Keys: ts.app.keys})
+	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{Issuers: []string{testIssuer}, Keys: ts.app.keys})
 	require.NoError(t, err)
 	l, err := v.Verify(context.Background(), res.body)
 	require.NoError(t, err)
@@ -43,9 +43,9 @@ func (b *browser) apiHandoff(csrf, taskID string) (token, jti string) {
 
 // revocationVerifier checks tokens as SERVER2 would, with the issuer's
 // revocation state as its revocation source.
-func revocationVerifier(t testing.TB, ts *testServer) *broker.Verifier {
+func revocationVerifier(t testing.TB, ts *testServer) *token.Verifier {
 	t.Helper()
-	v, err := broker.NewVerifier(broker.VerifierConfig{
+	v, err := token.NewVerifier(token.VerifierConfig{
 		Issuers: []string{testIssuer}, Audience: payments, Keys: ts.app.keys,
 		Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations,
 	})
@@ -53,9 +53,9 @@ func revocationVerifier(t testing.TB, ts *testServer) *broker.Verifier {
 	return v
 }
 
-func mustMemoryReplay(t testing.TB) broker.ReplayStore {
+func mustMemoryReplay(t testing.TB) token.ReplayStore {
 	t.Helper()
-	s, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{})
+	s, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -68,7 +68,7 @@ func TestRevocationsEndpoint(t *testing.T) {
 	first := b.get("/revocations")
 	require.Equal(t, http.StatusOK, first.StatusCode)
 	etag := first.Header.Get("ETag")
-	assert.Equal(t, broker.RevocationListMediaType, first.Header.Get("Content-Type"))
+	assert.Equal(t, token.RevocationListMediaType, first.Header.Get("Content-Type"))
 	assert.Equal(t, "no-cache", first.Header.Get("Cache-Control"))
 	assert.Regexp(t, `^"[A-Za-z0-9_-]+"$`, etag, "a strong ETag")
 	assert.Empty(t, revocationList(t, ts).Tokens)
@@ -131,7 +131,7 @@ func TestLogoutEverywhere(t *testing.T) {
 				return
 			}
 			assert.Equal(t, "/login", res.Header.Get("Location"))
-			assert.Equal(t, broker.ReasonRevoked, broker.ReasonOf(aliceErr))
+			assert.Equal(t, token.ReasonRevoked, token.ReasonOf(aliceErr))
 			for _, b := range []*browser{laptop, phone} {
 				assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode, "every alice session ended")
 			}
@@ -190,7 +190,7 @@ func TestAPIRevoke(t *testing.T) {
 			res := caller.postJSON("/api/v1/handoffs/"+url.PathEscape(jti)+"/revoke", "", header)
 
 			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
-			revoked := slices.ContainsFunc(revocationList(t, ts).Tokens, func(e broker.RevokedToken) bool { return e.ID == jti })
+			revoked := slices.ContainsFunc(revocationList(t, ts).Tokens, func(e token.RevokedToken) bool { return e.ID == jti })
 			if tt.wantCode != "" {
 				assert.Equal(t, tt.wantCode, errorCode(t, res))
 				assert.False(t, revoked)
@@ -216,7 +216,7 @@ func TestRevokedTokenIsRefused(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
 	v := revocationVerifier(t, ts)
 	_, err := v.Verify(context.Background(), revokedToken, expectTransfer("transfer-123", demoParams))
-	assert.Equal(t, broker.ReasonRevoked, broker.ReasonOf(err))
+	assert.Equal(t, token.ReasonRevoked, token.ReasonOf(err))
 	_, err = v.Verify(context.Background(), otherToken, expectTransfer("transfer-123", demoParams))
 	assert.NoError(t, err, "only that token")
 }
@@ -246,7 +246,7 @@ func TestRevokeTokenCommand(t *testing.T) {
 				return
 			}
 			assert.Contains(t, stdout, tt.wantJTI)
-			assert.True(t, slices.ContainsFunc(revocationList(t, ts).Tokens, func(e broker.RevokedToken) bool { return e.ID == tt.wantJTI }),
+			assert.True(t, slices.ContainsFunc(revocationList(t, ts).Tokens, func(e token.RevokedToken) bool { return e.ID == tt.wantJTI }),
 				"the running server lists it at once")
 		})
 	}
@@ -348,13 +348,13 @@ func TestKeysRevokeCommand(t *testing.T) {
 			assert.NoError(t, err, "the replacement signs")
 			// A verifier that still holds the old key refuses its tokens
 			// through the list.
-			static, err := broker.NewStaticKeys(oldKeys...)
+			static, err := keys.NewStatic(oldKeys...)
 			require.NoError(t, err)
-			stale, err := broker.NewVerifier(broker.VerifierConfig{Issuers: []string{testIssuer}, Audience: payments, Keys: static,
+			stale, err := token.NewVerifier(token.VerifierConfig{Issuers: []string{testIssuer}, Audience: payments, Keys: static,
 				Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations})
 			require.NoError(t, err)
 			_, err = stale.Verify(context.Background(), before, expectTransfer("transfer-123", demoParams))
-			assert.Equal(t, broker.ReasonRevoked, broker.ReasonOf(err))
+			assert.Equal(t, token.ReasonRevoked, token.ReasonOf(err))
 		})
 	}
 }
@@ -372,18 +372,18 @@ func TestRotateIfDue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.RotateEvery = time.Hour
-			past, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir, Now: func() time.Time { return time.Now().Add(-tt.giveAge) }})
+			past, err := keys.Open(keys.KeyringConfig{Dir: cfg.KeysDir, Now: func() time.Time { return time.Now().Add(-tt.giveAge) }})
 			require.NoError(t, err)
-			_, err = past.Generate(broker.EdDSA, time.Time{})
+			_, err = past.Generate(token.EdDSA, time.Time{})
 			require.NoError(t, err)
 			ts := newTestServer(t, cfg)
 
 			require.NoError(t, ts.app.rotateIfDue())
 			require.NoError(t, ts.app.rotateIfDue(), "a second check while the rotation is under way")
 
-			var next []broker.KeyInfo
+			var next []keys.Info
 			for _, k := range openKeyring(t, cfg.KeysDir).Keys() {
-				if k.State == broker.KeyNext {
+				if k.State == keys.Next {
 					next = append(next, k)
 				}
 			}

@@ -4,13 +4,13 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/labstack/echo/v4"
 )
 
 // task is a piece of work waiting for a user, completed at one audience.
 type task struct {
-	broker.Task
+	token.Task
 	Audience audience
 }
 
@@ -23,7 +23,7 @@ type taskBook struct {
 // transfer builds an "approve transfer" task.
 func transfer(number, amount, currency, payee string, to audience) task {
 	return task{
-		Task: broker.Task{
+		Task: token.Task{
 			ID:     "transfer-" + number,
 			Action: "approve",
 			Params: map[string]string{"amount": amount, "currency": currency, "payee": payee},

@@ -8,23 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestJWKS(t *testing.T) {
 	tests := []struct {
 		name       string
-		giveAlg    broker.Algorithm
+		giveAlg    token.Algorithm
 		giveMaxAge time.Duration
 		wantKty    string
 		wantCache  string
 	}{
-		{name: "ok/eddsa", giveAlg: broker.EdDSA, giveMaxAge: 5 * time.Minute, wantKty: "OKP", wantCache: "public, max-age=300"},
-		{name: "ok/es256", giveAlg: broker.ES256, giveMaxAge: 90 * time.Second, wantKty: "EC", wantCache: "public, max-age=90"},
+		{name: "ok/eddsa", giveAlg: token.EdDSA, giveMaxAge: 5 * time.Minute, wantKty: "OKP", wantCache: "public, max-age=300"},
+		{name: "ok/es256", giveAlg: token.ES256, giveMaxAge: 90 * time.Second, wantKty: "EC", wantCache: "public, max-age=90"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,9 +53,9 @@ func TestJWKS(t *testing.T) {
 			assert.Equal(t, "sig", k["use"])
 			assert.Equal(t, ts.app.currentKeyID(), k["kid"])
 
-			keys, err := broker.ParseJWKS([]byte(res.body))
+			ks, err := keys.ParseJWKS([]byte(res.body))
 			require.NoError(t, err)
-			require.Len(t, keys, 1, "the published set is usable by a verifier")
+			require.Len(t, ks, 1, "the published set is usable by a verifier")
 		})
 	}
 }
@@ -89,7 +89,7 @@ func TestReadyz(t *testing.T) {
 	}{
 		{name: "ok/generated_at_start", wantStatus: http.StatusOK},
 		{name: "fail/only_a_future_key", giveKey: func(t testing.TB, dir string) {
-			_, err := openKeyring(t, dir).Generate(broker.EdDSA, time.Now().Add(time.Hour))
+			_, err := openKeyring(t, dir).Generate(token.EdDSA, time.Now().Add(time.Hour))
 			require.NoError(t, err)
 		}, wantStatus: http.StatusServiceUnavailable},
 		{name: "fail/revocation_dir_gone", giveBreak: func(t testing.TB, cfg Config) {
@@ -119,8 +119,8 @@ func TestKeysDirCreatedWithOneKey(t *testing.T) {
 	cfg.KeysDir = filepath.Join(t.TempDir(), "fresh", "keys")
 	newTestServer(t, cfg)
 
-	keys := openKeyring(t, cfg.KeysDir).Keys()
-	require.Len(t, keys, 1)
-	assert.Equal(t, broker.KeyCurrent, keys[0].State)
-	assert.Equal(t, broker.EdDSA, keys[0].Algorithm)
+	ks := openKeyring(t, cfg.KeysDir).Keys()
+	require.Len(t, ks, 1)
+	assert.Equal(t, keys.Current, ks[0].State)
+	assert.Equal(t, token.EdDSA, ks[0].Algorithm)
 }

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 const demoBody = `{"amount":"250.00","currency":"EUR","payee":"ACME Corp"}`
@@ -45,7 +44,7 @@ func TestAPITask(t *testing.T) {
 			giveAuth:      bearer(nil),
 			giveBody:      `{"amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
 			wantStatus:    http.StatusForbidden,
-			wantCode:      string(broker.ReasonTaskMismatch),
+			wantCode:      string(token.ReasonTaskMismatch),
 			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
 		},
 		{
@@ -54,7 +53,7 @@ func TestAPITask(t *testing.T) {
 			giveAuth:      bearer(nil),
 			giveBody:      demoBody,
 			wantStatus:    http.StatusForbidden,
-			wantCode:      string(broker.ReasonTaskMismatch),
+			wantCode:      string(token.ReasonTaskMismatch),
 			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
 		},
 		{
@@ -63,7 +62,7 @@ func TestAPITask(t *testing.T) {
 			giveAuth:      bearer(nil),
 			giveBody:      demoBody,
 			wantStatus:    http.StatusForbidden,
-			wantCode:      string(broker.ReasonTaskMismatch),
+			wantCode:      string(token.ReasonTaskMismatch),
 			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
 		},
 		{
@@ -90,7 +89,7 @@ func TestAPITask(t *testing.T) {
 			giveAuth:      func(*testing.T, *testApp) string { return "Bearer abc" },
 			giveBody:      demoBody,
 			wantStatus:    http.StatusBadRequest,
-			wantCode:      string(broker.ReasonMalformed),
+			wantCode:      string(token.ReasonMalformed),
 			wantChallenge: `Bearer error="invalid_token", error_description="malformed"`,
 		},
 		{
@@ -101,7 +100,7 @@ func TestAPITask(t *testing.T) {
 			}),
 			giveBody:      demoBody,
 			wantStatus:    http.StatusUnauthorized,
-			wantCode:      string(broker.ReasonExpired),
+			wantCode:      string(token.ReasonExpired),
 			wantChallenge: `Bearer error="invalid_token", error_description="expired"`,
 		},
 		{
@@ -171,7 +170,7 @@ func TestAPITask_Replayed(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, first.StatusCode)
 	require.Equal(t, http.StatusConflict, second.StatusCode)
-	assert.Equal(t, string(broker.ReasonReplayed), problem(t, second).Code)
+	assert.Equal(t, string(token.ReasonReplayed), problem(t, second).Code)
 }
 
 func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {
@@ -193,6 +192,6 @@ func TestAPITask_Unavailable(t *testing.T) {
 	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
 
 	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
-	assert.Equal(t, string(broker.ReasonUnavailable), problem(t, got).Code)
+	assert.Equal(t, string(token.ReasonUnavailable), problem(t, got).Code)
 	assert.Empty(t, got.Header.Get("WWW-Authenticate"), "the token may be fine: no invalid_token challenge")
 }

@@ -11,10 +11,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/labstack/echo/v4"
 )
 
 // ServiceName is SERVER2's name in pages.
@@ -37,7 +38,7 @@ type Options struct {
 	// (for tests that inject faults). Its readiness check always passes.
 	// It also records completed tasks if it has MarkDone and IsDone (as
 	// redisstore.Store does); otherwise they are recorded in memory.
-	ReplayStore broker.ReplayStore
+	ReplayStore token.ReplayStore
 	// DiscoveryRetry is the first wait before retrying a failed issuer
 	// metadata fetch; it doubles up to 30s. Default 1s.
 	DiscoveryRetry time.Duration
@@ -57,9 +58,9 @@ type App struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	keys     *issuerKeys
-	fetch    *broker.URLPolicy
+	fetch    *fetch.Policy
 	replay   replayBackend
-	verifier *broker.Verifier
+	verifier *token.Verifier
 	sessions *shared.Sessions[session]
 	echo     *echo.Echo
 
@@ -144,7 +145,7 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		}
 		a.revocations.remote.Store(rr)
 	}
-	v, err := broker.NewVerifier(broker.VerifierConfig{
+	v, err := token.NewVerifier(token.VerifierConfig{
 		Issuers:     []string{cfg.TrustedIssuer},
 		Audience:    cfg.Audience,
 		Keys:        a.keys,
@@ -171,9 +172,9 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 
 // newRemoteKeys builds the cached JWKS client for jwksURL, counting every
 // fetch in JWKSFetches.
-func (a *App) newRemoteKeys(jwksURL string) (*broker.RemoteKeys, error) {
+func (a *App) newRemoteKeys(jwksURL string) (*keys.Remote, error) {
 	c := a.cfg
-	return broker.NewRemoteKeys(broker.RemoteKeysConfig{
+	return keys.NewRemote(keys.RemoteConfig{
 		URL:                jwksURL,
 		Policy:             a.fetch,
 		Client:             &http.Client{Timeout: c.JWKSTimeout, Transport: a.opts.Transport},

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestMemoryCompletions(t *testing.T) {
@@ -143,7 +142,7 @@ func TestCompleteTask_OtherTaskUnaffected(t *testing.T) {
 	ta := newTestApp(t, nil)
 	require.Equal(t, http.StatusOK, completeByAPI(t, ta).StatusCode)
 	req := demoRequest()
-	req.Task = broker.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
+	req.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
 	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-124/approve", "Bearer "+ta.issuer.mint(t, req),
 		`{"amount":"80.00","currency":"EUR","payee":"Globex Ltd"}`)
@@ -183,7 +182,7 @@ func TestCompleteTask_ConcurrentSessions(t *testing.T) {
 
 // failingCompletions is a replay store whose completion records cannot be
 // reached: a fault injector for a store that is down.
-type failingCompletions struct{ *broker.MemoryReplayStore }
+type failingCompletions struct{ *token.MemoryReplayStore }
 
 var errCompletionsDown = errors.New("completion store down")
 
@@ -196,7 +195,7 @@ func (failingCompletions) IsDone(context.Context, string) (bool, error) {
 
 func TestCompleteTask_StoreDownFailsClosed(t *testing.T) {
 	ta := newTestApp(t, func(_ *Config, o *Options) {
-		s, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{Now: o.Now})
+		s, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: o.Now})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Close() })
 		o.ReplayStore = failingCompletions{s}
@@ -208,9 +207,9 @@ func TestCompleteTask_StoreDownFailsClosed(t *testing.T) {
 	form := b.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"any"}})
 
 	require.Equal(t, http.StatusServiceUnavailable, page.StatusCode, page.Body)
-	assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, page))
+	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, page))
 	require.Equal(t, http.StatusServiceUnavailable, api.StatusCode, api.Body)
-	assert.Equal(t, string(broker.ReasonUnavailable), problem(t, api).Code)
+	assert.Equal(t, string(token.ReasonUnavailable), problem(t, api).Code)
 	assert.Equal(t, http.StatusForbidden, form.StatusCode, "the CSRF check comes first")
 	assert.NotContains(t, ta.logs.String(), `"msg":"task completed"`)
 }

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -111,8 +112,8 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 		return nil
 	})
 	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where used token ids are recorded: memory, or a redis:// URL")
-	fs.DurationVar(&cfg.Leeway, "leeway", broker.DefaultLeeway, "tolerated clock skew")
-	fs.DurationVar(&cfg.MaxTokenLifetime, "max-token-lifetime", broker.DefaultMaxTTL, "longest accepted token lifetime (exp - iat)")
+	fs.DurationVar(&cfg.Leeway, "leeway", token.DefaultLeeway, "tolerated clock skew")
+	fs.DurationVar(&cfg.MaxTokenLifetime, "max-token-lifetime", token.DefaultMaxTTL, "longest accepted token lifetime (exp - iat)")
 	fs.DurationVar(&cfg.JWKSTimeout, "jwks-timeout", 5*time.Second, "timeout of each JWKS fetch")
 	fs.DurationVar(&cfg.JWKSMaxStale, "jwks-max-stale", 24*time.Hour, "how long cached keys are used while SERVER1 is unreachable")
 	fs.DurationVar(&cfg.JWKSCooldown, "jwks-cooldown", 10*time.Second, "least time between JWKS refreshes caused by unknown key ids")
@@ -172,7 +173,7 @@ func (c Config) validate() error {
 		if u.url == "" || u.url == RevocationOff {
 			continue
 		}
-		check := broker.CheckFetchURL // without a valid issuer, only the URL's shape
+		check := fetch.CheckURL // without a valid issuer, only the URL's shape
 		if policy != nil {
 			check = policy.Check
 		}
@@ -203,8 +204,8 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
 		}
 	}
-	if c.Leeway > broker.MaxLeeway {
-		errs = append(errs, fmt.Errorf("leeway %v exceeds the maximum %v", c.Leeway, broker.MaxLeeway))
+	if c.Leeway > token.MaxLeeway {
+		errs = append(errs, fmt.Errorf("leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
 	}
 	if c.MaxSessions < 1 {
 		errs = append(errs, fmt.Errorf("max-sessions must be positive, got %d", c.MaxSessions))
@@ -224,10 +225,10 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// fetchPolicy is the broker.URLPolicy of every fetch from the issuer:
+// fetchPolicy is the fetch.Policy of every fetch from the issuer:
 // metadata, JWKS and revocation list, configured or discovered.
-func (c Config) fetchPolicy() (*broker.URLPolicy, error) {
-	p, err := broker.NewURLPolicy(broker.URLPolicyConfig{Issuer: c.TrustedIssuer, AllowedHosts: c.FetchAllowedHosts})
+func (c Config) fetchPolicy() (*fetch.Policy, error) {
+	p, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.TrustedIssuer, AllowedHosts: c.FetchAllowedHosts})
 	if err != nil {
 		return nil, fmt.Errorf("trusted-issuer / fetch-allowed-hosts: %w", err)
 	}

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
-
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 )
 
 // MetadataPath is where an issuer publishes its handoff configuration.
@@ -27,14 +28,14 @@ const maxMetadataBytes = 64 << 10
 // trusted issuer's metadata, never from a token (a "jku" in a token would let
 // its author choose the keys that verify it).
 type issuerKeys struct {
-	remote atomic.Pointer[broker.RemoteKeys]
+	remote atomic.Pointer[keys.Remote]
 }
 
-// LookupKey implements broker.KeySource.
-func (k *issuerKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+// LookupKey implements token.KeySource.
+func (k *issuerKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
 	rk := k.remote.Load()
 	if rk == nil {
-		return broker.PublicKey{}, &broker.Error{Reason: broker.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
+		return token.PublicKey{}, &token.Error{Reason: token.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
 	}
 	return rk.LookupKey(ctx, kid)
 }
@@ -46,11 +47,11 @@ func (k *issuerKeys) Ready() bool {
 }
 
 // Status describes the cached keys; zero before discovery.
-func (k *issuerKeys) Status() broker.RemoteKeysStatus {
+func (k *issuerKeys) Status() keys.RemoteStatus {
 	if rk := k.remote.Load(); rk != nil {
 		return rk.Status()
 	}
-	return broker.RemoteKeysStatus{}
+	return keys.RemoteStatus{}
 }
 
 // issuerMetadata is the part of the issuer's handoff configuration SERVER2
@@ -65,7 +66,7 @@ type issuerMetadata struct {
 
 // discoverJWKSURL fetches <issuer>/.well-known/handoff-configuration and
 // returns its jwks_uri.
-func discoverJWKSURL(ctx context.Context, client *http.Client, policy *broker.URLPolicy) (string, error) {
+func discoverJWKSURL(ctx context.Context, client *http.Client, policy *fetch.Policy) (string, error) {
 	md, err := discoverMetadata(ctx, client, policy)
 	return md.JWKSURI, err
 }
@@ -73,7 +74,7 @@ func discoverJWKSURL(ctx context.Context, client *http.Client, policy *broker.UR
 // discoverMetadata fetches <issuer>/.well-known/handoff-configuration, the
 // issuer being policy's, and returns it, its URLs checked by policy. client
 // comes from metadataClient.
-func discoverMetadata(ctx context.Context, client *http.Client, policy *broker.URLPolicy) (issuerMetadata, error) {
+func discoverMetadata(ctx context.Context, client *http.Client, policy *fetch.Policy) (issuerMetadata, error) {
 	issuer := policy.Issuer()
 	metaURL := strings.TrimSuffix(issuer, "/") + MetadataPath
 	if err := policy.Check(metaURL); err != nil {
@@ -128,7 +129,7 @@ func discoverMetadata(ctx context.Context, client *http.Client, policy *broker.U
 // first up to limit until it succeeds or ctx ends, and passes the metadata
 // to found. Metadata the policy refuses is retried too: the issuer may fix
 // it, and until then SERVER2 is not ready.
-func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, policy *broker.URLPolicy, first, limit time.Duration, found func(issuerMetadata) error) {
+func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, policy *fetch.Policy, first, limit time.Duration, found func(issuerMetadata) error) {
 	issuer := policy.Issuer()
 	wait := first
 	for {
@@ -144,7 +145,7 @@ func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, po
 			return
 		}
 		attrs := []any{"issuer", issuer, "error", err.Error(), "retry_in", wait.String()}
-		if reason := broker.URLReasonOf(err); reason != "" {
+		if reason := fetch.URLReasonOf(err); reason != "" {
 			attrs = append(attrs, "reason", string(reason))
 		}
 		log.Warn("issuer metadata discovery failed; retrying", attrs...)
@@ -162,6 +163,6 @@ func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, po
 // metadataClient fetches issuer metadata: bounded in time, its redirects
 // under policy (at most 3, never from https to http, never to a host the
 // policy does not allow). transport may be nil (http.DefaultTransport).
-func metadataClient(policy *broker.URLPolicy, timeout time.Duration, transport http.RoundTripper) *http.Client {
+func metadataClient(policy *fetch.Policy, timeout time.Duration, transport http.RoundTripper) *http.Client {
 	return policy.Client(&http.Client{Timeout: timeout, Transport: transport})
 }

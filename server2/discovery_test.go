@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // tlsIssuer is an https issuer under httptest, with a keyring, a minter and
@@ -25,7 +27,7 @@ import (
 // of a document.
 type tlsIssuer struct {
 	URL               string
-	minter            *broker.Minter
+	minter            *token.Minter
 	own, other, plain *fetchHost
 	metadata          func(*tlsIssuer) map[string]string
 }
@@ -48,7 +50,7 @@ func (h *fetchHost) host() string { return strings.SplitN(h.srv.URL, "://", 2)[1
 // and may be nil.
 func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *tlsIssuer {
 	t.Helper()
-	kr, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	kr, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
 	iss := &tlsIssuer{}
 	iss.metadata = func(iss *tlsIssuer) map[string]string {
@@ -62,7 +64,7 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 		}
 		return md
 	}
-	var pub atomic.Pointer[broker.RevocationPublisher]
+	var pub atomic.Pointer[revocation.Publisher]
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := kr.JWKS()
@@ -107,9 +109,9 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 	iss.own, iss.other, iss.plain = start(true), start(true), start(false)
 	iss.URL = iss.own.srv.URL
 	iss.minter = newMinter(t, iss.URL, kr, time.Now)
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{})
+	state, err := revocation.NewState(revocation.StateConfig{})
 	require.NoError(t, err)
-	p, err := broker.NewRevocationPublisher(state, iss.minter, 0)
+	p, err := revocation.NewPublisher(state, iss.minter, 0)
 	require.NoError(t, err)
 	pub.Store(p)
 	return iss
@@ -118,17 +120,17 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 // transport trusts the httptest certificate, which every TLS host shares.
 func (iss *tlsIssuer) transport() http.RoundTripper { return iss.own.srv.Client().Transport }
 
-func (iss *tlsIssuer) policy(t testing.TB, allowed ...string) *broker.URLPolicy {
+func (iss *tlsIssuer) policy(t testing.TB, allowed ...string) *fetch.Policy {
 	t.Helper()
-	p, err := broker.NewURLPolicy(broker.URLPolicyConfig{Issuer: iss.URL, AllowedHosts: allowed})
+	p, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: iss.URL, AllowedHosts: allowed})
 	require.NoError(t, err)
 	return p
 }
 
-func wantURLReason(t testing.TB, err error, want broker.URLReason) {
+func wantURLReason(t testing.TB, err error, want fetch.URLReason) {
 	t.Helper()
-	var ue *broker.URLError
-	require.ErrorAs(t, err, &ue, "want a *broker.URLError %s", want)
+	var ue *fetch.URLError
+	require.ErrorAs(t, err, &ue, "want a *fetch.URLError %s", want)
 	assert.Equal(t, want, ue.Reason, "%v", err)
 }
 
@@ -137,7 +139,7 @@ func TestDiscoverMetadata(t *testing.T) {
 		name         string
 		giveMetadata func(*tlsIssuer, map[string]string)
 		giveAllowed  func(*tlsIssuer) []string
-		wantReason   broker.URLReason
+		wantReason   fetch.URLReason
 		wantErr      bool
 	}{
 		{name: "ok/issuer_host"},
@@ -153,53 +155,53 @@ func TestDiscoverMetadata(t *testing.T) {
 		{
 			name:         "fail/http_jwks_uri",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
-			wantReason:   broker.URLNotHTTPS,
+			wantReason:   fetch.URLNotHTTPS,
 		},
 		{
 			// Allowing the host does not allow the downgrade.
 			name:         "fail/http_jwks_uri_allowed_host",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
 			giveAllowed:  func(iss *tlsIssuer) []string { return []string{iss.plain.host()} },
-			wantReason:   broker.URLNotHTTPS,
+			wantReason:   fetch.URLNotHTTPS,
 		},
 		{
 			name: "fail/http_jwks_uri_on_issuer_host",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) {
 				md["jwks_uri"] = "http" + strings.TrimPrefix(iss.URL, "https") + "/jwks"
 			},
-			wantReason: broker.URLNotHTTPS,
+			wantReason: fetch.URLNotHTTPS,
 		},
 		{
 			name:         "fail/http_revocation_endpoint",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.plain.url("/revocations") },
-			wantReason:   broker.URLNotHTTPS,
+			wantReason:   fetch.URLNotHTTPS,
 		},
 		{
 			name:         "fail/other_host_jwks_uri",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.other.url("/.well-known/jwks.json") },
-			wantReason:   broker.URLOtherHost,
+			wantReason:   fetch.URLOtherHost,
 		},
 		{
 			name:         "fail/other_host_revocation_endpoint",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.other.url("/revocations") },
-			wantReason:   broker.URLOtherHost,
+			wantReason:   fetch.URLOtherHost,
 		},
 		{
 			name: "fail/credentials_in_jwks_uri",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) {
 				md["jwks_uri"] = "https://user:pw@" + iss.own.host() + "/jwks"
 			},
-			wantReason: broker.URLCredentials,
+			wantReason: fetch.URLCredentials,
 		},
 		{
 			name:         "fail/relative_jwks_uri",
 			giveMetadata: func(_ *tlsIssuer, md map[string]string) { md["jwks_uri"] = "/jwks.json" },
-			wantReason:   broker.URLInvalid,
+			wantReason:   fetch.URLInvalid,
 		},
 		{
 			name:         "fail/no_jwks_uri",
 			giveMetadata: func(_ *tlsIssuer, md map[string]string) { delete(md, "jwks_uri") },
-			wantReason:   broker.URLInvalid,
+			wantReason:   fetch.URLInvalid,
 		},
 		{
 			name:         "fail/other_issuer",
@@ -237,11 +239,11 @@ func TestDiscoverMetadata_Redirects(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveTo     func(*tlsIssuer) *fetchHost
-		wantReason broker.URLReason
+		wantReason fetch.URLReason
 	}{
 		{name: "ok/same_host", giveTo: func(iss *tlsIssuer) *fetchHost { return iss.own }},
-		{name: "fail/to_http", giveTo: func(iss *tlsIssuer) *fetchHost { return iss.plain }, wantReason: broker.URLNotHTTPS},
-		{name: "fail/to_other_host", giveTo: func(iss *tlsIssuer) *fetchHost { return iss.other }, wantReason: broker.URLOtherHost},
+		{name: "fail/to_http", giveTo: func(iss *tlsIssuer) *fetchHost { return iss.plain }, wantReason: fetch.URLNotHTTPS},
+		{name: "fail/to_other_host", giveTo: func(iss *tlsIssuer) *fetchHost { return iss.other }, wantReason: fetch.URLOtherHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,28 +277,28 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 		giveAllowed  func(*tlsIssuer) string
 		// wantReason is the refusal discovery logs, or, with wantFetch, the
 		// one a JWKS or revocation list fetch returns.
-		wantReason broker.URLReason
+		wantReason fetch.URLReason
 		wantFetch  func(context.Context, *App) error
 	}{
 		{
 			name:         "fail/http_jwks_uri",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
-			wantReason:   broker.URLNotHTTPS,
+			wantReason:   fetch.URLNotHTTPS,
 		},
 		{
 			name:         "fail/http_revocation_endpoint",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.plain.url("/revocations") },
-			wantReason:   broker.URLNotHTTPS,
+			wantReason:   fetch.URLNotHTTPS,
 		},
 		{
 			name:         "fail/other_host_jwks_uri",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.other.url("/.well-known/jwks.json") },
-			wantReason:   broker.URLOtherHost,
+			wantReason:   fetch.URLOtherHost,
 		},
 		{
 			name:         "fail/other_host_revocation_endpoint",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.other.url("/revocations") },
-			wantReason:   broker.URLOtherHost,
+			wantReason:   fetch.URLOtherHost,
 		},
 		{
 			name: "fail/jwks_redirect_to_http",
@@ -304,7 +306,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				md["jwks_uri"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.plain.url("/.well-known/jwks.json")))
 			},
 			giveAllowed: func(iss *tlsIssuer) string { return iss.plain.host() },
-			wantReason:  broker.URLNotHTTPS,
+			wantReason:  fetch.URLNotHTTPS,
 			wantFetch:   func(ctx context.Context, a *App) error { return a.keys.remote.Load().Refresh(ctx) },
 		},
 		{
@@ -312,7 +314,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) {
 				md["jwks_uri"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.other.url("/.well-known/jwks.json")))
 			},
-			wantReason: broker.URLOtherHost,
+			wantReason: fetch.URLOtherHost,
 			wantFetch:  func(ctx context.Context, a *App) error { return a.keys.remote.Load().Refresh(ctx) },
 		},
 		{
@@ -320,7 +322,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) {
 				md["revocation_endpoint"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.other.url("/revocations")))
 			},
-			wantReason: broker.URLOtherHost,
+			wantReason: fetch.URLOtherHost,
 			wantFetch:  func(ctx context.Context, a *App) error { return a.revocations.remote.Load().Refresh(ctx) },
 		},
 	}
@@ -351,7 +353,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 
 			assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode, ready.Body)
 			assert.Equal(t, http.StatusServiceUnavailable, handoff.StatusCode)
-			assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, handoff))
+			assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, handoff))
 			assert.Zero(t, iss.plain.hits.Load(), "SERVER2 fetched over http")
 			assert.Zero(t, iss.other.hits.Load(), "SERVER2 fetched from another host")
 		})
@@ -401,7 +403,7 @@ func TestConfig_FetchPolicy(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveEdit   func(*Config)
-		wantReason broker.URLReason
+		wantReason fetch.URLReason
 		wantErr    string
 	}{
 		{name: "ok/issuer_host", giveEdit: func(c *Config) {
@@ -414,10 +416,10 @@ func TestConfig_FetchPolicy(t *testing.T) {
 				c.FetchAllowedHosts = []string{"keys.test"}
 			},
 		},
-		{name: "fail/http_jwks_url", giveEdit: func(c *Config) { c.JWKSURL = "http://issuer.test/jwks" }, wantReason: broker.URLNotHTTPS, wantErr: "jwks-url"},
-		{name: "fail/http_revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "http://issuer.test/revocations" }, wantReason: broker.URLNotHTTPS, wantErr: "revocation-url"},
-		{name: "fail/other_host_jwks_url", giveEdit: func(c *Config) { c.JWKSURL = "https://keys.test/jwks" }, wantReason: broker.URLOtherHost, wantErr: "jwks-url"},
-		{name: "fail/other_host_revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "https://keys.test/revocations" }, wantReason: broker.URLOtherHost, wantErr: "revocation-url"},
+		{name: "fail/http_jwks_url", giveEdit: func(c *Config) { c.JWKSURL = "http://issuer.test/jwks" }, wantReason: fetch.URLNotHTTPS, wantErr: "jwks-url"},
+		{name: "fail/http_revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "http://issuer.test/revocations" }, wantReason: fetch.URLNotHTTPS, wantErr: "revocation-url"},
+		{name: "fail/other_host_jwks_url", giveEdit: func(c *Config) { c.JWKSURL = "https://keys.test/jwks" }, wantReason: fetch.URLOtherHost, wantErr: "jwks-url"},
+		{name: "fail/other_host_revocation_url", giveEdit: func(c *Config) { c.RevocationURL = "https://keys.test/revocations" }, wantReason: fetch.URLOtherHost, wantErr: "revocation-url"},
 		{name: "fail/bad_allowed_host", giveEdit: func(c *Config) { c.FetchAllowedHosts = []string{"https://keys.test"} }, wantErr: "fetch-allowed-hosts"},
 	}
 	for _, tt := range tests {

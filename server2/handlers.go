@@ -11,10 +11,9 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
-	"github.com/labstack/echo/v4"
-
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/labstack/echo/v4"
 )
 
 // Server error codes, beside the broker reasons (docs/PROTOCOL.md).
@@ -87,7 +86,7 @@ func (a *App) postHandoff(c echo.Context) error {
 	if r.URL.Query().Has("token") {
 		return errTokenInURL()
 	}
-	token := r.PostFormValue("token")
+	tok := r.PostFormValue("token")
 	// Room for the session is reserved before Verify consumes the jti: a
 	// handoff refused for lack of room changes nothing, and the same token
 	// works on a retry.
@@ -99,7 +98,7 @@ func (a *App) postHandoff(c echo.Context) error {
 			Title: "The service cannot open a session right now.", Detail: "Nothing was changed: your handoff is still valid. Try again in a moment.", Internal: err}
 	}
 	defer room.Release()
-	v, err := a.verifier.Verify(r.Context(), token, broker.Expect{})
+	v, err := a.verifier.Verify(r.Context(), tok, token.Expect{})
 	a.audit(c, flowHandoff, v, err)
 	if err != nil {
 		return shared.FromBroker(err, false)
@@ -132,15 +131,15 @@ func (a *App) postHandoff(c echo.Context) error {
 
 // audit counts the verification and logs its outcome: reason and token id,
 // never the token.
-func (a *App) audit(c echo.Context, flow string, v *broker.Verified, err error) {
+func (a *App) audit(c echo.Context, flow string, v *token.Verified, err error) {
 	if err != nil {
-		reason := broker.ReasonOf(err)
+		reason := token.ReasonOf(err)
 		if reason == "" {
 			reason = "internal"
 		}
 		a.metrics.Verifications.WithLabelValues("rejected", string(reason)).Inc()
 		attrs := []any{"request_id", shared.RequestID(c), "flow", flow, "reason", string(reason)}
-		var be *broker.Error
+		var be *token.Error
 		if errors.As(err, &be) {
 			if be.Claim != "" {
 				attrs = append(attrs, "claim", be.Claim)
@@ -202,7 +201,7 @@ func (a *App) heldRevocation(sess session) string {
 	if err == nil {
 		return ""
 	}
-	var be *broker.Error
+	var be *token.Error
 	if errors.As(err, &be) && be.Claim != "" {
 		return be.Claim
 	}
@@ -276,7 +275,7 @@ func errCompletionsUnavailable(err error, api bool) *shared.Error {
 	if api {
 		detail = "The task was not completed, and the token is used up. Ask for a new one and try again in a moment."
 	}
-	return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(broker.ReasonUnavailable),
+	return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
 		Title: "The service cannot record tasks right now.", Detail: detail, Internal: err}
 }
 
@@ -314,7 +313,7 @@ type apiResult struct {
 // this task, action and parameters: the client cannot use a token for one
 // transfer to approve another (or the same one with a different amount).
 func (a *App) apiTask(c echo.Context) error {
-	token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+	tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 	if !ok {
 		return &shared.Error{Status: http.StatusUnauthorized, Code: CodeMissingToken,
 			Title: "A bearer token is required.", Detail: "Send the handoff token in an Authorization: Bearer header.",
@@ -325,11 +324,11 @@ func (a *App) apiTask(c echo.Context) error {
 		return &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
 			Title: "The request body must be a JSON object of string parameters.", Internal: err}
 	}
-	want := &broker.Task{ID: taskParam(c), Action: c.Param("action")}
+	want := &token.Task{ID: taskParam(c), Action: c.Param("action")}
 	if len(params) > 0 {
-		want.ParamsDigest = broker.DigestParams(params)
+		want.ParamsDigest = token.DigestParams(params)
 	}
-	v, err := a.verifier.Verify(c.Request().Context(), token, broker.Expect{Task: want})
+	v, err := a.verifier.Verify(c.Request().Context(), tok, token.Expect{Task: want})
 	a.audit(c, flowAPI, v, err)
 	if err != nil {
 		return shared.FromBroker(err, true)
@@ -349,12 +348,12 @@ func (a *App) apiTask(c echo.Context) error {
 
 // bearerToken extracts the RFC 6750 §2.1 credential.
 func bearerToken(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(h, " ")
+	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
 
 // readParams decodes the task parameters: a JSON object of strings, or an

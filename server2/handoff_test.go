@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestPostHandoff(t *testing.T) {
@@ -19,7 +20,7 @@ func TestPostHandoff(t *testing.T) {
 		name       string
 		giveToken  func(t *testing.T, ta *testApp) string
 		wantStatus int
-		wantReason broker.Reason
+		wantReason token.Reason
 	}{
 		{
 			name:       "ok/fresh_token",
@@ -30,13 +31,13 @@ func TestPostHandoff(t *testing.T) {
 			name:       "fail/empty",
 			giveToken:  func(*testing.T, *testApp) string { return "" },
 			wantStatus: http.StatusBadRequest,
-			wantReason: broker.ReasonMalformed,
+			wantReason: token.ReasonMalformed,
 		},
 		{
 			name:       "fail/malformed",
 			giveToken:  func(*testing.T, *testApp) string { return "not-a-token" },
 			wantStatus: http.StatusBadRequest,
-			wantReason: broker.ReasonMalformed,
+			wantReason: token.ReasonMalformed,
 		},
 		{
 			name: "fail/bad_signature",
@@ -46,7 +47,7 @@ func TestPostHandoff(t *testing.T) {
 				return a[:strings.LastIndexByte(a, '.')] + "." + signature(b)
 			},
 			wantStatus: http.StatusUnauthorized,
-			wantReason: broker.ReasonBadSignature,
+			wantReason: token.ReasonBadSignature,
 		},
 		{
 			name: "fail/expired",
@@ -56,7 +57,7 @@ func TestPostHandoff(t *testing.T) {
 				return tok
 			},
 			wantStatus: http.StatusUnauthorized,
-			wantReason: broker.ReasonExpired,
+			wantReason: token.ReasonExpired,
 		},
 		{
 			name: "fail/wrong_audience",
@@ -66,17 +67,17 @@ func TestPostHandoff(t *testing.T) {
 				return ta.issuer.mint(t, req)
 			},
 			wantStatus: http.StatusUnauthorized,
-			wantReason: broker.ReasonWrongAudience,
+			wantReason: token.ReasonWrongAudience,
 		},
 		{
 			name: "fail/unknown_key",
 			giveToken: func(t *testing.T, ta *testApp) string {
-				other, err := broker.NewEphemeralKeyring(broker.EdDSA)
+				other, err := keys.NewEphemeral(token.EdDSA)
 				require.NoError(t, err)
 				return ta.issuer.mintWith(t, newMinter(t, ta.issuer.URL, other, ta.clock.Now), demoRequest())
 			},
 			wantStatus: http.StatusUnauthorized,
-			wantReason: broker.ReasonUnknownKey,
+			wantReason: token.ReasonUnknownKey,
 		},
 		{
 			name: "fail/wrong_issuer",
@@ -84,7 +85,7 @@ func TestPostHandoff(t *testing.T) {
 				return ta.issuer.mintWith(t, newMinter(t, "http://evil.test", ta.issuer.keyring, ta.clock.Now), demoRequest())
 			},
 			wantStatus: http.StatusUnauthorized,
-			wantReason: broker.ReasonWrongIssuer,
+			wantReason: token.ReasonWrongIssuer,
 		},
 	}
 	for _, tt := range tests {
@@ -134,7 +135,7 @@ func TestPostHandoff_ResubmitIsReplayed(t *testing.T) {
 
 	require.Equal(t, http.StatusSeeOther, first.StatusCode)
 	require.Equal(t, http.StatusConflict, second.StatusCode)
-	assert.Equal(t, string(broker.ReasonReplayed), pageReason(t, second))
+	assert.Equal(t, string(token.ReasonReplayed), pageReason(t, second))
 	assert.Empty(t, second.Cookies())
 	assert.Contains(t, ta.logs.String(), `"reason":"replayed"`)
 }
@@ -174,7 +175,7 @@ func TestPostHandoff_Unavailable(t *testing.T) {
 			got := ta.newBrowser().handoff(tok)
 
 			require.Equal(t, http.StatusServiceUnavailable, got.StatusCode, got.Body)
-			assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+			assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 			assert.Empty(t, got.Cookies())
 		})
 	}
@@ -183,7 +184,7 @@ func TestPostHandoff_Unavailable(t *testing.T) {
 func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
 	ta := newTestApp(t, func(c *Config, _ *Options) { useClosedJWKSURL(t, c) })
 	ta.app.Start(t.Context())
-	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(broker.RemoteFetchError)
+	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(fetch.ResultError)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(fetchErrors) >= 1 }, 5*time.Second, 5*time.Millisecond)
 
 	got := ta.newBrowser().get("/readyz")

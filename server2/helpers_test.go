@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/stretchr/testify/require"
 )
 
 const testAudience = "http://payments.test"
@@ -53,8 +54,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 type testIssuer struct {
 	URL     string
 	JWKSURL string
-	keyring *broker.Keyring
-	minter  *broker.Minter
+	keyring *keys.Keyring
+	minter  *token.Minter
 	srv     *httptest.Server
 
 	mu     sync.Mutex
@@ -63,14 +64,14 @@ type testIssuer struct {
 	jwksDown bool
 	// revocations, once set by enableRevocations, is published at
 	// /revocations and advertised in the metadata.
-	revocations *broker.RevocationState
-	publisher   *broker.RevocationPublisher
+	revocations *revocation.State
+	publisher   *revocation.Publisher
 	now         func() time.Time
 }
 
 func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 	t.Helper()
-	kr, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	kr, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
 	is := &testIssuer{keyring: kr}
 	mux := http.NewServeMux()
@@ -95,7 +96,7 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 		md := map[string]any{
 			"issuer":                        is.URL,
 			"jwks_uri":                      is.JWKSURL,
-			"token_types_supported":         []string{broker.HandoffTokenType},
+			"token_types_supported":         []string{token.HandoffTokenType},
 			"signing_alg_values_supported":  []string{"EdDSA", "ES256"},
 			"handoff_endpoints":             map[string]string{testAudience: testAudience + "/handoff"},
 			"an_extension_servers_may_skip": true,
@@ -112,7 +113,7 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 			http.NotFound(w, r)
 			return
 		}
-		token, etag, err := pub.Current()
+		tok, etag, err := pub.Current()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -122,8 +123,8 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		w.Header().Set("Content-Type", broker.RevocationListMediaType)
-		_, _ = io.WriteString(w, token)
+		w.Header().Set("Content-Type", token.RevocationListMediaType)
+		_, _ = io.WriteString(w, tok)
 	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
@@ -136,11 +137,11 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 
 // enableRevocations makes the issuer publish a signed revocation list and
 // advertise it, and returns the state to revoke in.
-func (is *testIssuer) enableRevocations(t testing.TB) *broker.RevocationState {
+func (is *testIssuer) enableRevocations(t testing.TB) *revocation.State {
 	t.Helper()
-	state, err := broker.NewRevocationState(broker.RevocationStateConfig{Now: is.now})
+	state, err := revocation.NewState(revocation.StateConfig{Now: is.now})
 	require.NoError(t, err)
-	pub, err := broker.NewRevocationPublisher(state, is.minter, 0)
+	pub, err := revocation.NewPublisher(state, is.minter, 0)
 	require.NoError(t, err)
 	is.mu.Lock()
 	defer is.mu.Unlock()
@@ -148,42 +149,42 @@ func (is *testIssuer) enableRevocations(t testing.TB) *broker.RevocationState {
 	return state
 }
 
-func (is *testIssuer) revocationPublisher() *broker.RevocationPublisher {
+func (is *testIssuer) revocationPublisher() *revocation.Publisher {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	return is.publisher
 }
 
-func newMinter(t testing.TB, issuer string, kr *broker.Keyring, now func() time.Time) *broker.Minter {
+func newMinter(t testing.TB, issuer string, kr *keys.Keyring, now func() time.Time) *token.Minter {
 	t.Helper()
-	m, err := broker.NewMinter(broker.MinterConfig{Issuer: issuer, Keys: kr, Now: now})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: issuer, Keys: kr, Now: now})
 	require.NoError(t, err)
 	return m
 }
 
 // demoRequest is the contract's "approve transfer-123" handoff for alice.
-func demoRequest() broker.MintRequest {
-	return broker.MintRequest{
+func demoRequest() token.MintRequest {
+	return token.MintRequest{
 		Subject:  "alice",
 		Audience: testAudience,
-		Task:     broker.Task{ID: "transfer-123", Action: "approve", Params: demoParams},
+		Task:     token.Task{ID: "transfer-123", Action: "approve", Params: demoParams},
 	}
 }
 
 // mint signs req and remembers the token, so tests can check it never
 // leaks.
-func (is *testIssuer) mint(t testing.TB, req broker.MintRequest) string {
+func (is *testIssuer) mint(t testing.TB, req token.MintRequest) string {
 	t.Helper()
 	return is.mintWith(t, is.minter, req)
 }
 
-func (is *testIssuer) mintWith(t testing.TB, m *broker.Minter, req broker.MintRequest) string {
+func (is *testIssuer) mintWith(t testing.TB, m *token.Minter, req token.MintRequest) string {
 	t.Helper()
 	return is.mintFull(t, m, req).Token
 }
 
 // mintFull signs req with m and returns the token with its facts.
-func (is *testIssuer) mintFull(t testing.TB, m *broker.Minter, req broker.MintRequest) broker.Minted {
+func (is *testIssuer) mintFull(t testing.TB, m *token.Minter, req token.MintRequest) token.Minted {
 	t.Helper()
 	got, err := m.Mint(req)
 	require.NoError(t, err)
@@ -277,8 +278,8 @@ func newTestApp(t testing.TB, edit func(*Config, *Options)) *testApp {
 
 // signature returns the token's signature segment: unique to the token, so
 // finding it anywhere means the token leaked, even cut up.
-func signature(token string) string {
-	return token[strings.LastIndexByte(token, '.')+1:]
+func signature(tok string) string {
+	return tok[strings.LastIndexByte(tok, '.')+1:]
 }
 
 // browser is an HTTP client with its own cookie jar that does not follow
@@ -342,9 +343,9 @@ func (b *browser) postForm(path string, form url.Values) response {
 }
 
 // handoff posts token to /handoff as the issuer's auto-submit form does.
-func (b *browser) handoff(token string) response {
+func (b *browser) handoff(tok string) response {
 	b.ta.t.Helper()
-	return b.postForm("/handoff", url.Values{"token": {token}})
+	return b.postForm("/handoff", url.Values{"token": {tok}})
 }
 
 // callAPI calls the task API with an optional bearer token and a body.

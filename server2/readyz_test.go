@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // waitReady polls /readyz until it answers 200.
@@ -56,7 +56,7 @@ func TestPostHandoff_RecoversWhenJWKSComesBack(t *testing.T) {
 	ta.clock.Advance(time.Minute) // past the unknown-kid cool-down
 
 	require.Equal(t, http.StatusServiceUnavailable, first.StatusCode)
-	assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, first))
+	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, first))
 	require.Eventually(t, func() bool {
 		return ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode == http.StatusSeeOther
 	}, 5*time.Second, 10*time.Millisecond)
@@ -68,7 +68,7 @@ func TestIssuerKeys_UnavailableBeforeDiscovery(t *testing.T) {
 
 	_, err := k.LookupKey(context.Background(), "any-kid")
 
-	assert.Equal(t, broker.ReasonUnavailable, broker.ReasonOf(err))
+	assert.Equal(t, token.ReasonUnavailable, token.ReasonOf(err))
 	assert.False(t, k.Ready())
 }
 
@@ -118,7 +118,7 @@ func TestDiscoverJWKSURL(t *testing.T) {
 			t.Cleanup(srv.Close)
 			issuer = srv.URL
 
-			policy, err := broker.NewURLPolicy(broker.URLPolicyConfig{Issuer: issuer})
+			policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: issuer})
 			require.NoError(t, err)
 
 			got, err := discoverJWKSURL(context.Background(), metadataClient(policy, time.Second, nil), policy)
@@ -144,9 +144,9 @@ func TestMetrics(t *testing.T) {
 	b.handoff("garbage")
 
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("accepted", "ok")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(broker.ReasonReplayed))))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(broker.ReasonMalformed))))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(broker.RemoteFetchOK)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonReplayed))))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonMalformed))))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(fetch.ResultOK)))
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.ReplayErrors.WithLabelValues("other")))
 	assert.Equal(t, 1, testutil.CollectAndCount(m.ReplayLatency, "handoff_replay_store_seconds"))
 	assert.Equal(t, uint64(2), histogramCount(t, ta))
@@ -168,11 +168,11 @@ func TestMetrics_ReplayErrorsAndJWKSFailures(t *testing.T) {
 	ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
 
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.ReplayErrors.WithLabelValues("other")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(broker.ReasonUnavailable))))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonUnavailable))))
 
 	ta.issuer.setJWKSDown(true)
 	require.Error(t, ta.app.keys.remote.Load().Refresh(context.Background()))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(broker.RemoteFetchError)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(fetch.ResultError)))
 }
 
 func histogramCount(t testing.TB, ta *testApp) uint64 {

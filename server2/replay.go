@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
 )
 
 // replayBackend is an opened replay store with what the server needs
 // beside Consume.
 type replayBackend struct {
-	Store broker.ReplayStore
+	Store token.ReplayStore
 	// Check answers nil when the store can serve, for /readyz.
 	Check func(ctx context.Context) error
 	// Kind classifies a Consume error for the ReplayErrors metric label.
@@ -31,7 +31,7 @@ type replayBackend struct {
 func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
 	switch {
 	case spec == "memory":
-		s, err := broker.NewMemoryReplayStore(broker.MemoryReplayConfig{Now: now})
+		s, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: now})
 		if err != nil {
 			return replayBackend{}, err
 		}
@@ -39,7 +39,7 @@ func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
 			Store: s,
 			Check: func(context.Context) error { return nil },
 			Kind: func(err error) string {
-				if errors.Is(err, broker.ErrStoreFull) {
+				if errors.Is(err, token.ErrStoreFull) {
 					return "full"
 				}
 				return "other"
@@ -61,13 +61,13 @@ func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
 // RemembersSince, so a forgetful store keeps protecting against replays
 // across restarts once wrapped.
 type instrumentedReplay struct {
-	next    broker.ReplayStore
+	next    token.ReplayStore
 	since   func() time.Time // nil when next remembers across restarts
 	kind    func(error) string
 	metrics *Metrics
 }
 
-func newInstrumentedReplay(next broker.ReplayStore, kind func(error) string, m *Metrics) *instrumentedReplay {
+func newInstrumentedReplay(next token.ReplayStore, kind func(error) string, m *Metrics) *instrumentedReplay {
 	s := &instrumentedReplay{next: next, kind: kind, metrics: m}
 	if f, ok := next.(interface{ RemembersSince() time.Time }); ok {
 		s.since = f.RemembersSince
@@ -78,12 +78,12 @@ func newInstrumentedReplay(next broker.ReplayStore, kind func(error) string, m *
 	return s
 }
 
-// Consume implements broker.ReplayStore.
+// Consume implements token.ReplayStore.
 func (s *instrumentedReplay) Consume(ctx context.Context, key string, expiresAt time.Time) error {
 	start := time.Now()
 	err := s.next.Consume(ctx, key, expiresAt)
 	s.metrics.ReplayLatency.Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, broker.ErrAlreadyUsed) {
+	if err != nil && !errors.Is(err, token.ErrAlreadyUsed) {
 		s.metrics.ReplayErrors.WithLabelValues(s.kind(err)).Inc()
 	}
 	return err

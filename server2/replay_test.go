@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/replaystore/redisstore"
 )
 
 // testRedisURL returns REDIS_URL (default database 15 on the local Redis),
@@ -64,7 +63,7 @@ func TestReplayStore_Redis(t *testing.T) {
 
 	require.Equal(t, http.StatusSeeOther, first.StatusCode, first.Body)
 	require.Equal(t, http.StatusConflict, second.StatusCode)
-	assert.Equal(t, string(broker.ReasonReplayed), pageReason(t, second))
+	assert.Equal(t, string(token.ReasonReplayed), pageReason(t, second))
 	assert.Equal(t, uint64(2), histogramCount(t, ta))
 }
 
@@ -81,7 +80,7 @@ func TestReplayStore_RedisDown(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
 	assert.JSONEq(t, `{"jwks":"ok","replay_store":"fail","revocations":"off"}`, ready.Body)
 	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
-	assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ta.app.Metrics().ReplayErrors.WithLabelValues(redisstore.KindConnection)))
 }
 
@@ -92,5 +91,5 @@ func TestInstrumentedReplay_ForwardsRemembersSince(t *testing.T) {
 	got := ta.newBrowser().handoff(ta.issuer.mintWith(t, early, demoRequest()))
 
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
-	assert.Equal(t, string(broker.ReasonIssuedBeforeRestart), pageReason(t, got))
+	assert.Equal(t, string(token.ReasonIssuedBeforeRestart), pageReason(t, got))
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -15,29 +17,29 @@ import (
 // revocation is off (revocation-url=off). Until it is one or the other,
 // every check fails closed with ReasonUnavailable.
 type issuerRevocations struct {
-	remote atomic.Pointer[broker.RemoteRevocations]
+	remote atomic.Pointer[revocation.Remote]
 	off    atomic.Bool
 	// failOpen keeps the service ready with a stale list, as it then
 	// still accepts tokens (Config.RevocationFailOpen).
 	failOpen bool
 }
 
-// CheckRevoked implements broker.RevocationChecker.
-func (r *issuerRevocations) CheckRevoked(ctx context.Context, t broker.TokenRef) error {
+// CheckRevoked implements token.RevocationChecker.
+func (r *issuerRevocations) CheckRevoked(ctx context.Context, t token.TokenRef) error {
 	if rr := r.remote.Load(); rr != nil {
 		return rr.CheckRevoked(ctx, t)
 	}
 	if r.off.Load() {
 		return nil
 	}
-	return &broker.Error{Reason: broker.ReasonUnavailable, Detail: "the issuer's revocation list is not discovered yet"}
+	return &token.Error{Reason: token.ReasonUnavailable, Detail: "the issuer's revocation list is not discovered yet"}
 }
 
 // HeldRevocation returns a ReasonRevoked error when the held list names
 // the token t: its key, its jti, or its subject ("sign out everywhere")
 // since after t was issued. It returns nil when revocation is off or no
 // list is held yet.
-func (r *issuerRevocations) HeldRevocation(t broker.TokenRef) error {
+func (r *issuerRevocations) HeldRevocation(t token.TokenRef) error {
 	if rr := r.remote.Load(); rr != nil {
 		return rr.HeldRevocation(t)
 	}
@@ -45,11 +47,11 @@ func (r *issuerRevocations) HeldRevocation(t broker.TokenRef) error {
 }
 
 // Status describes the held list; zero when there is none.
-func (r *issuerRevocations) Status() broker.RemoteRevocationsStatus {
+func (r *issuerRevocations) Status() revocation.RemoteStatus {
 	if rr := r.remote.Load(); rr != nil {
 		return rr.Status()
 	}
-	return broker.RemoteRevocationsStatus{}
+	return revocation.RemoteStatus{}
 }
 
 // check is the /readyz condition: a fresh list is held (or fail-open).
@@ -78,11 +80,11 @@ func (r *issuerRevocations) check(context.Context) error {
 // fetch per poll.
 type listKeys struct{ keys *issuerKeys }
 
-// LookupKey implements broker.KeySource.
-func (l listKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+// LookupKey implements token.KeySource.
+func (l listKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
 	k, err := l.keys.LookupKey(ctx, kid)
 	rk := l.keys.remote.Load()
-	if broker.ReasonOf(err) != broker.ReasonUnknownKey || rk == nil {
+	if token.ReasonOf(err) != token.ReasonUnknownKey || rk == nil {
 		return k, err
 	}
 	if rk.Refresh(ctx) != nil {
@@ -94,9 +96,9 @@ func (l listKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, 
 // newRemoteRevocations builds the poller of the issuer's list at listURL,
 // verified with the issuer's keys. With a replay store that replicas share
 // (Redis), each replica records the revocations it learns there.
-func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, error) {
+func (a *App) newRemoteRevocations(listURL string) (*revocation.Remote, error) {
 	c := a.cfg
-	rc := broker.RemoteRevocationsConfig{
+	rc := revocation.RemoteConfig{
 		URL:      listURL,
 		Policy:   a.fetch,
 		Client:   &http.Client{Timeout: c.JWKSTimeout, Transport: a.opts.Transport},
@@ -110,10 +112,10 @@ func (a *App) newRemoteRevocations(listURL string) (*broker.RemoteRevocations, e
 		Now:      a.opts.Now,
 		OnFetch:  a.onRevocationFetch,
 	}
-	if sh, ok := a.replay.Store.(broker.RevocationSharer); ok {
+	if sh, ok := a.replay.Store.(revocation.Sharer); ok {
 		rc.Shared = sh
 	}
-	return broker.NewRemoteRevocations(rc)
+	return revocation.NewRemote(rc)
 }
 
 func (a *App) revocationListAge() float64 {
@@ -131,7 +133,7 @@ func (a *App) revocationListAge() float64 {
 // however late its next request comes.
 func (a *App) onRevocationFetch(result string) {
 	a.metrics.RevocationFetches.WithLabelValues(result).Inc()
-	if result != broker.RemoteFetchOK {
+	if result != fetch.ResultOK {
 		return
 	}
 	n := a.sessions.Update(func(sess *session) bool {

@@ -10,18 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/shared"
 )
 
 // newRevocationApp is newTestApp with an issuer that publishes a
 // revocation list, configured as SERVER2's revocation URL. It returns the
 // issuer's revocation state.
-func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *broker.RevocationState) {
+func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *revocation.State) {
 	t.Helper()
 	ta := newTestApp(t, func(c *Config, o *Options) {
 		c.RevocationURL = c.TrustedIssuer + "/revocations"
@@ -40,36 +41,36 @@ func (ta *testApp) pollRevocations() {
 	require.NoError(ta.t, rr.Refresh(context.Background()))
 }
 
-func bobRequest() broker.MintRequest {
-	return broker.MintRequest{
+func bobRequest() token.MintRequest {
+	return token.MintRequest{
 		Subject: "bob", Audience: testAudience,
-		Task: broker.Task{ID: "transfer-200", Action: "approve", Params: map[string]string{"amount": "1200.00", "currency": "EUR", "payee": "Initech"}},
+		Task: token.Task{ID: "transfer-200", Action: "approve", Params: map[string]string{"amount": "1200.00", "currency": "EUR", "payee": "Initech"}},
 	}
 }
 
 func TestPostHandoff_Revocation(t *testing.T) {
 	tests := []struct {
 		name       string
-		giveRevoke func(t testing.TB, s *broker.RevocationState, m broker.Minted, now time.Time)
+		giveRevoke func(t testing.TB, s *revocation.State, m token.Minted, now time.Time)
 		wantStatus int
-		wantReason broker.Reason
+		wantReason token.Reason
 	}{
-		{name: "ok/nothing_revoked", giveRevoke: func(testing.TB, *broker.RevocationState, broker.Minted, time.Time) {}, wantStatus: http.StatusSeeOther},
-		{name: "ok/another_jti_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, _ time.Time) {
+		{name: "ok/nothing_revoked", giveRevoke: func(testing.TB, *revocation.State, token.Minted, time.Time) {}, wantStatus: http.StatusSeeOther},
+		{name: "ok/another_jti_revoked", giveRevoke: func(t testing.TB, s *revocation.State, m token.Minted, _ time.Time) {
 			require.NoError(t, s.RevokeToken("another-jti", m.ExpiresAt))
 		}, wantStatus: http.StatusSeeOther},
-		{name: "ok/another_subject_signed_out", giveRevoke: func(t testing.TB, s *broker.RevocationState, _ broker.Minted, now time.Time) {
+		{name: "ok/another_subject_signed_out", giveRevoke: func(t testing.TB, s *revocation.State, _ token.Minted, now time.Time) {
 			require.NoError(t, s.RevokeSubject("bob", now, now.Add(time.Hour)))
 		}, wantStatus: http.StatusSeeOther},
-		{name: "fail/jti_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, _ time.Time) {
+		{name: "fail/jti_revoked", giveRevoke: func(t testing.TB, s *revocation.State, m token.Minted, _ time.Time) {
 			require.NoError(t, s.RevokeToken(m.ID, m.ExpiresAt))
-		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
-		{name: "fail/subject_signed_out", giveRevoke: func(t testing.TB, s *broker.RevocationState, _ broker.Minted, now time.Time) {
+		}, wantStatus: http.StatusUnauthorized, wantReason: token.ReasonRevoked},
+		{name: "fail/subject_signed_out", giveRevoke: func(t testing.TB, s *revocation.State, _ token.Minted, now time.Time) {
 			require.NoError(t, s.RevokeSubject("alice", now, now.Add(time.Hour)))
-		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
-		{name: "fail/key_revoked", giveRevoke: func(t testing.TB, s *broker.RevocationState, m broker.Minted, now time.Time) {
+		}, wantStatus: http.StatusUnauthorized, wantReason: token.ReasonRevoked},
+		{name: "fail/key_revoked", giveRevoke: func(t testing.TB, s *revocation.State, m token.Minted, now time.Time) {
 			require.NoError(t, s.RevokeKey(m.KeyID, now.Add(24*time.Hour)))
-		}, wantStatus: http.StatusUnauthorized, wantReason: broker.ReasonRevoked},
+		}, wantStatus: http.StatusUnauthorized, wantReason: token.ReasonRevoked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,22 +127,22 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 func TestSession_EndsWhenRevoked(t *testing.T) {
 	tests := []struct {
 		name       string
-		giveRevoke func(s *broker.RevocationState, m broker.Minted, now time.Time) error
+		giveRevoke func(s *revocation.State, m token.Minted, now time.Time) error
 		wantReason string
 	}{
-		{name: "ok/another_jti_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, _ time.Time) error {
+		{name: "ok/another_jti_revoked", giveRevoke: func(s *revocation.State, m token.Minted, _ time.Time) error {
 			return s.RevokeToken("another-jti", m.ExpiresAt)
 		}},
-		{name: "ok/another_key_revoked", giveRevoke: func(s *broker.RevocationState, _ broker.Minted, now time.Time) error {
+		{name: "ok/another_key_revoked", giveRevoke: func(s *revocation.State, _ token.Minted, now time.Time) error {
 			return s.RevokeKey("another-kid", now.Add(time.Hour))
 		}},
-		{name: "fail/jti_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, _ time.Time) error {
+		{name: "fail/jti_revoked", giveRevoke: func(s *revocation.State, m token.Minted, _ time.Time) error {
 			return s.RevokeToken(m.ID, m.ExpiresAt)
 		}, wantReason: CodeSessionRevoked},
-		{name: "fail/key_revoked", giveRevoke: func(s *broker.RevocationState, m broker.Minted, now time.Time) error {
+		{name: "fail/key_revoked", giveRevoke: func(s *revocation.State, m token.Minted, now time.Time) error {
 			return s.RevokeKey(m.KeyID, now.Add(time.Hour))
 		}, wantReason: CodeSessionRevoked},
-		{name: "fail/subject_signed_out", giveRevoke: func(s *broker.RevocationState, _ broker.Minted, now time.Time) error {
+		{name: "fail/subject_signed_out", giveRevoke: func(s *revocation.State, _ token.Minted, now time.Time) error {
 			return s.RevokeSubject("alice", now, now.Add(time.Hour))
 		}, wantReason: CodeSessionRevoked},
 	}
@@ -187,7 +188,7 @@ func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
-	ta.clock.Advance(m.ExpiresAt.Add(broker.MaxLeeway + 2*time.Second).Sub(ta.clock.Now()))
+	ta.clock.Advance(m.ExpiresAt.Add(token.MaxLeeway + 2*time.Second).Sub(ta.clock.Now()))
 	ta.pollRevocations()
 	require.Zero(t, ta.app.revocations.Status().Entries, "the jti entry has left the list")
 	require.True(t, ta.clock.Now().Before(m.ExpiresAt.Add(ta.app.cfg.SessionTTL)), "the session has not expired")
@@ -225,7 +226,7 @@ func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
 			if tt.wantStatus == http.StatusServiceUnavailable {
-				assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+				assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 			}
 			assert.Equal(t, tt.wantReady, ready.StatusCode, ready.Body)
 			if tt.wantReady != http.StatusOK {
@@ -254,7 +255,7 @@ func TestRevocation_Discovered(t *testing.T) {
 				c.RevocationURL = tt.giveRevocURL
 				c.RevocationInterval = 10 * time.Millisecond
 			})
-			var state *broker.RevocationState
+			var state *revocation.State
 			if tt.givePublish {
 				state = ta.issuer.enableRevocations(t)
 			}
@@ -269,7 +270,7 @@ func TestRevocation_Discovered(t *testing.T) {
 				assert.Contains(t, ready.Body, tt.wantReadyBody)
 				got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
 				assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode, "revocation is never off unless configured so")
-				assert.Equal(t, string(broker.ReasonUnavailable), pageReason(t, got))
+				assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 				return
 			}
 			waitReady(t, ta)
@@ -283,7 +284,7 @@ func TestRevocation_Discovered(t *testing.T) {
 			require.Eventually(t, func() bool { return ta.app.revocations.Status().Entries == 1 }, 5*time.Second, 5*time.Millisecond)
 			got := ta.newBrowser().handoff(m.Token)
 			require.Equal(t, http.StatusUnauthorized, got.StatusCode)
-			assert.Equal(t, string(broker.ReasonRevoked), pageReason(t, got))
+			assert.Equal(t, string(token.ReasonRevoked), pageReason(t, got))
 		})
 	}
 }
@@ -299,8 +300,8 @@ func TestRevocation_Metrics(t *testing.T) {
 	fetches := func(result string) float64 {
 		return testutil.ToFloat64(ta.app.metrics.RevocationFetches.WithLabelValues(result))
 	}
-	assert.Equal(t, 2.0, fetches(broker.RemoteFetchOK))
-	assert.Equal(t, 1.0, fetches(broker.RemoteFetchNotModified), "the unchanged list costs a 304")
+	assert.Equal(t, 2.0, fetches(fetch.ResultOK))
+	assert.Equal(t, 1.0, fetches(fetch.ResultNotModified), "the unchanged list costs a 304")
 	res := ta.newBrowser().get("/metrics")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, res.Body, "handoff_revocation_list_entries 1\n")
@@ -322,8 +323,8 @@ func TestRevocationList_IsNotAHandoffToken(t *testing.T) {
 	api := ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+string(list), `{"amount":"250.00","currency":"EUR","payee":"ACME Corp"}`)
 
 	require.Equal(t, http.StatusBadRequest, got.StatusCode)
-	assert.Equal(t, string(broker.ReasonBadType), pageReason(t, got))
-	assert.Equal(t, string(broker.ReasonBadType), problem(t, api).Code)
+	assert.Equal(t, string(token.ReasonBadType), pageReason(t, got))
+	assert.Equal(t, string(token.ReasonBadType), problem(t, api).Code)
 }
 
 // TestRevocation_SharedThroughRedis: two replicas on one Redis store; the
@@ -350,7 +351,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 
 	assert.Equal(t, 0, other.revocations.Status().Entries, "the other replica has not polled since")
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
-	assert.Equal(t, string(broker.ReasonRevoked), pageReason(t, response{Response: res, Body: string(body)}))
+	assert.Equal(t, string(token.ReasonRevoked), pageReason(t, response{Response: res, Body: string(body)}))
 }
 
 // TestRevocation_ListSignedByNewKey: after a key revocation the issuer
@@ -361,7 +362,7 @@ func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations() // fetches the JWKS for the list's unknown kid: the cool-down starts
 	old := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
-	replacement, err := ta.issuer.keyring.RevokeAndReplace(old.KeyID, broker.EdDSA)
+	replacement, err := ta.issuer.keyring.RevokeAndReplace(old.KeyID, token.EdDSA)
 	require.NoError(t, err)
 	require.NotNil(t, replacement)
 	require.NoError(t, state.RevokeKey(old.KeyID, ta.clock.Now().Add(24*time.Hour)))
@@ -371,7 +372,7 @@ func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	assert.Equal(t, 1, ta.app.revocations.Status().Entries)
 	got := ta.newBrowser().handoff(old.Token)
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
-	assert.Contains(t, []string{string(broker.ReasonRevoked), string(broker.ReasonUnknownKey)}, pageReason(t, got))
+	assert.Contains(t, []string{string(token.ReasonRevoked), string(token.ReasonUnknownKey)}, pageReason(t, got))
 	fresh := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
 	assert.Equal(t, http.StatusSeeOther, fresh.StatusCode, "the replacement key is known already")
 }

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -30,7 +30,7 @@ const (
 type session struct {
 	Issuer  string
 	Subject string
-	Task    broker.Task
+	Task    token.Task
 	// TokenID and KeyID are the jti and signing key of the token that
 	// opened the session: revoking either ends it.
 	TokenID  string
@@ -46,13 +46,13 @@ type session struct {
 
 // tokenRef describes the token that opened the session, for the
 // revocation check every request on the session makes.
-func (s session) tokenRef() broker.TokenRef {
-	return broker.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
+func (s session) tokenRef() token.TokenRef {
+	return token.TokenRef{Issuer: s.Issuer, Subject: s.Subject, ID: s.TokenID, KeyID: s.KeyID, IssuedAt: s.IssuedAt}
 }
 
 // newSession is the session data for verified claims, with a fresh CSRF
 // token read from rand.
-func newSession(c broker.Claims, rand io.Reader) (session, error) {
+func newSession(c token.Claims, rand io.Reader) (session, error) {
 	csrf, err := shared.RandomID(rand)
 	if err != nil {
 		return session{}, fmt.Errorf("csrf token: %w", err)

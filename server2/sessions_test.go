@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // handoffFor mints the demo task for subject.
-func handoffFor(subject string) broker.MintRequest {
+func handoffFor(subject string) token.MintRequest {
 	req := demoRequest()
 	req.Subject = subject
 	return req
@@ -29,21 +28,21 @@ func TestHandoffRefusedForLackOfRoomLeavesTokenUsable(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, handoffFor("bob"))).StatusCode)
 
 	alice := ta.newBrowser()
-	token := ta.issuer.mint(t, handoffFor("alice"))
-	refused := alice.handoff(token)
+	tok := ta.issuer.mint(t, handoffFor("alice"))
+	refused := alice.handoff(tok)
 	require.Equal(t, http.StatusServiceUnavailable, refused.StatusCode, refused.Body)
 	assert.Equal(t, CodeTooManySessions, pageReason(t, refused))
 	assert.Equal(t, "5", refused.Header.Get("Retry-After"))
 	assert.Empty(t, refused.Cookies(), "a refused handoff opens no session")
 
 	ta.clock.Advance(21 * time.Second) // bob's session expires; alice's token (60s) has not
-	got := alice.handoff(token)
+	got := alice.handoff(tok)
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "the refused token still works: %s", got.Body)
 	assert.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
 	ta.clock.Advance(21 * time.Second) // room again, the token still unexpired
-	again := ta.newBrowser().handoff(token)
+	again := ta.newBrowser().handoff(tok)
 	require.Equal(t, http.StatusConflict, again.StatusCode, "and then it is used: %s", again.Body)
-	assert.Equal(t, string(broker.ReasonReplayed), pageReason(t, again))
+	assert.Equal(t, string(token.ReasonReplayed), pageReason(t, again))
 }
 
 // TestOneSubjectCannotFillSessions: one user handing off over and over

@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // signedIn returns a browser that completed the demo handoff.
@@ -172,7 +171,7 @@ func TestHandoff_NewSessionReplacesOld(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := signedIn(t, ta)
 	other := demoRequest()
-	other.Task = broker.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
+	other.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
 	got := b.handoff(ta.issuer.mint(t, other))
 

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
@@ -57,14 +59,14 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintln(stderr, "usage: server2 verify [flags] TOKEN   (or - to read the token from stdin)")
 		return verifyUsage
 	}
-	token := rest[0]
-	if token == "-" {
+	tok := rest[0]
+	if tok == "-" {
 		b, err := io.ReadAll(io.LimitReader(stdin, maxTokenInput))
 		if err != nil {
 			fmt.Fprintf(stderr, "server2 verify: reading stdin: %v\n", err)
 			return verifyUsage
 		}
-		token = string(bytes.TrimSpace(b))
+		tok = string(bytes.TrimSpace(b))
 	}
 
 	src, err := verifySources(ctx, cfg, keysFile, stderr)
@@ -72,7 +74,7 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
 		return verifyUsage
 	}
-	vc := broker.VerifierConfig{
+	vc := token.VerifierConfig{
 		Issuers:     []string{cfg.TrustedIssuer},
 		Audience:    cfg.Audience,
 		Keys:        src.keys,
@@ -84,12 +86,12 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		vc.Revocation = src.revocations
 		vc.Keys = revokedKeys{KeySource: src.keys, list: src.revocations, issuer: cfg.TrustedIssuer}
 	}
-	v, err := broker.NewVerifier(vc)
+	v, err := token.NewVerifier(vc)
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
 		return verifyUsage
 	}
-	ex := v.Explain(ctx, token, broker.Expect{})
+	ex := v.Explain(ctx, tok, token.Expect{})
 	for _, st := range ex.Steps {
 		if st.Err == nil {
 			fmt.Fprintf(stdout, "✓ %s\n", st.Name)
@@ -98,11 +100,11 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintf(stdout, "✗ %s: %s\n", stepLabel(st), plainWords(st.Err))
 	}
 	if ex.Err != nil {
-		fmt.Fprintf(stdout, "token rejected: %s\n", broker.ReasonOf(ex.Err))
+		fmt.Fprintf(stdout, "token rejected: %s\n", token.ReasonOf(ex.Err))
 		return verifyRejected
 	}
 	if src.revocations == nil {
-		fmt.Fprintf(stdout, "? %s: not checked: %s\n", broker.StepRevocation, src.noRevocation)
+		fmt.Fprintf(stdout, "? %s: not checked: %s\n", token.StepRevocation, src.noRevocation)
 	}
 	c := ex.Token.Claims()
 	facts := fmt.Sprintf("sub=%s task=%s action=%s jti=%s kid=%s expires=%s",
@@ -121,10 +123,10 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 // sources are what the verify command checks a token against, found as
 // serve finds them.
 type sources struct {
-	keys broker.KeySource
+	keys token.KeySource
 	// revocations is the issuer's list, fetched once; nil when revocation
 	// is not checked, for the reason in noRevocation.
-	revocations  *broker.RemoteRevocations
+	revocations  *revocation.Remote
 	noRevocation string
 	// revocationOff is set when revocation-url=off: serve does not check
 	// revocation either, so not checking it here does not leave the
@@ -156,26 +158,26 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 
 	switch {
 	case keysFile != "":
-		keys, err := keysFromFile(keysFile)
+		ks, err := keysFromFile(keysFile)
 		if err != nil {
 			return sources{}, err
 		}
-		src.keys = keys
+		src.keys = ks
 	default:
-		keys := &issuerKeys{}
-		src.keys = keys
+		ks := &issuerKeys{}
+		src.keys = ks
 		jwksURL := cmp.Or(cfg.JWKSURL, md.JWKSURI)
 		if jwksURL == "" {
 			break
 		}
-		rk, err := broker.NewRemoteKeys(broker.RemoteKeysConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
+		rk, err := keys.NewRemote(keys.RemoteConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
 		if err != nil {
 			return sources{}, err
 		}
 		if err := rk.Refresh(ctx); err != nil {
 			fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", err)
 		}
-		keys.remote.Store(rk)
+		ks.remote.Store(rk)
 	}
 
 	listURL := cfg.RevocationURL
@@ -193,7 +195,7 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 	case listURL == "":
 		listURL = md.RevocationEndpoint
 	}
-	rr, err := broker.NewRemoteRevocations(broker.RemoteRevocationsConfig{
+	rr, err := revocation.NewRemote(revocation.RemoteConfig{
 		URL:      listURL,
 		Policy:   policy,
 		Keys:     src.keys,
@@ -222,43 +224,43 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 // list says why. The kid is unverified here, which is safe: it can only
 // make the answer a refusal.
 type revokedKeys struct {
-	broker.KeySource
-	list   *broker.RemoteRevocations
+	token.KeySource
+	list   *revocation.Remote
 	issuer string
 }
 
-// LookupKey implements broker.KeySource.
-func (k revokedKeys) LookupKey(ctx context.Context, kid string) (broker.PublicKey, error) {
+// LookupKey implements token.KeySource.
+func (k revokedKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
 	key, err := k.KeySource.LookupKey(ctx, kid)
-	if broker.ReasonOf(err) != broker.ReasonUnknownKey {
+	if token.ReasonOf(err) != token.ReasonUnknownKey {
 		return key, err
 	}
 	// A reference naming only the key: the list's jti and subject entries
 	// are never empty, so only a kid entry can match.
-	if rerr := k.list.CheckRevoked(ctx, broker.TokenRef{Issuer: k.issuer, KeyID: kid}); broker.ReasonOf(rerr) == broker.ReasonRevoked {
-		return broker.PublicKey{}, &broker.Error{Reason: broker.ReasonRevoked, Claim: "kid", Detail: "the signing key was revoked; SERVER1 no longer publishes it"}
+	if rerr := k.list.CheckRevoked(ctx, token.TokenRef{Issuer: k.issuer, KeyID: kid}); token.ReasonOf(rerr) == token.ReasonRevoked {
+		return token.PublicKey{}, &token.Error{Reason: token.ReasonRevoked, Claim: "kid", Detail: "the signing key was revoked; SERVER1 no longer publishes it"}
 	}
 	return key, err
 }
 
 // keysFromFile reads a JWK Set, or a single public JWK, from path.
-func keysFromFile(path string) (broker.KeySource, error) {
+func keysFromFile(path string) (token.KeySource, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := broker.ParseJWKS(data)
-	if err != nil || len(keys) == 0 {
+	ks, err := keys.ParseJWKS(data)
+	if err != nil || len(ks) == 0 {
 		var set bytes.Buffer
 		set.WriteString(`{"keys":[`)
 		set.Write(bytes.TrimSpace(data))
 		set.WriteString(`]}`)
-		keys, err = broker.ParseJWKS(set.Bytes())
+		ks, err = keys.ParseJWKS(set.Bytes())
 	}
-	if err != nil || len(keys) == 0 {
+	if err != nil || len(ks) == 0 {
 		return nil, fmt.Errorf("%s holds no usable public signing key (a JWK Set or a public JWK with kid, alg and \"use\":\"sig\")", path)
 	}
-	return broker.NewStaticKeys(keys...)
+	return keys.NewStatic(ks...)
 }
 
 // claimLabels names claims in plain words.
@@ -269,9 +271,9 @@ var claimLabels = map[string]string{
 }
 
 // stepLabel names a failed step: the claim it failed on when there is one.
-func stepLabel(st broker.Step) string {
-	var be *broker.Error
-	if st.Name == broker.StepClaims && errors.As(st.Err, &be) && be.Claim != "" {
+func stepLabel(st token.Step) string {
+	var be *token.Error
+	if st.Name == token.StepClaims && errors.As(st.Err, &be) && be.Claim != "" {
 		name, _, _ := strings.Cut(be.Claim, ".")
 		if l, ok := claimLabels[name]; ok {
 			return l
@@ -286,7 +288,7 @@ func stepLabel(st broker.Step) string {
 func plainWords(err error) string {
 	pub := shared.FromBroker(err, false)
 	s := pub.Title + " [" + pub.Code
-	var be *broker.Error
+	var be *token.Error
 	if errors.As(err, &be) {
 		switch {
 		case be.Detail != "":

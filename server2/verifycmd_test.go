@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 func TestVerifyCommand(t *testing.T) {
@@ -29,7 +28,7 @@ func TestVerifyCommand(t *testing.T) {
 	tests := []struct {
 		name      string
 		giveArgs  []string
-		giveReq   broker.MintRequest
+		giveReq   token.MintRequest
 		giveStdin bool
 		wantCode  int
 		wantLines []string
@@ -134,26 +133,26 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveURLs   bool // configure the JWKS and list URLs instead of discovering them
-		giveRevoke func(t testing.TB, is *testIssuer, m broker.Minted)
+		giveRevoke func(t testing.TB, is *testIssuer, m token.Minted)
 		wantCode   int
 		wantLines  []string
 	}{
 		{
 			name:       "ok/not_revoked_discovered",
-			giveRevoke: func(testing.TB, *testIssuer, broker.Minted) {},
+			giveRevoke: func(testing.TB, *testIssuer, token.Minted) {},
 			wantCode:   0,
 			wantLines:  []string{"✓ key", "✓ signature", "✓ claims", "✓ task", "✓ revocation"},
 		},
 		{
 			name:       "ok/not_revoked_configured",
 			giveURLs:   true,
-			giveRevoke: func(testing.TB, *testIssuer, broker.Minted) {},
+			giveRevoke: func(testing.TB, *testIssuer, token.Minted) {},
 			wantCode:   0,
 			wantLines:  []string{"✓ revocation"},
 		},
 		{
 			name: "fail/jti_revoked",
-			giveRevoke: func(t testing.TB, is *testIssuer, m broker.Minted) {
+			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
 				require.NoError(t, is.revocations.RevokeToken(m.ID, m.ExpiresAt))
 			},
 			wantCode: 1,
@@ -163,7 +162,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		{
 			name:     "fail/jti_revoked_configured",
 			giveURLs: true,
-			giveRevoke: func(t testing.TB, is *testIssuer, m broker.Minted) {
+			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
 				require.NoError(t, is.revocations.RevokeToken(m.ID, m.ExpiresAt))
 			},
 			wantCode:  1,
@@ -171,7 +170,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		},
 		{
 			name: "fail/subject_signed_out",
-			giveRevoke: func(t testing.TB, is *testIssuer, _ broker.Minted) {
+			giveRevoke: func(t testing.TB, is *testIssuer, _ token.Minted) {
 				now := time.Now()
 				require.NoError(t, is.revocations.RevokeSubject("alice", now, now.Add(time.Hour)))
 			},
@@ -180,7 +179,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		},
 		{
 			name: "fail/key_revoked_still_published",
-			giveRevoke: func(t testing.TB, is *testIssuer, m broker.Minted) {
+			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
 				require.NoError(t, is.revocations.RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
 			},
 			wantCode: 1,
@@ -189,11 +188,11 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		},
 		{
 			name: "fail/key_revoked_and_unpublished",
-			giveRevoke: func(t testing.TB, is *testIssuer, m broker.Minted) {
+			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
 				// What `server1 keys revoke` does: list the kid, then drop
 				// the key from the JWKS (a replacement signs the list).
 				require.NoError(t, is.revocations.RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
-				_, err := is.keyring.RevokeAndReplace(m.KeyID, broker.EdDSA)
+				_, err := is.keyring.RevokeAndReplace(m.KeyID, token.EdDSA)
 				require.NoError(t, err)
 			},
 			wantCode: 1,

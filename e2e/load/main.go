@@ -57,9 +57,9 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
 	"golang.org/x/time/rate"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // Bounds that keep a run finite whatever the flags say.
@@ -164,8 +164,8 @@ func (c config) validate() error {
 	if c.VerifyTime <= 0 || c.VerifyTime > time.Minute {
 		errs = append(errs, errors.New("--verify-time must be positive and at most 1m"))
 	}
-	if c.TTL < time.Second || c.TTL > broker.DefaultMaxTTL {
-		errs = append(errs, fmt.Errorf("--ttl must be between 1s and %v", broker.DefaultMaxTTL))
+	if c.TTL < time.Second || c.TTL > token.DefaultMaxTTL {
+		errs = append(errs, fmt.Errorf("--ttl must be between 1s and %v", token.DefaultMaxTTL))
 	}
 	return errors.Join(errs...)
 }
@@ -303,18 +303,18 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // directory, in parallel. It also returns the length of a token's signing
 // input, the message the raw verify baseline signs.
 func mintTokens(cfg config) ([]string, int, error) {
-	keys, err := broker.OpenKeyring(broker.KeyringConfig{Dir: cfg.KeysDir})
+	ring, err := keys.Open(keys.KeyringConfig{Dir: cfg.KeysDir})
 	if err != nil {
 		return nil, 0, err
 	}
-	m, err := broker.NewMinter(broker.MinterConfig{Issuer: cfg.Issuer, Keys: keys, DefaultTTL: cfg.TTL})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TTL})
 	if err != nil {
 		return nil, 0, err
 	}
-	req := broker.MintRequest{
+	req := token.MintRequest{
 		Subject:  "alice",
 		Audience: cfg.Audience,
-		Task:     broker.Task{ID: demoTask, Action: demoAction, Params: demoParams},
+		Task:     token.Task{ID: demoTask, Action: demoAction, Params: demoParams},
 	}
 	tokens := make([]string, cfg.N)
 	var (

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // MarkDone records key as done until until, for every Store sharing this
@@ -22,7 +21,7 @@ import (
 // have recorded key: the retry then reports false. The error case leaves
 // the caller unable to tell; it must treat the work as not done by it.
 func (s *Store) MarkDone(ctx context.Context, key string, until time.Time) (bool, error) {
-	until = broker.RetainUntil(until, s.cfg.Now())
+	until = token.RetainUntil(until, s.cfg.Now())
 	var first bool
 	err := s.do(ctx, OpMarkDone, func(ctx context.Context) error {
 		res, err := s.client.SetArgs(ctx, s.CompletionKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: until}).Result()

@@ -1,4 +1,4 @@
-// Package redisstore is a broker.ReplayStore backed by Redis, for relying
+// Package redisstore is a token.ReplayStore backed by Redis, for relying
 // services that run several replicas or must remember used tokens across
 // their own restarts.
 //
@@ -8,14 +8,14 @@
 //
 // so two replicas racing on one token can never both win: Redis executes
 // commands one at a time and NX lets only the first SET create the key. The
-// key carries its own expiry, broker.ReplayMargin (2 min) after the token
+// key carries its own expiry, token.ReplayMargin (2 min) after the token
 // could last verify, so Redis forgets it only once no replica can accept the
 // token, even one whose clock lags Redis's, and nothing needs sweeping. Every command touches a
 // single key, which keeps the store Redis Cluster safe.
 //
 // The store fails closed. A Redis that does not answer within Config.Timeout,
 // refuses the connection or replies with an error makes Consume return that
-// error, and broker.Verifier turns it into broker.ReasonUnavailable: the
+// error, and token.Verifier turns it into token.ReasonUnavailable: the
 // token is refused, never accepted unchecked.
 //
 // The store does not make Redis durable. What survives a Redis restart or a

@@ -12,9 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/handoffbroker/handoff/broker"
 )
 
 // Defaults for Config.
@@ -26,8 +25,8 @@ const (
 )
 
 // MinRetention is the shortest time a consumed key is kept, whatever
-// expiresAt says: broker.MinReplayRetention, as for every store.
-const MinRetention = broker.MinReplayRetention
+// expiresAt says: token.MinReplayRetention, as for every store.
+const MinRetention = token.MinReplayRetention
 
 // The operation names passed to Config.Observe.
 const (
@@ -87,7 +86,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Store is a broker.ReplayStore over Redis. It is safe for concurrent use,
+// Store is a token.ReplayStore over Redis. It is safe for concurrent use,
 // and several Stores, in one process or many, may share one Redis.
 type Store struct {
 	cfg       Config
@@ -95,7 +94,7 @@ type Store struct {
 	ownClient bool
 }
 
-var _ broker.ReplayStore = (*Store)(nil)
+var _ token.ReplayStore = (*Store)(nil)
 
 // New validates cfg, reporting every problem at once, and returns a Store.
 // It does not contact Redis; call Ping for that.
@@ -223,13 +222,13 @@ func redactURLError(err error) error {
 	return err
 }
 
-// Consume implements broker.ReplayStore: it records key as used until
-// broker.RetainUntil(expiresAt, now) in one atomic SET NX PXAT. It returns
-// broker.ErrAlreadyUsed when key is already recorded, and a wrapped Redis
+// Consume implements token.ReplayStore: it records key as used until
+// token.RetainUntil(expiresAt, now) in one atomic SET NX PXAT. It returns
+// token.ErrAlreadyUsed when key is already recorded, and a wrapped Redis
 // error when Redis cannot tell.
 //
 // Redis expires the key by its own clock, not the caller's; the
-// broker.ReplayMargin in the expiresAt a Verifier passes is what covers the
+// token.ReplayMargin in the expiresAt a Verifier passes is what covers the
 // skew between the two and the time the command takes to arrive.
 //
 // A Consume that timed out, or whose reply was lost and retried, may still
@@ -239,7 +238,7 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 	// A PXAT in the past makes Redis drop the key at once, so a second use
 	// racing the first would be accepted too: replay through a late or
 	// zero expiry.
-	expiresAt = broker.RetainUntil(expiresAt, s.cfg.Now())
+	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
 	var ok bool
 	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
 		res, err := s.client.SetArgs(ctx, s.RedisKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: expiresAt}).Result()
@@ -256,13 +255,13 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 	case err != nil:
 		return fmt.Errorf("redisstore: consume: %w", err)
 	case !ok:
-		return broker.ErrAlreadyUsed
+		return token.ErrAlreadyUsed
 	}
 	return nil
 }
 
 // RedisKey returns the Redis key under which Consume records a replay key
-// (broker.ReplayKey), for operators looking one up.
+// (token.ReplayKey), for operators looking one up.
 //
 // The replay key is hashed: "iss jti" is bounded by the verifier, but
 // hashing gives fixed-size keys of plain hex whatever an issuer puts in its

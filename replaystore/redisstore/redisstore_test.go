@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/replaystore/redisstore"
 )
 
 func TestNew(t *testing.T) {
@@ -91,18 +90,18 @@ func TestConsume(t *testing.T) {
 		wantErr       error
 	}{
 		{name: "ok/first_use", giveExpiresIn: time.Minute},
-		{name: "fail/second_use", givePriorUses: 1, giveExpiresIn: time.Minute, wantErr: broker.ErrAlreadyUsed},
-		{name: "fail/third_use", givePriorUses: 2, giveExpiresIn: time.Minute, wantErr: broker.ErrAlreadyUsed},
+		{name: "fail/second_use", givePriorUses: 1, giveExpiresIn: time.Minute, wantErr: token.ErrAlreadyUsed},
+		{name: "fail/third_use", givePriorUses: 2, giveExpiresIn: time.Minute, wantErr: token.ErrAlreadyUsed},
 		// Without the MinRetention floor Redis would drop the key at once
 		// and the replay would pass.
-		{name: "fail/second_use_expiry_in_past", givePriorUses: 1, giveExpiresIn: -time.Hour, wantErr: broker.ErrAlreadyUsed},
-		{name: "fail/second_use_zero_expiry", givePriorUses: 1, wantErr: broker.ErrAlreadyUsed},
+		{name: "fail/second_use_expiry_in_past", givePriorUses: 1, giveExpiresIn: -time.Hour, wantErr: token.ErrAlreadyUsed},
+		{name: "fail/second_use_zero_expiry", givePriorUses: 1, wantErr: token.ErrAlreadyUsed},
 	}
 	s, _ := newStore(t, redisstore.Config{})
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := broker.ReplayKey("https://issuer.test", tt.name)
+			key := token.ReplayKey("https://issuer.test", tt.name)
 			var exp time.Time
 			if tt.giveExpiresIn != 0 {
 				exp = time.Now().Add(tt.giveExpiresIn)
@@ -149,7 +148,7 @@ func TestConsume_ForgetsAfterExpiry(t *testing.T) {
 	s, admin := newStore(t, redisstore.Config{Now: func() time.Time { return time.Now().Add(-time.Hour) }})
 	ctx := context.Background()
 	require.NoError(t, s.Consume(ctx, "k", time.Now().Add(300*time.Millisecond)))
-	require.ErrorIs(t, s.Consume(ctx, "k", time.Now().Add(300*time.Millisecond)), broker.ErrAlreadyUsed)
+	require.ErrorIs(t, s.Consume(ctx, "k", time.Now().Add(300*time.Millisecond)), token.ErrAlreadyUsed)
 	waitFor(t, 5*time.Second, func() bool {
 		n, err := admin.Exists(ctx, s.RedisKey("k")).Result()
 		return err == nil && n == 0
@@ -185,7 +184,7 @@ func TestConsume_RaceHasOneWinner(t *testing.T) {
 					switch {
 					case err == nil:
 						wins.Add(1)
-					case errors.Is(err, broker.ErrAlreadyUsed):
+					case errors.Is(err, token.ErrAlreadyUsed):
 						used.Add(1)
 					default:
 						mu.Lock()
@@ -211,9 +210,9 @@ func TestConsume_SharedAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Minute)
 	require.NoError(t, a.Consume(ctx, "used-at-a", exp))
-	assert.ErrorIs(t, b.Consume(ctx, "used-at-a", exp), broker.ErrAlreadyUsed)
+	assert.ErrorIs(t, b.Consume(ctx, "used-at-a", exp), token.ErrAlreadyUsed)
 	require.NoError(t, b.Consume(ctx, "used-at-b", exp))
-	assert.ErrorIs(t, a.Consume(ctx, "used-at-b", exp), broker.ErrAlreadyUsed)
+	assert.ErrorIs(t, a.Consume(ctx, "used-at-b", exp), token.ErrAlreadyUsed)
 }
 
 func TestStore_Unreachable(t *testing.T) {
@@ -230,7 +229,7 @@ func TestStore_Unreachable(t *testing.T) {
 
 	err = s.Consume(ctx, "k", time.Now().Add(time.Minute))
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, broker.ErrAlreadyUsed)
+	assert.NotErrorIs(t, err, token.ErrAlreadyUsed)
 	assert.Equal(t, redisstore.KindConnection, redisstore.ErrorKind(err))
 
 	err = s.Ping(ctx)
@@ -269,7 +268,7 @@ func TestConsume_SlowRedisFailsWithinTimeout(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
 
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, broker.ErrAlreadyUsed)
+	assert.NotErrorIs(t, err, token.ErrAlreadyUsed)
 	assert.Equal(t, redisstore.KindTimeout, redisstore.ErrorKind(err))
 	mu.Lock()
 	assert.Equal(t, []string{"consume:timeout"}, kinds)
@@ -300,7 +299,7 @@ func TestConsume_RedisRestart(t *testing.T) {
 			giveArgs: func(dir string) []string {
 				return []string{"--dir", dir, "--appendonly", "yes", "--appendfsync", "always"}
 			},
-			wantOldKey: broker.ErrAlreadyUsed,
+			wantOldKey: token.ErrAlreadyUsed,
 		},
 	}
 	for _, tt := range tests {
@@ -316,7 +315,7 @@ func TestConsume_RedisRestart(t *testing.T) {
 			rs.stop()
 			err = s.Consume(ctx, "while-down", exp)
 			require.Error(t, err)
-			assert.NotErrorIs(t, err, broker.ErrAlreadyUsed)
+			assert.NotErrorIs(t, err, token.ErrAlreadyUsed)
 			assert.Equal(t, redisstore.KindConnection, redisstore.ErrorKind(err))
 
 			rs.start()

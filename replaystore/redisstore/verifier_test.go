@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/replaystore/redisstore"
 )
 
 const (
@@ -21,28 +21,28 @@ const (
 
 // mintFor returns a minter and a verifier that trusts it and consumes jtis
 // in store.
-func mintFor(t testing.TB, store broker.ReplayStore) (*broker.Minter, *broker.Verifier) {
+func mintFor(t testing.TB, store token.ReplayStore) (*token.Minter, *token.Verifier) {
 	t.Helper()
-	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	ring, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
-	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring})
 	require.NoError(t, err)
-	v, err := broker.NewVerifier(broker.VerifierConfig{
+	v, err := token.NewVerifier(token.VerifierConfig{
 		Issuers:  []string{testIssuer},
 		Audience: testAudience,
-		Keys:     keys,
+		Keys:     ring,
 		Replay:   store,
 	})
 	require.NoError(t, err)
 	return m, v
 }
 
-func mint(t testing.TB, m *broker.Minter) string {
+func mint(t testing.TB, m *token.Minter) string {
 	t.Helper()
-	tok, err := m.Mint(broker.MintRequest{
+	tok, err := m.Mint(token.MintRequest{
 		Subject:  "alice",
 		Audience: testAudience,
-		Task:     broker.Task{ID: "transfer-42", Action: "approve"},
+		Task:     token.Task{ID: "transfer-42", Action: "approve"},
 	})
 	require.NoError(t, err)
 	return tok.Token
@@ -58,20 +58,20 @@ func TestVerifier_WithRedisStore(t *testing.T) {
 		name       string
 		giveFirst  *redisstore.Store // nil: the token is fresh
 		giveStore  *redisstore.Store
-		wantReason broker.Reason
+		wantReason token.Reason
 	}{
 		{name: "ok/fresh_token", giveStore: live[0]},
-		{name: "fail/replayed", giveFirst: live[0], giveStore: live[0], wantReason: broker.ReasonReplayed},
-		{name: "fail/replayed_at_other_replica", giveFirst: live[0], giveStore: live[1], wantReason: broker.ReasonReplayed},
-		{name: "fail/redis_unreachable", giveStore: down, wantReason: broker.ReasonUnavailable},
+		{name: "fail/replayed", giveFirst: live[0], giveStore: live[0], wantReason: token.ReasonReplayed},
+		{name: "fail/replayed_at_other_replica", giveFirst: live[0], giveStore: live[1], wantReason: token.ReasonReplayed},
+		{name: "fail/redis_unreachable", giveStore: down, wantReason: token.ReasonUnavailable},
 	}
-	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	ring, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
-	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring})
 	require.NoError(t, err)
-	verifier := func(store *redisstore.Store) *broker.Verifier {
-		v, err := broker.NewVerifier(broker.VerifierConfig{
-			Issuers: []string{testIssuer}, Audience: testAudience, Keys: keys, Replay: store,
+	verifier := func(store *redisstore.Store) *token.Verifier {
+		v, err := token.NewVerifier(token.VerifierConfig{
+			Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: store,
 		})
 		require.NoError(t, err)
 		return v
@@ -81,17 +81,17 @@ func TestVerifier_WithRedisStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := mint(t, m)
 			if tt.giveFirst != nil {
-				_, err := verifier(tt.giveFirst).Verify(ctx, tok, broker.Expect{})
+				_, err := verifier(tt.giveFirst).Verify(ctx, tok, token.Expect{})
 				require.NoError(t, err)
 			}
-			got, err := verifier(tt.giveStore).Verify(ctx, tok, broker.Expect{})
+			got, err := verifier(tt.giveStore).Verify(ctx, tok, token.Expect{})
 			if tt.wantReason == "" {
 				require.NoError(t, err)
 				assert.Equal(t, "alice", got.Claims().Subject)
 				return
 			}
 			assert.Nil(t, got)
-			assert.Equal(t, tt.wantReason, broker.ReasonOf(err))
+			assert.Equal(t, tt.wantReason, token.ReasonOf(err))
 		})
 	}
 }
@@ -106,15 +106,15 @@ func TestVerifier_SlowRedisIsUnavailable(t *testing.T) {
 
 	admin := adminClient(t, rs.url())
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", 1000, "WRITE").Err())
-	_, err = v.Verify(ctx, mint(t, m), broker.Expect{})
+	_, err = v.Verify(ctx, mint(t, m), token.Expect{})
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
-	assert.Equal(t, broker.ReasonUnavailable, broker.ReasonOf(err))
+	assert.Equal(t, token.ReasonUnavailable, token.ReasonOf(err))
 }
 
 // TestVerifier_RedisClockAheadOfVerifiers checks that a used token stays
 // refused up to the last instant the verifiers can judge it unexpired when
 // Redis, which expires keys by its own clock, runs ahead of the replicas'
-// clocks (within broker.ReplayMargin). Redis's clock here is the real one;
+// clocks (within token.ReplayMargin). Redis's clock here is the real one;
 // the replicas' is set behind it.
 func TestVerifier_RedisClockAheadOfVerifiers(t *testing.T) {
 	tests := []struct {
@@ -125,7 +125,7 @@ func TestVerifier_RedisClockAheadOfVerifiers(t *testing.T) {
 		{name: "fail/redis_5s_ahead", giveRedisAhead: 5 * time.Second},
 		{name: "fail/redis_100s_ahead", giveRedisAhead: 100 * time.Second},
 	}
-	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	ring, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
 	ctx := context.Background()
 	for _, tt := range tests {
@@ -133,29 +133,29 @@ func TestVerifier_RedisClockAheadOfVerifiers(t *testing.T) {
 			var clock atomic.Pointer[time.Time]
 			now := func() time.Time { return *clock.Load() }
 			setClock := func(at time.Time) { clock.Store(&at) }
-			mintAt := time.Now().Add(-tt.giveRedisAhead - broker.DefaultTTL - broker.DefaultLeeway)
+			mintAt := time.Now().Add(-tt.giveRedisAhead - token.DefaultTTL - token.DefaultLeeway)
 			setClock(mintAt)
-			m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys, Now: now})
+			m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring, Now: now})
 			require.NoError(t, err)
-			minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+			minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
 			require.NoError(t, err)
 			replicas, _ := newReplicas(t, 2, redisstore.Config{Now: now})
-			verifiers := make([]*broker.Verifier, len(replicas))
+			verifiers := make([]*token.Verifier, len(replicas))
 			for i, s := range replicas {
-				verifiers[i], err = broker.NewVerifier(broker.VerifierConfig{
-					Issuers: []string{testIssuer}, Audience: testAudience, Keys: keys, Replay: s, Now: now,
+				verifiers[i], err = token.NewVerifier(token.VerifierConfig{
+					Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: s, Now: now,
 				})
 				require.NoError(t, err)
 			}
 
 			setClock(mintAt.Add(time.Second))
-			_, err = verifiers[0].Verify(ctx, minted.Token, broker.Expect{})
+			_, err = verifiers[0].Verify(ctx, minted.Token, token.Expect{})
 			require.NoError(t, err)
 
-			setClock(minted.ExpiresAt.Add(broker.DefaultLeeway - time.Millisecond))
+			setClock(minted.ExpiresAt.Add(token.DefaultLeeway - time.Millisecond))
 			for _, v := range verifiers {
-				_, err = v.Verify(ctx, minted.Token, broker.Expect{})
-				assert.Equal(t, broker.ReasonReplayed, broker.ReasonOf(err), "resubmission at the verifiers' last instant: %v", err)
+				_, err = v.Verify(ctx, minted.Token, token.Expect{})
+				assert.Equal(t, token.ReasonReplayed, token.ReasonOf(err), "resubmission at the verifiers' last instant: %v", err)
 			}
 		})
 	}
@@ -172,22 +172,22 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 		rounds, groups, tokens, workers = 2, 10, 10, 8
 		leewayStep                      = 100 * time.Millisecond
 	)
-	keys, err := broker.NewEphemeralKeyring(broker.EdDSA)
+	ring, err := keys.NewEphemeral(token.EdDSA)
 	require.NoError(t, err)
 	replicas, _ := newReplicas(t, 2, redisstore.Config{})
-	leeway := func(g int) time.Duration { return broker.DefaultLeeway + time.Duration(g)*leewayStep }
-	verifiers := make([][]*broker.Verifier, groups)
+	leeway := func(g int) time.Duration { return token.DefaultLeeway + time.Duration(g)*leewayStep }
+	verifiers := make([][]*token.Verifier, groups)
 	for g := range verifiers {
 		for _, s := range replicas {
-			v, err := broker.NewVerifier(broker.VerifierConfig{
-				Issuers: []string{testIssuer}, Audience: testAudience, Keys: keys, Replay: s, Leeway: leeway(g),
+			v, err := token.NewVerifier(token.VerifierConfig{
+				Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: s, Leeway: leeway(g),
 			})
 			require.NoError(t, err)
 			verifiers[g] = append(verifiers[g], v)
 		}
 	}
-	m, err := broker.NewMinter(broker.MinterConfig{Issuer: testIssuer, Keys: keys, Now: func() time.Time {
-		return time.Now().Add(2*time.Second - broker.DefaultTTL - broker.DefaultLeeway)
+	m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring, Now: func() time.Time {
+		return time.Now().Add(2*time.Second - token.DefaultTTL - token.DefaultLeeway)
 	}})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -197,9 +197,9 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 		used := make([][]string, groups)
 		for g := range used {
 			for range tokens {
-				minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+				minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
 				require.NoError(t, err)
-				_, err = verifiers[g][0].Verify(ctx, minted.Token, broker.Expect{})
+				_, err = verifiers[g][0].Verify(ctx, minted.Token, token.Expect{})
 				require.NoError(t, err)
 				used[g] = append(used[g], minted.Token)
 				exp = later(exp, minted.ExpiresAt)
@@ -214,13 +214,13 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 					v := verifiers[g][(i+w)%len(replicas)]
 					wg.Go(func() {
 						for {
-							_, err := v.Verify(ctx, tok, broker.Expect{})
-							switch r := broker.ReasonOf(err); {
+							_, err := v.Verify(ctx, tok, token.Expect{})
+							switch r := token.ReasonOf(err); {
 							case err == nil:
 								accepted.Add(1)
-							case r == broker.ReasonExpired:
+							case r == token.ReasonExpired:
 								return
-							case r != broker.ReasonReplayed:
+							case r != token.ReasonReplayed:
 								t.Errorf("resubmission refused with %q, want replayed or expired: %v", r, err)
 								return
 							}
@@ -243,17 +243,17 @@ func later(a, b time.Time) time.Time {
 
 // TestVerifier_RecordsUntilReplayRetention checks the rule both stores
 // follow: the key a Verifier consumes expires, by Redis's clock, at exactly
-// broker.ReplayRetention (exp + leeway + broker.ReplayMargin).
+// token.ReplayRetention (exp + leeway + token.ReplayMargin).
 func TestVerifier_RecordsUntilReplayRetention(t *testing.T) {
 	s, admin := newStore(t, redisstore.Config{})
 	m, v := mintFor(t, s)
-	minted, err := m.Mint(broker.MintRequest{Subject: "alice", Audience: testAudience, Task: broker.Task{ID: "transfer-42", Action: "approve"}})
+	minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
 	require.NoError(t, err)
-	got, err := v.Verify(context.Background(), minted.Token, broker.Expect{})
+	got, err := v.Verify(context.Background(), minted.Token, token.Expect{})
 	require.NoError(t, err)
 
-	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(broker.ReplayKey(testIssuer, got.Claims().ID))).Int64()
+	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(token.ReplayKey(testIssuer, got.Claims().ID))).Int64()
 	require.NoError(t, err)
-	want := broker.ReplayRetention(minted.ExpiresAt, broker.DefaultLeeway)
-	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), broker.DefaultLeeway, broker.ReplayMargin)
+	want := token.ReplayRetention(minted.ExpiresAt, token.DefaultLeeway)
+	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), token.DefaultLeeway, token.ReplayMargin)
 }

@@ -1,0 +1,15 @@
+// Package seconds rounds times to the one-second resolution of an RFC 7519
+// NumericDate.
+package seconds
+
+import "time"
+
+// Ceil rounds t up to a whole second. "iat" has one-second resolution, so a
+// token whose iat equals a given second may have been issued, and used, just
+// before that instant: rounding down would let it through.
+func Ceil(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}

@@ -1,0 +1,546 @@
+package token_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/token"
+)
+
+func TestVerify_replayRace(t *testing.T) {
+	for _, alg := range token.Algorithms() {
+		t.Run(string(alg), func(t *testing.T) {
+			k := brokertest.NewKey(t, alg)
+			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+			tok := validToken(t, k)
+
+			const n = 100
+			reasons := make([]token.Reason, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					reasons[i] = token.ReasonOf(err)
+					if err != nil && reasons[i] == "" {
+						reasons[i] = "not a broker error"
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			counts := make(map[token.Reason]int)
+			for _, r := range reasons {
+				counts[r]++
+			}
+			if counts[""] != 1 || counts[token.ReasonReplayed] != n-1 {
+				t.Errorf("outcomes = %v, want 1 success and %d replayed", counts, n-1)
+			}
+		})
+	}
+}
+
+// TestVerify_invalidTokenDoesNotBurnJTI checks that an attacker who knows a
+// token's jti (but cannot sign) cannot spend it first with a forged or
+// otherwise invalid token carrying the same jti.
+func TestVerify_invalidTokenDoesNotBurnJTI(t *testing.T) {
+	k := brokertest.NewKey(t, token.EdDSA)
+	wrongAud := brokertest.ValidClaims(testJTI)
+	wrongAud["aud"] = "https://other.test"
+	tests := []struct {
+		name       string
+		giveFirst  string
+		wantReason token.Reason
+	}{
+		{name: "fail/bad_signature", giveFirst: brokertest.NewKey(t, token.EdDSA).Sign(t, k.Header(), brokertest.ValidClaims(testJTI)), wantReason: token.ReasonBadSignature},
+		{name: "fail/wrong_audience", giveFirst: k.Sign(t, k.Header(), wrongAud), wantReason: token.ReasonWrongAudience},
+		{name: "fail/task_mismatch", giveFirst: validToken(t, k), wantReason: token.ReasonTaskMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+			expect := token.Expect{}
+			if tt.wantReason == token.ReasonTaskMismatch {
+				expect.Task = &token.Task{ID: "transfer-99", Action: "approve"}
+			}
+			_, err := v.Verify(context.Background(), tt.giveFirst, expect)
+			brokertest.WantReason(t, err, tt.wantReason)
+
+			_, err = v.Verify(context.Background(), validToken(t, k), token.Expect{})
+			brokertest.WantReason(t, err, "")
+		})
+	}
+}
+
+func TestExplain_doesNotConsume(t *testing.T) {
+	k := brokertest.NewKey(t, token.EdDSA)
+	v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+	tok := validToken(t, k)
+	for range 3 {
+		if ex := v.Explain(context.Background(), tok, token.Expect{}); ex.Err != nil {
+			t.Fatalf("Explain: %v", ex.Err)
+		}
+	}
+	_, err := v.Verify(context.Background(), tok, token.Expect{})
+	brokertest.WantReason(t, err, "")
+	_, err = v.Verify(context.Background(), tok, token.Expect{})
+	brokertest.WantReason(t, err, token.ReasonReplayed)
+}
+
+// TestVerify_respelledTokenIsReplayed checks that the replay key is (iss,
+// jti) and not the token text: a second spelling of a used token, which
+// still carries a valid signature, is refused.
+func TestVerify_respelledTokenIsReplayed(t *testing.T) {
+	tests := []struct {
+		name    string
+		alg     token.Algorithm
+		respell func(t testing.TB, tok string) string
+	}{
+		{
+			// ECDSA malleability: (r, n-s) verifies whenever (r, s) does.
+			name: "fail/es256_negated_s", alg: token.ES256,
+			respell: func(t testing.TB, tok string) string {
+				i := strings.LastIndexByte(tok, '.')
+				sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := new(big.Int).SetBytes(sig[32:])
+				s.Sub(elliptic.P256().Params().N, s)
+				s.FillBytes(sig[32:])
+				return tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
+			},
+		},
+		{
+			// Twin base64 spellings: 64 signature bytes leave 4 unused bits
+			// in the last character, which a lax decoder ignores.
+			name: "fail/eddsa_signature_trailing_bits", alg: token.EdDSA,
+			respell: func(t testing.TB, tok string) string {
+				last := strings.IndexByte(alphabet, tok[len(tok)-1])
+				return tok[:len(tok)-1] + string(alphabet[last^1])
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := brokertest.NewKey(t, tt.alg)
+			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+			tok := validToken(t, k)
+			twin := tt.respell(t, tok)
+			if twin == tok {
+				t.Fatal("respell returned the same token")
+			}
+			if ex := v.Explain(context.Background(), twin, token.Expect{}); ex.Err != nil {
+				// The verifier may refuse the twin outright; then there is
+				// nothing to replay.
+				t.Skipf("twin spelling is refused outright: %v", ex.Err)
+			}
+			_, err := v.Verify(context.Background(), tok, token.Expect{})
+			brokertest.WantReason(t, err, "")
+			_, err = v.Verify(context.Background(), twin, token.Expect{})
+			brokertest.WantReason(t, err, token.ReasonReplayed)
+		})
+	}
+}
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// TestVerify_es256Malleable checks the premise of the test above: a negated-s
+// signature really does verify, so only the replay key stops it.
+func TestVerify_es256Malleable(t *testing.T) {
+	k := brokertest.NewKey(t, token.ES256)
+	input := []byte("header.payload")
+	sig := k.RawSign(t, input)
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	s.Sub(elliptic.P256().Params().N, s)
+	sum := sha256.Sum256(input)
+	if !ecdsa.Verify(k.Pub.Key.(*ecdsa.PublicKey), sum[:], r, s) {
+		t.Fatal("negated-s signature does not verify")
+	}
+}
+
+func TestMemoryReplayStore_consume(t *testing.T) {
+	ctx := context.Background()
+	clock := brokertest.NewClock(brokertest.Now)
+	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+
+	if err := s.Consume(ctx, "a", brokertest.Now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Consume(ctx, "a", brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
+		t.Fatalf("second Consume = %v, want ErrAlreadyUsed", err)
+	}
+	if err := s.Consume(ctx, "b", brokertest.Now.Add(time.Minute)); err != nil {
+		t.Fatalf("other key: %v", err)
+	}
+	clock.Advance(time.Minute)
+	if err := s.Consume(ctx, "a", brokertest.Now.Add(2*time.Minute)); err != nil {
+		t.Fatalf("Consume after expiry = %v, want success", err)
+	}
+}
+
+func TestMemoryReplayStore_sweep(t *testing.T) {
+	ctx := context.Background()
+	clock := brokertest.NewClock(brokertest.Now)
+	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{SweepInterval: time.Hour})
+	for i := range 10 {
+		exp := brokertest.Now.Add(time.Minute)
+		if i%2 == 0 {
+			exp = brokertest.Now.Add(time.Hour)
+		}
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Sweep()
+	if got := s.Len(); got != 10 {
+		t.Fatalf("Len before expiry = %d, want 10", got)
+	}
+	clock.Advance(time.Minute)
+	s.Sweep()
+	if got := s.Len(); got != 5 {
+		t.Fatalf("Len after sweep = %d, want 5 live entries", got)
+	}
+	if err := s.Consume(ctx, "key-0", brokertest.Now.Add(time.Hour)); !errors.Is(err, token.ErrAlreadyUsed) {
+		t.Fatalf("live entry swept: Consume = %v", err)
+	}
+}
+
+// TestMemoryReplayStore_full checks that a full store fails closed: it
+// refuses new entries (and the verifier reports unavailable) rather than
+// evicting a live one, which would let that token be replayed.
+func TestMemoryReplayStore_full(t *testing.T) {
+	ctx := context.Background()
+	clock := brokertest.NewClock(brokertest.Now.Add(-time.Hour))
+	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{MaxEntries: 3, Shards: 1})
+	clock.Set(brokertest.Now)
+	for i := range 3 {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), brokertest.Now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Consume(ctx, "key-3", brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrStoreFull) {
+		t.Fatalf("Consume on a full store = %v, want ErrStoreFull", err)
+	}
+	for i := range 3 {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
+			t.Fatalf("live entry key-%d lost: %v", i, err)
+		}
+	}
+
+	k := brokertest.NewKey(t, token.EdDSA)
+	cfg := brokertest.VerifierConfig(t, k.Pub)
+	cfg.Replay = s
+	v := brokertest.NewVerifier(t, cfg)
+	_, err := v.Verify(ctx, validToken(t, k), token.Expect{})
+	brokertest.WantReason(t, err, token.ReasonUnavailable)
+	if !errors.Is(err, token.ErrStoreFull) {
+		t.Errorf("error %v does not wrap ErrStoreFull", err)
+	}
+
+	clock.Advance(time.Minute)
+	_, err = v.Verify(ctx, validToken(t, k), token.Expect{})
+	brokertest.WantReason(t, err, "")
+}
+
+// TestMemoryReplayStore_usesEveryShard checks that capacity is spread over
+// every shard, whatever their number, so a store holds close to MaxEntries
+// before it reports full.
+func TestMemoryReplayStore_usesEveryShard(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveShards int
+		giveMax    int
+		giveFill   int
+	}{
+		{name: "ok/1_shard", giveShards: 1, giveMax: 1000, giveFill: 1000},
+		{name: "ok/64_shards", giveShards: 64, giveMax: 64 * 2000, giveFill: 64 * 1800},
+		{name: "ok/100_shards", giveShards: 100, giveMax: 100 * 2000, giveFill: 100 * 1800},
+		{name: "ok/4096_shards", giveShards: 4096, giveMax: 4096 * 64, giveFill: 4096 * 32},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := brokertest.NewStore(t, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{MaxEntries: tt.giveMax, Shards: tt.giveShards})
+			for i := range tt.giveFill {
+				if err := s.Consume(context.Background(), fmt.Sprint("issuer jti-", i), brokertest.Now.Add(time.Minute)); err != nil {
+					t.Fatalf("Consume #%d of %d (MaxEntries %d): %v", i, tt.giveFill, tt.giveMax, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMemoryReplayStore_concurrent(t *testing.T) {
+	s := brokertest.NewStore(t, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{})
+	const workers, perWorker = 8, 500
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				// Every worker tries every key: each must succeed once.
+				key := fmt.Sprint("k-", (i+w*perWorker/workers)%perWorker)
+				err := s.Consume(context.Background(), key, brokertest.Now.Add(time.Minute))
+				if err != nil && !errors.Is(err, token.ErrAlreadyUsed) {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := s.Len(); got != perWorker {
+		t.Fatalf("Len = %d, want %d", got, perWorker)
+	}
+}
+
+// TestVerify_restartGuard checks the restart trade-off: a memory store
+// forgets on restart, so tokens issued before it started (rounded up to the
+// second, since iat has one-second resolution) are refused, and tokens
+// minted after it are accepted.
+func TestVerify_restartGuard(t *testing.T) {
+	start := brokertest.Now.Add(500 * time.Millisecond)
+	tests := []struct {
+		name       string
+		giveMintAt time.Time
+		wantReason token.Reason
+	}{
+		{name: "fail/minted_before_start", giveMintAt: start.Add(-20 * time.Second), wantReason: token.ReasonIssuedBeforeRestart},
+		{name: "fail/minted_in_start_second_before_start", giveMintAt: start.Add(-200 * time.Millisecond), wantReason: token.ReasonIssuedBeforeRestart},
+		{name: "fail/minted_in_start_second_after_start", giveMintAt: start.Add(200 * time.Millisecond), wantReason: token.ReasonIssuedBeforeRestart},
+		{name: "ok/minted_next_second", giveMintAt: start.Add(500 * time.Millisecond)},
+		{name: "ok/minted_later", giveMintAt: start.Add(10 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := brokertest.NewClock(start)
+			store := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+			ring, err := keys.NewEphemeral(token.EdDSA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, Now: func() time.Time { return tt.giveMintAt }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: brokertest.Audience, Task: token.Task{ID: "t", Action: "a"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := brokertest.NewVerifier(t, token.VerifierConfig{
+				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring, Replay: store,
+				Now: func() time.Time { return tt.giveMintAt.Add(time.Second) },
+			})
+			_, err = v.Verify(context.Background(), minted.Token, token.Expect{})
+			brokertest.WantReason(t, err, tt.wantReason)
+		})
+	}
+}
+
+func TestNewMemoryReplayStore_config(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      token.MemoryReplayConfig
+		wantCount int
+	}{
+		{name: "ok/defaults"},
+		{name: "fail/negative_max", give: token.MemoryReplayConfig{MaxEntries: -1}, wantCount: 1},
+		{name: "fail/too_many_shards", give: token.MemoryReplayConfig{Shards: 5000}, wantCount: 1},
+		{name: "fail/every_problem", give: token.MemoryReplayConfig{MaxEntries: -1, Shards: -1, SweepInterval: -time.Second}, wantCount: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := token.NewMemoryReplayStore(tt.give)
+			if tt.wantCount == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("second Close: %v", err)
+				}
+				return
+			}
+			if got := len(brokertest.JoinedErrors(err)); got != tt.wantCount {
+				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
+			}
+		})
+	}
+}
+
+// TestVerify_replayRecordOutlivesExpiry checks that a used token is refused
+// at every instant at which a verifier can still judge it unexpired, even
+// when the store's clock runs ahead of the verifier's (the time from the
+// verifier's clock read to the store's write, or skew between a replica and
+// a shared store) or a second verifier on the same store tolerates more
+// leeway.
+func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
+	exp := time.Unix(brokertest.ValidClaims(testJTI)["exp"].(int64), 0)
+	lastInstant := exp.Add(token.DefaultLeeway - time.Nanosecond)
+	tests := []struct {
+		name             string
+		giveSecondLeeway time.Duration // 0: the default, as for the first use
+		giveSecondAt     time.Time     // the second verifier's clock
+		giveStoreAhead   time.Duration // how far the store's clock runs ahead of it
+		wantReason       token.Reason
+	}{
+		{name: "fail/last_instant_same_clock", giveSecondAt: lastInstant, wantReason: token.ReasonReplayed},
+		{name: "fail/store_reads_clock_at_boundary", giveSecondAt: lastInstant, giveStoreAhead: time.Nanosecond, wantReason: token.ReasonReplayed},
+		{name: "fail/store_clock_1ms_ahead", giveSecondAt: lastInstant, giveStoreAhead: time.Millisecond, wantReason: token.ReasonReplayed},
+		{name: "fail/store_clock_ahead_by_margin", giveSecondAt: lastInstant, giveStoreAhead: token.ReplayMargin, wantReason: token.ReasonReplayed},
+		{name: "fail/other_verifier_max_leeway", giveSecondLeeway: token.MaxLeeway, giveSecondAt: exp.Add(token.MaxLeeway - time.Nanosecond), wantReason: token.ReasonReplayed},
+		{name: "fail/after_exp_plus_leeway", giveSecondAt: lastInstant.Add(time.Nanosecond), giveStoreAhead: time.Hour, wantReason: token.ReasonExpired},
+		// The documented bound is exact: a store whose clock runs more than
+		// ReplayMargin ahead may have forgotten the use.
+		{name: "ok/store_clock_ahead_beyond_margin", giveSecondAt: lastInstant, giveStoreAhead: token.ReplayMargin + time.Nanosecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := brokertest.NewKey(t, token.EdDSA)
+			storeClock := brokertest.NewClock(brokertest.Now.Add(-time.Hour))
+			cfg := brokertest.VerifierConfig(t, k.Pub)
+			cfg.Replay = brokertest.NewStore(t, storeClock, token.MemoryReplayConfig{})
+			storeClock.Set(brokertest.Now)
+			tok := validToken(t, k)
+			_, err := brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
+			brokertest.WantReason(t, err, "")
+
+			cfg.Leeway = tt.giveSecondLeeway
+			cfg.Now = func() time.Time { return tt.giveSecondAt }
+			storeClock.Set(tt.giveSecondAt.Add(tt.giveStoreAhead))
+			_, err = brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
+			brokertest.WantReason(t, err, tt.wantReason)
+		})
+	}
+}
+
+// tickingClock advances by tick on every reading, so time passes between a
+// verifier's clock read for the claims check and its store's, as it does
+// for real.
+type tickingClock struct {
+	ns   atomic.Int64
+	tick time.Duration
+}
+
+func (c *tickingClock) Now() time.Time { return time.Unix(0, c.ns.Add(int64(c.tick))) }
+
+func (c *tickingClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+// TestVerify_resubmissionsAcrossExpiry hammers used tokens with concurrent
+// resubmissions on a clock that crosses exp + leeway while they run: not
+// one is accepted a second time.
+func TestVerify_resubmissionsAcrossExpiry(t *testing.T) {
+	const tokens, workers = 30, 4
+	k := brokertest.NewKey(t, token.EdDSA)
+	boundary := time.Unix(brokertest.ValidClaims(testJTI)["exp"].(int64), 0).Add(token.DefaultLeeway)
+	var (
+		wg       sync.WaitGroup
+		accepted atomic.Int64
+		mu       sync.Mutex
+		others   = map[string]int{}
+	)
+	for i := range tokens {
+		clock := &tickingClock{tick: time.Microsecond}
+		clock.Set(brokertest.Now.Add(-time.Hour))
+		store, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		cfg := brokertest.VerifierConfig(t, k.Pub)
+		cfg.Replay, cfg.Now = store, clock.Now
+		v := brokertest.NewVerifier(t, cfg)
+		tok := k.Sign(t, k.Header(), brokertest.ValidClaims(fmt.Sprint("jti-", i)))
+		clock.Set(brokertest.Now)
+		_, err = v.Verify(context.Background(), tok, token.Expect{})
+		brokertest.WantReason(t, err, "")
+
+		clock.Set(boundary.Add(-20 * time.Microsecond))
+		for range workers {
+			wg.Go(func() {
+				for {
+					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					switch r := token.ReasonOf(err); {
+					case err == nil:
+						accepted.Add(1)
+					case r == token.ReasonExpired:
+						return
+					case r != token.ReasonReplayed:
+						mu.Lock()
+						others[fmt.Sprint(err)]++
+						mu.Unlock()
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("%d resubmissions of %d used tokens were accepted across exp + leeway, want 0", n, tokens)
+	}
+	if len(others) != 0 {
+		t.Errorf("resubmissions refused for other reasons than replayed or expired: %v", others)
+	}
+}
+
+// TestMemoryReplayStore_pastExpiryIsFloored checks that a store keeps a key
+// at least MinReplayRetention whatever expiresAt says: a record that expired
+// on arrival would let a racing second use through.
+func TestMemoryReplayStore_pastExpiryIsFloored(t *testing.T) {
+	tests := []struct {
+		name          string
+		giveExpiresAt time.Time
+	}{
+		{name: "fail/second_use_expiry_in_past", giveExpiresAt: brokertest.Now.Add(-time.Hour)},
+		{name: "fail/second_use_zero_expiry"},
+		{name: "fail/second_use_expiry_now", giveExpiresAt: brokertest.Now},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := brokertest.NewClock(brokertest.Now)
+			s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(token.MinReplayRetention - time.Nanosecond)
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); !errors.Is(err, token.ErrAlreadyUsed) {
+				t.Fatalf("second Consume = %v, want ErrAlreadyUsed", err)
+			}
+			clock.Advance(time.Nanosecond)
+			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); err != nil {
+				t.Fatalf("Consume after MinReplayRetention = %v, want success", err)
+			}
+		})
+	}
+}
+
+func TestReplayRetention(t *testing.T) {
+	exp := brokertest.Now.Add(time.Minute)
+	for _, leeway := range []time.Duration{time.Nanosecond, token.DefaultLeeway, token.MaxLeeway} {
+		if got, want := token.ReplayRetention(exp, leeway), exp.Add(leeway+token.MaxLeeway); !got.Equal(want) {
+			t.Errorf("ReplayRetention(exp, %v) = exp + %v, want exp + %v", leeway, got.Sub(exp), want.Sub(exp))
+		}
+	}
+}
