@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -92,7 +93,7 @@ func newIssuer(t testing.TB, now func() time.Time) *testIssuer {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(b)
 	})
-	mux.HandleFunc("GET "+MetadataPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+broker.MetadataPath, func(w http.ResponseWriter, _ *http.Request) {
 		md := map[string]any{
 			"issuer":                        is.URL,
 			"jwks_uri":                      is.JWKSURL,
