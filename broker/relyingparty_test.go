@@ -90,7 +90,7 @@ func newTestRP(t testing.TB, clock *brokertest.Clock, is *testIssuer, edit func(
 
 func waitRPReady(t testing.TB, rp *RelyingParty) {
 	t.Helper()
-	require.Eventually(t, func() bool { return rp.Ready(context.Background()) == nil }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rp.Ready(context.Background()) == nil }, 20*time.Second, 5*time.Millisecond, "the relying party never became ready")
 }
 
 func TestNew_Config(t *testing.T) {
