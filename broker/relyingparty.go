@@ -233,7 +233,7 @@ func (c Config) validate() (*fetch.Policy, error) {
 	}
 	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.Issuer, AllowedHosts: c.AllowedHosts})
 	if err != nil && c.Issuer != "" {
-		errs = append(errs, fmt.Errorf("Issuer / AllowedHosts: %w", err))
+		errs = append(errs, fmt.Errorf("field Issuer or AllowedHosts: %w", err))
 	}
 	for _, u := range []struct{ name, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
 		if u.url == "" || u.url == RevocationOff {
@@ -244,11 +244,11 @@ func (c Config) validate() (*fetch.Policy, error) {
 			check = policy.Check
 		}
 		if err := check(u.url); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
+			errs = append(errs, fmt.Errorf("field %s: %w", u.name, err))
 		}
 	}
 	if c.JWKSURL != "" && c.RevocationURL == "" {
-		errs = append(errs, errors.New(`RevocationURL is required with JWKSURL: set it to the issuer's revocation list, or to "off" to run without revocation checks`))
+		errs = append(errs, errors.New(`field RevocationURL is required with JWKSURL: set it to the issuer's revocation list, or to "off" to run without revocation checks`))
 	}
 	for _, d := range []struct {
 		name string
@@ -260,17 +260,17 @@ func (c Config) validate() (*fetch.Policy, error) {
 		{"DiscoveryRetry", c.DiscoveryRetry},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))
+			errs = append(errs, fmt.Errorf("field %s must not be negative, got %v", d.name, d.v))
 		}
 	}
 	if c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("Leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
+		errs = append(errs, fmt.Errorf("field Leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
 	}
 	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < cmpOr(c.JWKSMinRefresh, time.Minute) {
-		errs = append(errs, fmt.Errorf("JWKSMaxStale %v must be at least JWKSMinRefresh %v", c.JWKSMaxStale, cmpOr(c.JWKSMinRefresh, time.Minute)))
+		errs = append(errs, fmt.Errorf("field JWKSMaxStale %v must be at least JWKSMinRefresh %v", c.JWKSMaxStale, cmpOr(c.JWKSMinRefresh, time.Minute)))
 	}
 	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < cmpOr(c.RevocationInterval, 5*time.Second) {
-		errs = append(errs, fmt.Errorf("RevocationMaxStale %v must be at least RevocationInterval %v", c.RevocationMaxStale, cmpOr(c.RevocationInterval, 5*time.Second)))
+		errs = append(errs, fmt.Errorf("field RevocationMaxStale %v must be at least RevocationInterval %v", c.RevocationMaxStale, cmpOr(c.RevocationInterval, 5*time.Second)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
