@@ -166,8 +166,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)
 	}
 	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{
-		Issuers: []string{cfg.Issuer},
-		Keys:    cfg.Keys,
+		Issuers: []token.TrustedIssuer{{Issuer: cfg.Issuer, Keys: cfg.Keys}},
 		Leeway:  cfg.Leeway,
 		MaxSize: int(cfg.MaxResponseBytes),
 		Now:     cfg.Now,
