@@ -182,9 +182,11 @@ const (
 func (v *Verifier) run(ctx context.Context, token string, want Expect, consume bool, trace func(string, error)) (*Verified, error) {
 	var jti string // set once the signature has verified
 	step := func(name string, err error) error {
-		var e *Error
-		if jti != "" && errors.As(err, &e) && e.TokenID == "" {
-			e.TokenID = jti
+		if err != nil && jti != "" {
+			var e *Error
+			if errors.As(err, &e) && e.TokenID == "" {
+				e.TokenID = jti
+			}
 		}
 		if trace != nil {
 			trace(name, err)
