@@ -27,8 +27,8 @@ type Sharer interface {
 }
 
 // SharedKey is the key under which a revoked token is recorded in
-// a Sharer: "jti:" and the token's token.ReplayKey.
-func SharedKey(issuer, jti string) string { return "jti:" + token.ReplayKey(issuer, jti) }
+// a Sharer: "jti:", the token's issuer, a space and its jti.
+func SharedKey(issuer, jti string) string { return "jti:" + issuer + " " + jti }
 
 // RemoteConfig configures Remote.
 type RemoteConfig struct {

@@ -227,7 +227,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, ReplayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
+	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
 	switch {
 	case err == nil:
 		return nil
@@ -252,12 +252,11 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	return rejectWrap(ReasonUnavailable, "", fmt.Errorf("revocation: %w", err))
 }
 
-// ReplayKey is the key under which a token's use is recorded: the pair
-// (iss, jti). It is never the token string, which an attacker can re-spell
-// (ECDSA signatures are malleable; base64 has twin encodings). The Verifier
-// passes it to ReplayStore.Consume; it is exported for store implementers
-// and for keys derived from it (revocation.SharedKey), not for callers.
-func ReplayKey(issuer, jti string) string { return issuer + " " + jti }
+// replayKey is the key under which a token's use is recorded: the pair
+// (iss, jti), as "iss jti" (docs/PROTOCOL.md, Replay store). It is never the
+// token string, which an attacker can re-spell (ECDSA signatures are
+// malleable; base64 has twin encodings).
+func replayKey(issuer, jti string) string { return issuer + " " + jti }
 
 func checkTask(got Task, want *Task) error {
 	if want == nil {

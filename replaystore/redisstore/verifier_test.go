@@ -251,7 +251,7 @@ func TestVerifier_RecordsUntilReplayRetention(t *testing.T) {
 	got, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
 	require.NoError(t, err)
 
-	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(token.ReplayKey(testIssuer, got.Claims().ID))).Int64()
+	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(testIssuer+" "+got.Claims().ID)).Int64()
 	require.NoError(t, err)
 	want := token.ReplayRetention(minted.ExpiresAt, token.DefaultLeeway)
 	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), token.DefaultLeeway, token.ReplayMargin)
