@@ -35,18 +35,30 @@ func twoIssuers(t testing.TB, sharedKid bool) (a, b brokertest.Key, trust []toke
 	return a, b, []token.TrustedIssuer{{Issuer: issuerA, Keys: srcA}, {Issuer: issuerB, Keys: srcB}}
 }
 
+// issuerCase is a token or list claiming giveIssuer, signed by issuer A's
+// key or by B's.
+type issuerCase struct {
+	name       string
+	sharedKid  bool
+	giveIssuer string
+	signByA    bool
+	wantReason token.Reason
+}
+
+// signer returns the key tt signs with.
+func (tt issuerCase) signer(a, b brokertest.Key) brokertest.Key {
+	if tt.signByA {
+		return a
+	}
+	return b
+}
+
 // TestVerify_keysPerIssuer checks that a verifier trusting two issuers
 // takes a token's key only from the issuer the token claims: issuer A's
 // key never signs for issuer B (cross-issuer key confusion), whether A's
 // kid is unknown to B or both use the same kid.
 func TestVerify_keysPerIssuer(t *testing.T) {
-	tests := []struct {
-		name       string
-		sharedKid  bool
-		giveIssuer string
-		signByA    bool
-		wantReason token.Reason
-	}{
+	tests := []issuerCase{
 		{name: "ok/issuer_a_with_its_key", giveIssuer: issuerA, signByA: true},
 		{name: "ok/issuer_b_with_its_key", giveIssuer: issuerB},
 		{name: "ok/shared_kid_issuer_a", sharedKid: true, giveIssuer: issuerA, signByA: true},
@@ -62,10 +74,7 @@ func TestVerify_keysPerIssuer(t *testing.T) {
 			cfg := brokertest.VerifierConfig(t, a.Pub)
 			cfg.Issuers = trust
 			v := brokertest.NewVerifier(t, cfg)
-			signer := b
-			if tt.signByA {
-				signer = a
-			}
+			signer := tt.signer(a, b)
 			c := brokertest.ValidClaims(testJTI)
 			c["iss"] = tt.giveIssuer
 
@@ -85,13 +94,7 @@ func TestVerify_keysPerIssuer(t *testing.T) {
 // revocation list profile: issuer A's key cannot sign a list that withdraws
 // issuer B's tokens.
 func TestRevocationList_keysPerIssuer(t *testing.T) {
-	tests := []struct {
-		name       string
-		sharedKid  bool
-		giveIssuer string
-		signByA    bool
-		wantReason token.Reason
-	}{
+	tests := []issuerCase{
 		{name: "ok/issuer_a_with_its_key", giveIssuer: issuerA, signByA: true},
 		{name: "ok/issuer_b_with_its_key", giveIssuer: issuerB},
 		{name: "fail/a_key_signs_for_b", giveIssuer: issuerB, signByA: true, wantReason: token.ReasonUnknownKey},
@@ -101,10 +104,7 @@ func TestRevocationList_keysPerIssuer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b, trust := twoIssuers(t, tt.sharedKid)
 			v := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: trust, Now: brokertest.NewClock(brokertest.Now).Now})
-			signer := b
-			if tt.signByA {
-				signer = a
-			}
+			signer := tt.signer(a, b)
 			iat := brokertest.Now.Unix()
 			h := signer.Header()
 			h["typ"] = token.RevocationListType
