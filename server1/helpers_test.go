@@ -295,7 +295,7 @@ func verifier(t testing.TB, keys token.KeySource, audience string) *token.Verifi
 	require.NoError(t, err)
 	t.Cleanup(func() { replay.Close() })
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers: []string{testIssuer}, Audience: audience, Keys: keys, Replay: durableReplay{replay},
+		Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: keys}}, Audience: audience, Replay: durableReplay{replay},
 	})
 	require.NoError(t, err)
 	return v

@@ -22,7 +22,7 @@ func revocationList(t testing.TB, ts *testServer) *token.RevocationList {
 	t.Helper()
 	res := ts.browser(t).get("/revocations")
 	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
-	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{Issuers: []string{testIssuer}, Keys: ts.app.keys})
+	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ts.app.keys}}})
 	require.NoError(t, err)
 	l, err := v.Verify(context.Background(), res.body)
 	require.NoError(t, err)
@@ -46,7 +46,7 @@ func (b *browser) apiHandoff(csrf, taskID string) (token, jti string) {
 func revocationVerifier(t testing.TB, ts *testServer) *token.Verifier {
 	t.Helper()
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers: []string{testIssuer}, Audience: payments, Keys: ts.app.keys,
+		Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ts.app.keys}}, Audience: payments,
 		Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations,
 	})
 	require.NoError(t, err)
@@ -350,7 +350,7 @@ func TestKeysRevokeCommand(t *testing.T) {
 			// through the list.
 			static, err := keys.NewStatic(oldKeys...)
 			require.NoError(t, err)
-			stale, err := token.NewVerifier(token.VerifierConfig{Issuers: []string{testIssuer}, Audience: payments, Keys: static,
+			stale, err := token.NewVerifier(token.VerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: static}}, Audience: payments,
 				Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations})
 			require.NoError(t, err)
 			_, err = stale.Verify(context.Background(), before, expectTransfer("transfer-123", demoParams))

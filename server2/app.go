@@ -146,9 +146,8 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		a.revocations.remote.Store(rr)
 	}
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers:     []string{cfg.TrustedIssuer},
+		Issuers:     []token.TrustedIssuer{{Issuer: cfg.TrustedIssuer, Keys: a.keys}},
 		Audience:    cfg.Audience,
-		Keys:        a.keys,
 		Replay:      newInstrumentedReplay(a.replay.Store, a.replay.Kind, a.metrics),
 		Revocation:  a.revocations,
 		Leeway:      cfg.Leeway,

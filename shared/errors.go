@@ -48,6 +48,7 @@ func NewError(status int, code, title, detail string) *Error {
 // reasonText is the public wording for each broker reason: what happened,
 // in plain words, and what to do about it.
 var reasonText = map[token.Reason][2]string{
+	token.ReasonInvalidExpect:       {"This service could not check the handoff.", "Nothing was changed. Try again later; if it keeps happening, contact support."},
 	token.ReasonTooLarge:            {"The handoff token is too large.", "Start the task again from the service that sent you here."},
 	token.ReasonMalformed:           {"The handoff token is damaged or incomplete.", "Start the task again from the service that sent you here."},
 	token.ReasonUnsupportedAlg:      {"The handoff token uses a signing method this service does not accept.", "Start the task again; if it keeps happening, contact support."},
@@ -72,9 +73,12 @@ var reasonText = map[token.Reason][2]string{
 
 // StatusFor maps a broker reason to its HTTP status: 400 for tokens that are
 // not well-formed, 401 for tokens that are not valid, 403 for the wrong
-// task, 409 for a replay, 503 when a dependency is down.
+// task, 409 for a replay, 503 when a dependency is down, 500 when the
+// service itself asked the verifier nothing (invalid_expect).
 func StatusFor(r token.Reason) int {
 	switch r {
+	case token.ReasonInvalidExpect:
+		return http.StatusInternalServerError
 	case token.ReasonTooLarge, token.ReasonMalformed, token.ReasonUnsupportedAlg,
 		token.ReasonBadType, token.ReasonBadHeader, token.ReasonMissingClaim,
 		token.ReasonInvalidClaim:
@@ -101,7 +105,7 @@ func FromBroker(err error, bearer bool) *Error {
 		return &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Something went wrong.", Detail: "Try again later.", Internal: err}
 	}
 	e := &Error{Status: StatusFor(reason), Code: string(reason), Title: text[0], Detail: text[1], Internal: err}
-	if bearer && reason != token.ReasonUnavailable {
+	if bearer && reason != token.ReasonUnavailable && reason != token.ReasonInvalidExpect {
 		e.Challenge = fmt.Sprintf(`Bearer error="invalid_token", error_description=%q`, string(reason))
 	}
 	return e

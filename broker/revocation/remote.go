@@ -27,8 +27,8 @@ type Sharer interface {
 }
 
 // SharedKey is the key under which a revoked token is recorded in
-// a Sharer: "jti:" and the token's token.ReplayKey.
-func SharedKey(issuer, jti string) string { return "jti:" + token.ReplayKey(issuer, jti) }
+// a Sharer: "jti:", the token's issuer, a space and its jti.
+func SharedKey(issuer, jti string) string { return "jti:" + issuer + " " + jti }
 
 // RemoteConfig configures Remote.
 type RemoteConfig struct {
@@ -166,8 +166,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)
 	}
 	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{
-		Issuers: []string{cfg.Issuer},
-		Keys:    cfg.Keys,
+		Issuers: []token.TrustedIssuer{{Issuer: cfg.Issuer, Keys: cfg.Keys}},
 		Leeway:  cfg.Leeway,
 		MaxSize: int(cfg.MaxResponseBytes),
 		Now:     cfg.Now,

@@ -453,10 +453,10 @@ func TestRemoteRevocations_verifier(t *testing.T) {
 	}
 	clock.Advance(time.Second)
 	mustRefresh(t, r)
-	if _, err := v.Verify(ctx, first.Token, token.Expect{}); err != nil {
+	if _, err := v.Verify(ctx, first.Token, token.Expect{AnyTask: true}); err != nil {
 		t.Fatalf("unrevoked token: %v", err)
 	}
-	_, err = v.Verify(ctx, second.Token, token.Expect{})
+	_, err = v.Verify(ctx, second.Token, token.Expect{AnyTask: true})
 	wantRevoked(t, err, "jti")
 }
 
@@ -520,7 +520,7 @@ func BenchmarkVerifyWithRevocation(b *testing.B) {
 			v := brokertest.NewVerifier(b, cfg)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := v.Verify(ctx, minted.Token, token.Expect{}); err != nil {
+				if _, err := v.Verify(ctx, minted.Token, token.Expect{AnyTask: true}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -270,7 +270,7 @@ func TestRevocationPublisher(t *testing.T) {
 	if etag2 == etag1 {
 		t.Fatal("a revocation did not change the ETag")
 	}
-	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []string{brokertest.Issuer}, Keys: ring, Now: clock.Now}).
+	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: brokertest.Issuer, Keys: ring}}, Now: clock.Now}).
 		Verify(context.Background(), tok2)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func TestRevocationPublisher_otherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []string{brokertest.Issuer}, Keys: ring, Now: clock.Now}).
+	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: brokertest.Issuer, Keys: ring}}, Now: clock.Now}).
 		Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func TestMint_roundTrip(t *testing.T) {
 
 			clock.Advance(5 * time.Second)
 			v := brokertest.NewVerifier(t, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring,
+				Issuers: []token.TrustedIssuer{{Issuer: brokertest.Issuer, Keys: ring}}, Audience: brokertest.Audience,
 				Replay: brokertest.NewStore(t, brokertest.NewClock(brokertest.Now.Add(-time.Hour)), token.MemoryReplayConfig{}),
 				Now:    clock.Now,
 			})

@@ -34,7 +34,7 @@ func TestVerify_replayRace(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 					reasons[i] = token.ReasonOf(err)
 					if err != nil && reasons[i] == "" {
 						reasons[i] = "not a broker error"
@@ -74,14 +74,14 @@ func TestVerify_invalidTokenDoesNotBurnJTI(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
-			expect := token.Expect{}
+			expect := token.Expect{AnyTask: true}
 			if tt.wantReason == token.ReasonTaskMismatch {
-				expect.Task = &token.Task{ID: "transfer-99", Action: "approve"}
+				expect = token.Expect{Task: &token.Task{ID: "transfer-99", Action: "approve"}}
 			}
 			_, err := v.Verify(context.Background(), tt.giveFirst, expect)
 			brokertest.WantReason(t, err, tt.wantReason)
 
-			_, err = v.Verify(context.Background(), validToken(t, k), token.Expect{})
+			_, err = v.Verify(context.Background(), validToken(t, k), token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, "")
 		})
 	}
@@ -92,13 +92,13 @@ func TestExplain_doesNotConsume(t *testing.T) {
 	v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
 	tok := validToken(t, k)
 	for range 3 {
-		if ex := v.Explain(context.Background(), tok, token.Expect{}); ex.Err != nil {
+		if ex := v.Explain(context.Background(), tok, token.Expect{AnyTask: true}); ex.Err != nil {
 			t.Fatalf("Explain: %v", ex.Err)
 		}
 	}
-	_, err := v.Verify(context.Background(), tok, token.Expect{})
+	_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 	brokertest.WantReason(t, err, "")
-	_, err = v.Verify(context.Background(), tok, token.Expect{})
+	_, err = v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 	brokertest.WantReason(t, err, token.ReasonReplayed)
 }
 
@@ -145,14 +145,14 @@ func TestVerify_respelledTokenIsReplayed(t *testing.T) {
 			if twin == tok {
 				t.Fatal("respell returned the same token")
 			}
-			if ex := v.Explain(context.Background(), twin, token.Expect{}); ex.Err != nil {
+			if ex := v.Explain(context.Background(), twin, token.Expect{AnyTask: true}); ex.Err != nil {
 				// The verifier may refuse the twin outright; then there is
 				// nothing to replay.
 				t.Skipf("twin spelling is refused outright: %v", ex.Err)
 			}
-			_, err := v.Verify(context.Background(), tok, token.Expect{})
+			_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, "")
-			_, err = v.Verify(context.Background(), twin, token.Expect{})
+			_, err = v.Verify(context.Background(), twin, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, token.ReasonReplayed)
 		})
 	}
@@ -247,14 +247,14 @@ func TestMemoryReplayStore_full(t *testing.T) {
 	cfg := brokertest.VerifierConfig(t, k.Pub)
 	cfg.Replay = s
 	v := brokertest.NewVerifier(t, cfg)
-	_, err := v.Verify(ctx, validToken(t, k), token.Expect{})
+	_, err := v.Verify(ctx, validToken(t, k), token.Expect{AnyTask: true})
 	brokertest.WantReason(t, err, token.ReasonUnavailable)
 	if !errors.Is(err, token.ErrStoreFull) {
 		t.Errorf("error %v does not wrap ErrStoreFull", err)
 	}
 
 	clock.Advance(time.Minute)
-	_, err = v.Verify(ctx, validToken(t, k), token.Expect{})
+	_, err = v.Verify(ctx, validToken(t, k), token.Expect{AnyTask: true})
 	brokertest.WantReason(t, err, "")
 }
 
@@ -347,10 +347,10 @@ func TestVerify_restartGuard(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := brokertest.NewVerifier(t, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring, Replay: store,
+				Issuers: []token.TrustedIssuer{{Issuer: brokertest.Issuer, Keys: ring}}, Audience: brokertest.Audience, Replay: store,
 				Now: func() time.Time { return tt.giveMintAt.Add(time.Second) },
 			})
-			_, err = v.Verify(context.Background(), minted.Token, token.Expect{})
+			_, err = v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, tt.wantReason)
 		})
 	}
@@ -423,13 +423,13 @@ func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
 			cfg.Replay = brokertest.NewStore(t, storeClock, token.MemoryReplayConfig{})
 			storeClock.Set(brokertest.Now)
 			tok := validToken(t, k)
-			_, err := brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
+			_, err := brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, "")
 
 			cfg.Leeway = tt.giveSecondLeeway
 			cfg.Now = func() time.Time { return tt.giveSecondAt }
 			storeClock.Set(tt.giveSecondAt.Add(tt.giveStoreAhead))
-			_, err = brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
+			_, err = brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, err, tt.wantReason)
 		})
 	}
@@ -473,14 +473,14 @@ func TestVerify_resubmissionsAcrossExpiry(t *testing.T) {
 		v := brokertest.NewVerifier(t, cfg)
 		tok := k.Sign(t, k.Header(), brokertest.ValidClaims(fmt.Sprint("jti-", i)))
 		clock.Set(brokertest.Now)
-		_, err = v.Verify(context.Background(), tok, token.Expect{})
+		_, err = v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 		brokertest.WantReason(t, err, "")
 
 		clock.Set(boundary.Add(-20 * time.Microsecond))
 		for range workers {
 			wg.Go(func() {
 				for {
-					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 					switch r := token.ReasonOf(err); {
 					case err == nil:
 						accepted.Add(1)

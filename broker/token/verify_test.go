@@ -25,7 +25,7 @@ type verifyCase struct {
 	giveClaims func(c map[string]any)
 	giveToken  func(t testing.TB, k, other brokertest.Key) string
 	giveConfig func(t testing.TB, cfg *token.VerifierConfig)
-	giveExpect token.Expect
+	giveExpect *token.Expect // nil: AnyTask
 	wantReason token.Reason
 }
 
@@ -109,7 +109,7 @@ func verifyCases() []verifyCase {
 		{name: "ok/no_nbf", giveClaims: dropClaim("nbf")},
 		{name: "ok/with_actor", giveClaims: setClaim("act", map[string]any{"sub": "payments-service"})},
 		{name: "ok/unknown_claim_ignored", giveClaims: setClaim("scope", "everything")},
-		{name: "ok/expected_task", giveExpect: token.Expect{Task: &task}},
+		{name: "ok/expected_task", giveExpect: &token.Expect{Task: &task}},
 		{name: "ok/task_with_params", giveClaims: setClaim("task", map[string]any{"id": "transfer-42", "action": "approve",
 			"params": map[string]string{"amount": "10"}, "params_digest": token.DigestParams(map[string]string{"amount": "10"})})},
 		{name: "ok/expired_within_leeway", giveClaims: setTimes(-89*time.Second, -29*time.Second, nil)},
@@ -259,11 +259,15 @@ func verifyCases() []verifyCase {
 			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) { cfg.MaxLifetime = 59 * time.Second }},
 
 		{name: "fail/task_mismatch_id", wantReason: token.ReasonTaskMismatch,
-			giveExpect: token.Expect{Task: &token.Task{ID: "transfer-43", Action: "approve"}}},
+			giveExpect: &token.Expect{Task: &token.Task{ID: "transfer-43", Action: "approve"}}},
 		{name: "fail/task_mismatch_action", wantReason: token.ReasonTaskMismatch,
-			giveExpect: token.Expect{Task: &token.Task{ID: "transfer-42", Action: "cancel"}}},
+			giveExpect: &token.Expect{Task: &token.Task{ID: "transfer-42", Action: "cancel"}}},
 		{name: "fail/task_mismatch_params", wantReason: token.ReasonTaskMismatch,
-			giveExpect: token.Expect{Task: &token.Task{ID: "transfer-42", Action: "approve", ParamsDigest: token.DigestParams(map[string]string{"amount": "10"})}}},
+			giveExpect: &token.Expect{Task: &token.Task{ID: "transfer-42", Action: "approve", ParamsDigest: token.DigestParams(map[string]string{"amount": "10"})}}},
+
+		{name: "fail/invalid_expect_zero", wantReason: token.ReasonInvalidExpect, giveExpect: &token.Expect{}},
+		{name: "fail/invalid_expect_task_and_any_task", wantReason: token.ReasonInvalidExpect,
+			giveExpect: &token.Expect{Task: &task, AnyTask: true}},
 
 		{name: "fail/revoked", wantReason: token.ReasonRevoked,
 			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) {
@@ -279,13 +283,13 @@ func verifyCases() []verifyCase {
 
 		{name: "fail/replayed", wantReason: token.ReasonReplayed,
 			giveConfig: func(t testing.TB, cfg *token.VerifierConfig) {
-				if err := cfg.Replay.Consume(context.Background(), token.ReplayKey(brokertest.Issuer, testJTI), brokertest.Now.Add(time.Hour)); err != nil {
+				if err := cfg.Replay.Consume(context.Background(), brokertest.Issuer+" "+testJTI, brokertest.Now.Add(time.Hour)); err != nil {
 					t.Fatal(err)
 				}
 			}},
 
 		{name: "fail/unavailable_key_source", wantReason: token.ReasonUnavailable,
-			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) { cfg.Keys = brokertest.FailingKeys{} }},
+			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) { cfg.Issuers[0].Keys = brokertest.FailingKeys{} }},
 		{name: "fail/unavailable_replay_store", wantReason: token.ReasonUnavailable,
 			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) { cfg.Replay = brokertest.FailingStore{} }},
 		{name: "fail/unavailable_revocation", wantReason: token.ReasonUnavailable,
@@ -309,7 +313,11 @@ func TestVerify(t *testing.T) {
 				v := brokertest.NewVerifier(t, cfg)
 				tok := buildToken(t, tt, k, other)
 
-				got, err := v.Verify(context.Background(), tok, tt.giveExpect)
+				want := token.Expect{AnyTask: true}
+				if tt.giveExpect != nil {
+					want = *tt.giveExpect
+				}
+				got, err := v.Verify(context.Background(), tok, want)
 				brokertest.WantReason(t, err, tt.wantReason)
 				covered[tt.wantReason] = true
 				if tt.wantReason != "" {
@@ -369,7 +377,7 @@ func TestVerify_claims(t *testing.T) {
 	c["act"] = map[string]any{"sub": "payments-service"}
 	c["task"] = map[string]any{"id": "transfer-42", "action": "approve", "params_digest": "sha256:abc"}
 
-	got, err := v.Verify(context.Background(), k.Sign(t, k.Header(), c), token.Expect{})
+	got, err := v.Verify(context.Background(), k.Sign(t, k.Header(), c), token.Expect{AnyTask: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +413,7 @@ func TestExplain(t *testing.T) {
 		{
 			name:      "ok/every_step_but_replay",
 			giveToken: validToken(t, k),
-			wantSteps: []string{token.StepSize, token.StepStructure, token.StepHeader, token.StepKey, token.StepSignature, token.StepClaims, token.StepTask},
+			wantSteps: []string{token.StepSize, token.StepStructure, token.StepHeader, token.StepIssuer, token.StepKey, token.StepSignature, token.StepClaims, token.StepTask},
 		},
 		{
 			name: "fail/stops_at_failing_step",
@@ -421,7 +429,7 @@ func TestExplain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
-			ex := v.Explain(context.Background(), tt.giveToken, token.Expect{})
+			ex := v.Explain(context.Background(), tt.giveToken, token.Expect{AnyTask: true})
 			brokertest.WantReason(t, ex.Err, tt.wantReason)
 			var names []string
 			for i, s := range ex.Steps {
@@ -453,9 +461,13 @@ func TestNewVerifier_config(t *testing.T) {
 		{
 			name:       "fail/empty_config_lists_every_problem",
 			giveConfig: func(c *token.VerifierConfig) { *c = token.VerifierConfig{} },
-			wantErrs:   []string{"Issuers", "Audience", "Keys", "Replay"},
+			wantErrs:   []string{"Issuers", "Audience", "Replay"},
 		},
-		{name: "fail/empty_issuer", giveConfig: func(c *token.VerifierConfig) { c.Issuers = []string{brokertest.Issuer, ""} }, wantErrs: []string{"Issuers"}},
+		{name: "fail/empty_issuer", giveConfig: func(c *token.VerifierConfig) {
+			c.Issuers = append(c.Issuers, token.TrustedIssuer{Keys: c.Issuers[0].Keys})
+		}, wantErrs: []string{"Issuers[1].Issuer"}},
+		{name: "fail/issuer_without_keys", giveConfig: func(c *token.VerifierConfig) { c.Issuers[0].Keys = nil }, wantErrs: []string{"Issuers[0].Keys"}},
+		{name: "fail/issuer_twice", giveConfig: func(c *token.VerifierConfig) { c.Issuers = append(c.Issuers, c.Issuers[0]) }, wantErrs: []string{"Issuers[1]"}},
 		{name: "fail/leeway_above_max", giveConfig: func(c *token.VerifierConfig) { c.Leeway = token.MaxLeeway + time.Nanosecond }, wantErrs: []string{"Leeway"}},
 		{name: "fail/negative_leeway", giveConfig: func(c *token.VerifierConfig) { c.Leeway = -time.Second }, wantErrs: []string{"Leeway"}},
 		{name: "fail/negative_lifetime", giveConfig: func(c *token.VerifierConfig) { c.MaxLifetime = -time.Second }, wantErrs: []string{"MaxLifetime"}},

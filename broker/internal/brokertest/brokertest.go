@@ -201,9 +201,8 @@ func VerifierConfig(t testing.TB, pub ...token.PublicKey) token.VerifierConfig {
 		t.Fatal(err)
 	}
 	return token.VerifierConfig{
-		Issuers:  []string{Issuer},
+		Issuers:  []token.TrustedIssuer{{Issuer: Issuer, Keys: src}},
 		Audience: Audience,
-		Keys:     src,
 		Replay:   NewStore(t, NewClock(Now.Add(-time.Hour)), token.MemoryReplayConfig{}),
 		Now:      func() time.Time { return Now },
 	}
