@@ -95,32 +95,11 @@ func (li *listIssuer) lastRequest() (ifNoneMatch string, status int) {
 	return li.ifNone[len(li.ifNone)-1], li.served[len(li.served)-1]
 }
 
-// fetchResults records OnFetch results.
-type fetchResults struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (f *fetchResults) add(r string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.got = append(f.got, r)
-}
-
-func (f *fetchResults) last() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.got) == 0 {
-		return ""
-	}
-	return f.got[len(f.got)-1]
-}
-
-func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *brokertest.Clock, give func(*revocation.RemoteConfig)) (*revocation.Remote, *fetchResults) {
+func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *brokertest.Clock, give func(*revocation.RemoteConfig)) (*revocation.Remote, *brokertest.FetchLog) {
 	t.Helper()
-	results := &fetchResults{}
+	results := &brokertest.FetchLog{}
 	cfg := revocation.RemoteConfig{
-		URL: li.srv.URL, Keys: li.ring, Issuer: brokertest.Issuer, Now: clock.Now, OnFetch: results.add,
+		URL: li.srv.URL, Keys: li.ring, Issuer: brokertest.Issuer, Now: clock.Now, OnFetch: results.Record,
 	}
 	if give != nil {
 		give(&cfg)
@@ -146,8 +125,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	r, results := newTestRemoteRevocations(t, li, clock, nil)
 
 	mustRefresh(t, r)
-	if results.last() != fetch.ResultOK || !r.Ready() {
-		t.Fatalf("first poll: result %q, ready %v", results.last(), r.Ready())
+	if results.Last() != fetch.ResultOK || !r.Ready() {
+		t.Fatalf("first poll: result %q, ready %v", results.Last(), r.Ready())
 	}
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 
@@ -156,8 +135,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	if ifNone, status := li.lastRequest(); ifNone == "" || status != http.StatusNotModified {
 		t.Fatalf("unchanged list: If-None-Match %q, status %d; want a conditional request answered 304", ifNone, status)
 	}
-	if results.last() != fetch.ResultNotModified {
-		t.Fatalf("OnFetch = %q, want %q", results.last(), fetch.ResultNotModified)
+	if results.Last() != fetch.ResultNotModified {
+		t.Fatalf("OnFetch = %q, want %q", results.Last(), fetch.ResultNotModified)
 	}
 	if got := r.Status().FetchedAt; !got.Equal(clock.Now()) {
 		t.Fatalf("a 304 did not refresh the list's freshness: FetchedAt %v", got)
@@ -171,8 +150,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	}
 	clock.Advance(5 * time.Second)
 	mustRefresh(t, r)
-	if results.last() != fetch.ResultOK {
-		t.Fatalf("changed list: OnFetch = %q, want %q", results.last(), fetch.ResultOK)
+	if results.Last() != fetch.ResultOK {
+		t.Fatalf("changed list: OnFetch = %q, want %q", results.Last(), fetch.ResultOK)
 	}
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
@@ -199,8 +178,8 @@ func TestRemoteRevocations_failClosed(t *testing.T) {
 	if err := r.Refresh(ctx); err == nil {
 		t.Fatal("Refresh against a failing issuer succeeded")
 	}
-	if results.last() != fetch.ResultError || r.Status().LastError == "" {
-		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.last(), r.Status())
+	if results.Last() != fetch.ResultError || r.Status().LastError == "" {
+		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.Last(), r.Status())
 	}
 	// Within MaxStale (60s) the held list still answers.
 	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
@@ -340,8 +319,8 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 			if err := r.Refresh(ctx); err == nil {
 				t.Fatal("a bad list was accepted")
 			}
-			if results.last() != fetch.ResultError {
-				t.Fatalf("OnFetch = %q, want %q", results.last(), fetch.ResultError)
+			if results.Last() != fetch.ResultError {
+				t.Fatalf("OnFetch = %q, want %q", results.Last(), fetch.ResultError)
 			}
 			// The good list is kept.
 			wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
