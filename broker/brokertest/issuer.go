@@ -277,12 +277,17 @@ func (is *Issuer) RevokeToken(t T, jti string, exp time.Time) {
 	}
 }
 
-// RevokeSubject revokes every token of sub issued until now ("sign out
-// everywhere"), for as long as such a token can live.
+// RevokeSubject revokes every token of sub issued until now, the current
+// second included ("sign out everywhere"), for as long as such a token can
+// live.
 func (is *Issuer) RevokeSubject(t T, sub string) {
 	t.Helper()
 	now := is.now()
-	if err := is.state.RevokeSubject(sub, now, now.Add(token.DefaultMaxTTL+token.MaxLeeway)); err != nil {
+	// revocation.State rounds nbf up to a whole second and refuses iat <
+	// nbf: on a Clock that sits exactly on a second, nbf = now would let a
+	// token minted in that second through.
+	nbf := now.Add(time.Nanosecond)
+	if err := is.state.RevokeSubject(sub, nbf, now.Add(token.DefaultMaxTTL+token.MaxLeeway)); err != nil {
 		t.Fatalf("brokertest: revoke subject: %v", err)
 	}
 }
