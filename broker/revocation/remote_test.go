@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -40,7 +41,7 @@ type listIssuer struct {
 
 func newListIssuer(t testing.TB, clock *brokertest.Clock) *listIssuer {
 	t.Helper()
-	ring, m := brokertest.NewRevocationIssuer(t, clock)
+	ring, m := fixture.NewRevocationIssuer(t, clock)
 	li := &listIssuer{ring: ring, mint: m, state: newTestRevocationState(t, "", clock)}
 	var err error
 	if li.pub, err = revocation.NewPublisher(li.state, m, time.Minute); err != nil {
@@ -120,7 +121,7 @@ func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *brokertest.Cl
 	t.Helper()
 	results := &fetchResults{}
 	cfg := revocation.RemoteConfig{
-		URL: li.srv.URL, Keys: li.ring, Issuer: brokertest.Issuer, Now: clock.Now, OnFetch: results.add,
+		URL: li.srv.URL, Keys: li.ring, Issuer: fixture.Issuer, Now: clock.Now, OnFetch: results.add,
 	}
 	if give != nil {
 		give(&cfg)
@@ -141,7 +142,7 @@ func mustRefresh(t testing.TB, r *revocation.Remote) {
 
 func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, results := newTestRemoteRevocations(t, li, clock, nil)
 
@@ -163,10 +164,10 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 		t.Fatalf("a 304 did not refresh the list's freshness: FetchedAt %v", got)
 	}
 
-	if err := li.state.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := li.state.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := li.state.RevokeSubject("bob", brokertest.Now, brokertest.Now.Add(time.Hour)); err != nil {
+	if err := li.state.RevokeSubject("bob", fixture.Now, fixture.Now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(5 * time.Second)
@@ -176,8 +177,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	}
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
-	if got := r.SubjectNotBefore("bob"); !got.Equal(brokertest.Now) {
-		t.Fatalf("SubjectNotBefore(bob) = %v, want %v", got, brokertest.Now)
+	if got := r.SubjectNotBefore("bob"); !got.Equal(fixture.Now) {
+		t.Fatalf("SubjectNotBefore(bob) = %v, want %v", got, fixture.Now)
 	}
 	if st := r.Status(); st.Entries != 2 || st.LastError != "" {
 		t.Fatalf("Status = %+v, want 2 entries and no error", st)
@@ -186,13 +187,13 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 
 func TestRemoteRevocations_failClosed(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, results := newTestRemoteRevocations(t, li, clock, nil)
 
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), token.ReasonUnavailable) // never fetched
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), token.ReasonUnavailable) // never fetched
 	mustRefresh(t, r)
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 
 	li.down.Store(true)
 	clock.Advance(30 * time.Second)
@@ -203,17 +204,17 @@ func TestRemoteRevocations_failClosed(t *testing.T) {
 		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.last(), r.Status())
 	}
 	// Within MaxStale (60s) the held list still answers.
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 
 	clock.Advance(31 * time.Second)
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), token.ReasonUnavailable)
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), token.ReasonUnavailable)
 	if r.Ready() {
 		t.Fatal("Ready with a stale list")
 	}
 
 	li.down.Store(false)
 	mustRefresh(t, r)
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 	if !r.Ready() {
 		t.Fatal("not Ready after recovering")
 	}
@@ -221,18 +222,18 @@ func TestRemoteRevocations_failClosed(t *testing.T) {
 
 func TestRemoteRevocations_failOpen(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, _ := newTestRemoteRevocations(t, li, clock, func(cfg *revocation.RemoteConfig) { cfg.FailOpen = true })
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
-	if err := li.state.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	if err := li.state.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	mustRefresh(t, r)
 	clock.Advance(2 * time.Minute)
 	// Stale, but what the held list says still counts.
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
 }
 
 func TestRemoteRevocations_HeldRevocation(t *testing.T) {
@@ -245,32 +246,32 @@ func TestRemoteRevocations_HeldRevocation(t *testing.T) {
 	}{
 		{name: "ok/nothing_listed", giveEntry: func(*revocation.State) error { return nil }},
 		{name: "ok/other_token_key_and_subject", giveEntry: func(s *revocation.State) error {
-			return errors.Join(s.RevokeToken("jti-2", brokertest.Now.Add(time.Minute)),
-				s.RevokeKey("kid-2", brokertest.Now.Add(time.Hour)),
-				s.RevokeSubject("bob", brokertest.Now, brokertest.Now.Add(time.Hour)))
+			return errors.Join(s.RevokeToken("jti-2", fixture.Now.Add(time.Minute)),
+				s.RevokeKey("kid-2", fixture.Now.Add(time.Hour)),
+				s.RevokeSubject("bob", fixture.Now, fixture.Now.Add(time.Hour)))
 		}},
 		{name: "fail/key_revoked", giveEntry: func(s *revocation.State) error {
-			return s.RevokeKey("kid-1", brokertest.Now.Add(time.Hour))
+			return s.RevokeKey("kid-1", fixture.Now.Add(time.Hour))
 		}, wantClaim: "kid"},
 		{name: "fail/jti_revoked", giveEntry: func(s *revocation.State) error {
-			return s.RevokeToken("jti-1", brokertest.Now.Add(time.Minute))
+			return s.RevokeToken("jti-1", fixture.Now.Add(time.Minute))
 		}, wantClaim: "jti"},
 		{name: "fail/subject_signed_out", giveEntry: func(s *revocation.State) error {
-			return s.RevokeSubject("alice", brokertest.Now, brokertest.Now.Add(time.Hour))
+			return s.RevokeSubject("alice", fixture.Now, fixture.Now.Add(time.Hour))
 		}, wantClaim: "sub"},
 		{name: "ok/issued_after_sign_out", giveEntry: func(s *revocation.State) error {
-			return s.RevokeSubject("alice", brokertest.Now, brokertest.Now.Add(time.Hour))
-		}, giveRef: func(r token.TokenRef) token.TokenRef { r.IssuedAt = brokertest.Now.Add(time.Second); return r }},
+			return s.RevokeSubject("alice", fixture.Now, fixture.Now.Add(time.Hour))
+		}, giveRef: func(r token.TokenRef) token.TokenRef { r.IssuedAt = fixture.Now.Add(time.Second); return r }},
 		{name: "fail/stale_list_still_counts", giveEntry: func(s *revocation.State) error {
-			return s.RevokeKey("kid-1", brokertest.Now.Add(time.Hour))
+			return s.RevokeKey("kid-1", fixture.Now.Add(time.Hour))
 		}, giveAge: 2 * time.Minute, wantClaim: "kid"},
 		{name: "ok/other_issuer", giveEntry: func(s *revocation.State) error {
-			return s.RevokeKey("kid-1", brokertest.Now.Add(time.Hour))
+			return s.RevokeKey("kid-1", fixture.Now.Add(time.Hour))
 		}, giveRef: func(r token.TokenRef) token.TokenRef { r.Issuer = "https://other.example"; return r }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := brokertest.NewClock(brokertest.Now)
+			clock := brokertest.NewClock(fixture.Now)
 			li := newListIssuer(t, clock)
 			r, _ := newTestRemoteRevocations(t, li, clock, nil)
 			ref := tokenRef("jti-1")
@@ -298,7 +299,7 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 		{
 			name: "fail/handoff_token",
 			giveBody: func(t testing.TB, li *listIssuer, _ *brokertest.Clock) string {
-				minted, err := li.mint.Mint(brokertest.MintRequest())
+				minted, err := li.mint.Mint(fixture.MintRequest())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -308,15 +309,15 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 		{
 			name: "fail/foreign_key",
 			giveBody: func(t testing.TB, _ *listIssuer, clock *brokertest.Clock) string {
-				_, other := brokertest.NewRevocationIssuer(t, clock)
-				return brokertest.SignList(t, other, token.RevocationList{})
+				_, other := fixture.NewRevocationIssuer(t, clock)
+				return fixture.SignList(t, other, token.RevocationList{})
 			},
 		},
 		{
 			name: "fail/rollback_to_older_list",
 			giveBody: func(t testing.TB, li *listIssuer, clock *brokertest.Clock) string {
 				old := brokertest.NewClock(clock.Now().Add(-10 * time.Second))
-				return brokertest.SignList(t, brokertest.NewMinter(t, li.ring, old), token.RevocationList{})
+				return fixture.SignList(t, fixture.NewMinter(t, li.ring, old), token.RevocationList{})
 			},
 		},
 		{
@@ -327,9 +328,9 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			clock := brokertest.NewClock(brokertest.Now)
+			clock := brokertest.NewClock(fixture.Now)
 			li := newListIssuer(t, clock)
-			if err := li.state.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+			if err := li.state.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			r, results := newTestRemoteRevocations(t, li, clock, nil)
@@ -353,7 +354,7 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 // 304 cannot keep a list alive past its own "exp".
 func TestRemoteRevocations_notModifiedForExpiredList(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, _ := newTestRemoteRevocations(t, li, clock, nil)
 	mustRefresh(t, r)
@@ -369,17 +370,17 @@ func TestRemoteRevocations_notModifiedForExpiredList(t *testing.T) {
 	if ifNone, status := li.lastRequest(); ifNone != "" || status != http.StatusOK {
 		t.Fatalf("after a 304 for an expired list: If-None-Match %q, status %d; want an unconditional 200", ifNone, status)
 	}
-	brokertest.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
+	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 }
 
 func TestRemoteRevocations_otherIssuer(t *testing.T) {
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, _ := newTestRemoteRevocations(t, li, clock, nil)
 	mustRefresh(t, r)
 	ref := tokenRef("jti-1")
 	ref.Issuer = "https://other.test"
-	brokertest.WantReason(t, r.CheckRevoked(context.Background(), ref), token.ReasonUnavailable)
+	fixture.WantReason(t, r.CheckRevoked(context.Background(), ref), token.ReasonUnavailable)
 }
 
 // memorySharer is an in-memory RevocationSharer, standing in for the
@@ -406,7 +407,7 @@ func (m *memorySharer) IsRevoked(_ context.Context, key string) (bool, error) {
 
 func TestRemoteRevocations_shared(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	shared := &memorySharer{keys: make(map[string]time.Time), now: clock.Now}
 	withShared := func(cfg *revocation.RemoteConfig) { cfg.Shared = shared }
@@ -415,7 +416,7 @@ func TestRemoteRevocations_shared(t *testing.T) {
 	mustRefresh(t, fast)
 	mustRefresh(t, slow)
 
-	if err := li.state.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := li.state.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	mustRefresh(t, fast)
@@ -423,7 +424,7 @@ func TestRemoteRevocations_shared(t *testing.T) {
 	wantRevoked(t, slow.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if got := slices.Collect(maps.Keys(shared.keys)); !slices.Equal(got, []string{revocation.SharedKey(brokertest.Issuer, "jti-1")}) {
+	if got := slices.Collect(maps.Keys(shared.keys)); !slices.Equal(got, []string{revocation.SharedKey(fixture.Issuer, "jti-1")}) {
 		t.Fatalf("shared keys = %v", got)
 	}
 }
@@ -432,19 +433,19 @@ func TestRemoteRevocations_shared(t *testing.T) {
 // revoked is refused by Verify once the list arrived.
 func TestRemoteRevocations_verifier(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(t, clock)
 	r, _ := newTestRemoteRevocations(t, li, clock, nil)
 	mustRefresh(t, r)
-	cfg := brokertest.VerifierConfig(t, li.ring.PublishedKeys()...)
+	cfg := fixture.VerifierConfig(t, li.ring.PublishedKeys()...)
 	cfg.Now, cfg.Revocation = clock.Now, r
-	v := brokertest.NewVerifier(t, cfg)
+	v := fixture.NewVerifier(t, cfg)
 
-	first, err := li.mint.Mint(brokertest.MintRequest())
+	first, err := li.mint.Mint(fixture.MintRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := li.mint.Mint(brokertest.MintRequest())
+	second, err := li.mint.Mint(fixture.MintRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +466,7 @@ func TestNewRemoteRevocations_config(t *testing.T) {
 		URL: "ftp://issuer.test/revocations", Interval: time.Minute, MaxStale: time.Second,
 	})
 	// URL, Keys, Issuer, MaxStale < Interval, all at once.
-	if got := len(brokertest.JoinedErrors(err)); got != 4 {
+	if got := len(fixture.JoinedErrors(err)); got != 4 {
 		t.Fatalf("got %d problems (%v), want 4", got, err)
 	}
 }
@@ -483,25 +484,25 @@ func (acceptAllReplay) Consume(context.Context, string, time.Time) error { retur
 // cases time CheckRevoked alone.
 func BenchmarkVerifyWithRevocation(b *testing.B) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	li := newListIssuer(b, clock)
 	for i := range 1_000 {
-		if err := li.state.RevokeToken(fmt.Sprintf("state-%d", i), brokertest.Now.Add(time.Hour)); err != nil {
+		if err := li.state.RevokeToken(fmt.Sprintf("state-%d", i), fixture.Now.Add(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	big := token.RevocationList{}
 	for i := range 10_000 {
-		big.Tokens = append(big.Tokens, token.RevokedToken{ID: fmt.Sprintf("remote-%d", i), ExpiresAt: brokertest.Now.Add(time.Hour)})
+		big.Tokens = append(big.Tokens, token.RevokedToken{ID: fmt.Sprintf("remote-%d", i), ExpiresAt: fixture.Now.Add(time.Hour)})
 	}
-	body := brokertest.SignList(b, li.mint, big)
+	body := fixture.SignList(b, li.mint, big)
 	li.override.Store(&body)
 	remote, _ := newTestRemoteRevocations(b, li, clock, nil)
 	mustRefresh(b, remote)
 	if remote.Status().Entries != 10_000 {
 		b.Fatalf("remote holds %d entries", remote.Status().Entries)
 	}
-	minted, err := li.mint.Mint(brokertest.MintRequest())
+	minted, err := li.mint.Mint(fixture.MintRequest())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -515,9 +516,9 @@ func BenchmarkVerifyWithRevocation(b *testing.B) {
 		{name: "remote", rev: remote},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg := brokertest.VerifierConfig(b, li.ring.PublishedKeys()...)
+			cfg := fixture.VerifierConfig(b, li.ring.PublishedKeys()...)
 			cfg.Now, cfg.Replay, cfg.Revocation = clock.Now, acceptAllReplay{}, bc.rev
-			v := brokertest.NewVerifier(b, cfg)
+			v := fixture.NewVerifier(b, cfg)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := v.Verify(ctx, minted.Token, token.Expect{}); err != nil {
@@ -526,7 +527,7 @@ func BenchmarkVerifyWithRevocation(b *testing.B) {
 			}
 		})
 	}
-	ref := token.TokenRef{Issuer: brokertest.Issuer, Subject: "alice", ID: minted.ID, KeyID: minted.KeyID, IssuedAt: minted.IssuedAt, ExpiresAt: minted.ExpiresAt}
+	ref := token.TokenRef{Issuer: fixture.Issuer, Subject: "alice", ID: minted.ID, KeyID: minted.KeyID, IssuedAt: minted.IssuedAt, ExpiresAt: minted.ExpiresAt}
 	for _, bc := range []struct {
 		name string
 		rev  token.RevocationChecker
