@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,7 +17,7 @@ import (
 
 func TestMemoryCompletions(t *testing.T) {
 	ctx := context.Background()
-	clock := newClock()
+	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
 	m := newMemoryCompletions(clock.Now)
 	m.max = 2
 	until := clock.Now().Add(time.Minute)
@@ -87,7 +88,7 @@ func (ta *testApp) bySession(t testing.TB) completer {
 
 func (ta *testApp) byAPI(t testing.TB) completer {
 	t.Helper()
-	token := ta.issuer.mint(t, demoRequest())
+	token := ta.issuer.Mint(t, demoRequest())
 	return func(testing.TB) response {
 		return ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+token, demoBody)
 	}
@@ -144,7 +145,7 @@ func TestCompleteTask_OtherTaskUnaffected(t *testing.T) {
 	req := demoRequest()
 	req.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
-	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-124/approve", "Bearer "+ta.issuer.mint(t, req),
+	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-124/approve", "Bearer "+ta.issuer.Mint(t, req),
 		`{"amount":"80.00","currency":"EUR","payee":"Globex Ltd"}`)
 
 	assert.Equal(t, http.StatusOK, got.StatusCode, got.Body)

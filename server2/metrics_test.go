@@ -16,7 +16,7 @@ import (
 func TestMetricsAreServer2s(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, b.handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, b.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 
 	families, err := ta.app.Metrics().Registry.Gather()
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -41,24 +42,24 @@ func TestReadyz(t *testing.T) {
 			waitReady(t, ta)
 
 			assert.Equal(t, http.StatusServiceUnavailable, before.StatusCode)
-			assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+			assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 		})
 	}
 }
 
 func TestPostHandoff_RecoversWhenJWKSComesBack(t *testing.T) {
 	ta := newTestApp(t, func(c *Config, _ *Options) { c.JWKSURL = "" })
-	ta.issuer.setJWKSDown(true)
+	ta.issuer.SetDown(brokertest.JWKSPath, true)
 	ta.app.Start(t.Context())
 
-	first := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
-	ta.issuer.setJWKSDown(false)
+	first := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
+	ta.issuer.SetDown(brokertest.JWKSPath, false)
 	ta.clock.Advance(time.Minute) // past the unknown-kid cool-down
 
 	require.Equal(t, http.StatusServiceUnavailable, first.StatusCode)
 	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, first))
 	require.Eventually(t, func() bool {
-		return ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode == http.StatusSeeOther
+		return ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode == http.StatusSeeOther
 	}, 5*time.Second, 10*time.Millisecond)
 	waitReady(t, ta)
 }
@@ -137,7 +138,7 @@ func TestMetrics(t *testing.T) {
 	ta := newTestApp(t, nil)
 	m := ta.app.Metrics()
 	b := ta.newBrowser()
-	tok := ta.issuer.mint(t, demoRequest())
+	tok := ta.issuer.Mint(t, demoRequest())
 
 	b.handoff(tok)
 	b.handoff(tok)
@@ -161,16 +162,16 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestMetrics_ReplayErrorsAndJWKSFailures(t *testing.T) {
-	ta := newTestApp(t, func(c *Config, o *Options) { o.ReplayStore = failingReplay{} })
+	ta := newTestApp(t, func(c *Config, o *Options) { o.ReplayStore = brokertest.FailingReplayStore{} })
 	m := ta.app.Metrics()
 	assert.True(t, math.IsInf(gaugeValue(t, ta, "handoff_jwks_age_seconds"), 1), "no fetch yet")
 
-	ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.ReplayErrors.WithLabelValues("other")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonUnavailable))))
 
-	ta.issuer.setJWKSDown(true)
+	ta.issuer.SetDown(brokertest.JWKSPath, true)
 	require.Error(t, ta.app.keys.remote.Load().Refresh(context.Background()))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(fetch.ResultError)))
 }

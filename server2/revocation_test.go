@@ -30,7 +30,7 @@ func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *re
 			edit(c, o)
 		}
 	})
-	return ta, ta.issuer.enableRevocations(t)
+	return ta, enableRevocations(ta.issuer)
 }
 
 // pollRevocations makes SERVER2 poll the revocation list now.
@@ -75,7 +75,7 @@ func TestPostHandoff_Revocation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta, state := newRevocationApp(t, nil)
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			ta.clock.Advance(time.Second) // the revocation comes after the mint
 			tt.giveRevoke(t, state, m, ta.clock.Now())
 			ta.pollRevocations()
@@ -94,8 +94,8 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations()
 	alice, bob := ta.newBrowser(), ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
-	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.Mint(t, bobRequest())).StatusCode)
 	require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
 
 	ta.clock.Advance(time.Second)
@@ -116,7 +116,7 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 
 	ta.clock.Advance(time.Second)
 	fresh := ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.mint(t, demoRequest())).StatusCode,
+	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode,
 		"a token issued after the sign-out works")
 	assert.Equal(t, http.StatusOK, fresh.get("/tasks/transfer-123").StatusCode)
 }
@@ -150,7 +150,7 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ta, state := newRevocationApp(t, nil)
 			ta.pollRevocations()
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			alice := ta.newBrowser()
 			require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
 			require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
@@ -181,10 +181,10 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations()
-	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	m := ta.issuer.MintFull(t, demoRequest())
 	alice, bob := ta.newBrowser(), ta.newBrowser()
 	require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
-	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.Mint(t, bobRequest())).StatusCode)
 
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
@@ -221,7 +221,7 @@ func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 			}
 			ta.clock.Advance(tt.giveAge)
 
-			got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+			got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 			ready := ta.newBrowser().get("/readyz")
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
@@ -257,7 +257,7 @@ func TestRevocation_Discovered(t *testing.T) {
 			})
 			var state *revocation.State
 			if tt.givePublish {
-				state = ta.issuer.enableRevocations(t)
+				state = enableRevocations(ta.issuer)
 			}
 			ta.app.Start(t.Context())
 
@@ -268,7 +268,7 @@ func TestRevocation_Discovered(t *testing.T) {
 				ready := ta.newBrowser().get("/readyz")
 				assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
 				assert.Contains(t, ready.Body, tt.wantReadyBody)
-				got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+				got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 				assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode, "revocation is never off unless configured so")
 				assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 				return
@@ -276,10 +276,10 @@ func TestRevocation_Discovered(t *testing.T) {
 			waitReady(t, ta)
 			assert.Contains(t, ta.newBrowser().get("/readyz").Body, tt.wantReadyBody)
 			if state == nil {
-				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 				return
 			}
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 			require.Eventually(t, func() bool { return ta.app.revocations.Status().Entries == 1 }, 5*time.Second, 5*time.Millisecond)
 			got := ta.newBrowser().handoff(m.Token)
@@ -338,7 +338,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = other.Close() })
 	require.NoError(t, other.revocations.remote.Load().Refresh(context.Background()))
-	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	m := ta.issuer.MintFull(t, demoRequest())
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
 
@@ -361,8 +361,8 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations() // fetches the JWKS for the list's unknown kid: the cool-down starts
-	old := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
-	replacement, err := ta.issuer.keyring.RevokeAndReplace(old.KeyID, token.EdDSA)
+	old := ta.issuer.MintFull(t, demoRequest())
+	replacement, err := ta.issuer.Keyring().RevokeAndReplace(old.KeyID, token.EdDSA)
 	require.NoError(t, err)
 	require.NotNil(t, replacement)
 	require.NoError(t, state.RevokeKey(old.KeyID, ta.clock.Now().Add(24*time.Hour)))
@@ -373,6 +373,6 @@ func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	got := ta.newBrowser().handoff(old.Token)
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Contains(t, []string{string(token.ReasonRevoked), string(token.ReasonUnknownKey)}, pageReason(t, got))
-	fresh := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	fresh := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 	assert.Equal(t, http.StatusSeeOther, fresh.StatusCode, "the replacement key is known already")
 }

@@ -25,10 +25,10 @@ func TestHandoffRefusedForLackOfRoomLeavesTokenUsable(t *testing.T) {
 		c.MaxSessions, c.MaxSessionsPerSubject = 1, 1
 		c.SessionTTL = 20 * time.Second
 	})
-	require.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, handoffFor("bob"))).StatusCode)
+	require.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, handoffFor("bob"))).StatusCode)
 
 	alice := ta.newBrowser()
-	tok := ta.issuer.mint(t, handoffFor("alice"))
+	tok := ta.issuer.Mint(t, handoffFor("alice"))
 	refused := alice.handoff(tok)
 	require.Equal(t, http.StatusServiceUnavailable, refused.StatusCode, refused.Body)
 	assert.Equal(t, CodeTooManySessions, pageReason(t, refused))
@@ -54,7 +54,7 @@ func TestOneSubjectCannotFillSessions(t *testing.T) {
 	var flood []*browser
 	for i := range 10 {
 		b := ta.newBrowser()
-		got := b.handoff(ta.issuer.mint(t, handoffFor("alice")))
+		got := b.handoff(ta.issuer.Mint(t, handoffFor("alice")))
 		require.Equal(t, http.StatusSeeOther, got.StatusCode, "alice's handoff %d: %s", i+1, got.Body)
 		flood = append(flood, b)
 	}
@@ -62,7 +62,7 @@ func TestOneSubjectCannotFillSessions(t *testing.T) {
 	assert.Equal(t, http.StatusOK, flood[9].get("/tasks/transfer-123").StatusCode)
 
 	bob := ta.newBrowser()
-	got := bob.handoff(ta.issuer.mint(t, handoffFor("bob")))
+	got := bob.handoff(ta.issuer.Mint(t, handoffFor("bob")))
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "bob's handoff after alice's flood: %s", got.Body)
 	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-123").StatusCode)
 }

@@ -15,7 +15,7 @@ import (
 func signedIn(t testing.TB, ta *testApp) *browser {
 	t.Helper()
 	b := ta.newBrowser()
-	got := b.handoff(ta.issuer.mint(t, demoRequest()))
+	got := b.handoff(ta.issuer.Mint(t, demoRequest()))
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, got.Body)
 	return b
 }
@@ -173,7 +173,7 @@ func TestHandoff_NewSessionReplacesOld(t *testing.T) {
 	other := demoRequest()
 	other.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
-	got := b.handoff(ta.issuer.mint(t, other))
+	got := b.handoff(ta.issuer.Mint(t, other))
 
 	require.Equal(t, http.StatusSeeOther, got.StatusCode)
 	assert.Equal(t, http.StatusOK, b.get("/tasks/transfer-124").StatusCode)

@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/json"
 	"io"
@@ -38,8 +39,8 @@ const KeyRevocationTTL = 24 * time.Hour
 // one with StartIssuer; its methods are safe for concurrent use and fail
 // the test they are given on any error.
 type Issuer struct {
-	// URL is the issuer identifier, the "iss" of every token it mints, and
-	// the base of its endpoints.
+	// URL is the issuer identifier, the "iss" of every token and list it
+	// signs: the server's URL, unless WithIssuer named another.
 	URL string
 	// JWKSURL serves the published keys as a JWK Set (RFC 7517 §5).
 	JWKSURL string
@@ -64,6 +65,7 @@ type Issuer struct {
 }
 
 type options struct {
+	issuer    string
 	now       func() time.Time
 	alg       token.Algorithm
 	tls       bool
@@ -84,6 +86,11 @@ type T interface {
 
 // Option configures StartIssuer.
 type Option func(*options)
+
+// WithIssuer makes id the issuer identifier instead of the server's URL,
+// for an issuer whose documents are served from elsewhere (a mirror, a
+// proxy in front of Handler). The endpoints stay on the server.
+func WithIssuer(id string) Option { return func(o *options) { o.issuer = id } }
 
 // WithNow makes the issuer read the time from now (a Clock's Now) when it
 // mints, signs lists, revokes and rotates. Default time.Now.
@@ -161,10 +168,10 @@ func StartIssuer(t T, opts ...Option) *Issuer {
 		is.srv = httptest.NewServer(handler)
 	}
 	t.Cleanup(is.srv.Close)
-	is.URL = is.srv.URL
-	is.JWKSURL = is.URL + JWKSPath
-	is.DiscoveryURL = is.URL + DiscoveryPath
-	is.RevocationURL = is.URL + RevocationsPath
+	is.URL = cmp.Or(o.issuer, is.srv.URL)
+	is.JWKSURL = is.srv.URL + JWKSPath
+	is.DiscoveryURL = is.srv.URL + DiscoveryPath
+	is.RevocationURL = is.srv.URL + RevocationsPath
 	is.minter = is.NewMinter(t, nil)
 	if is.state, err = revocation.NewState(revocation.StateConfig{Now: o.now}); err != nil {
 		t.Fatalf("brokertest: revocation state: %v", err)
