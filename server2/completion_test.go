@@ -80,10 +80,10 @@ type completer func(t testing.TB) response
 func (ta *testApp) bySession(t testing.TB) completer {
 	t.Helper()
 	b := signedIn(t, ta)
-	page := b.get("/tasks/transfer-123")
+	page := b.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusOK, page.StatusCode, page.Body)
 	form := url.Values{"_csrf": {csrfField(t, page)}}
-	return func(testing.TB) response { return b.postForm("/tasks/transfer-123/complete", form) }
+	return func(testing.TB) response { return b.PostForm("/tasks/transfer-123/complete", form, nil) }
 }
 
 func (ta *testApp) byAPI(t testing.TB) completer {
@@ -131,7 +131,7 @@ func TestCompleteTask_OncePerTask(t *testing.T) {
 				assert.Equal(t, CodeAlreadyCompleted, problem(t, gotSecond).Code)
 				assert.Empty(t, gotSecond.Header.Get("WWW-Authenticate"), "the token was valid")
 			}
-			page := watcher.get("/tasks/transfer-123")
+			page := watcher.Get("/tasks/transfer-123")
 			require.Equal(t, http.StatusOK, page.StatusCode)
 			assert.Contains(t, page.Body, `id="task-done"`, "the task page shows the task done")
 			assert.NotContains(t, page.Body, `id="complete-form"`)
@@ -159,13 +159,13 @@ func TestCompleteTask_ConcurrentSessions(t *testing.T) {
 	browsers := make([]*browser, n)
 	for i := range browsers {
 		browsers[i] = signedIn(t, ta)
-		forms[i] = url.Values{"_csrf": {csrfField(t, browsers[i].get("/tasks/transfer-123"))}}
+		forms[i] = url.Values{"_csrf": {csrfField(t, browsers[i].Get("/tasks/transfer-123"))}}
 	}
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
 	for i, b := range browsers {
 		wg.Go(func() {
-			resp, err := b.client.PostForm(ta.srv.URL+"/tasks/transfer-123/complete", forms[i])
+			resp, err := b.Client.PostForm(ta.srv.URL+"/tasks/transfer-123/complete", forms[i])
 			if err != nil {
 				return
 			}
@@ -203,9 +203,9 @@ func TestCompleteTask_StoreDownFailsClosed(t *testing.T) {
 	})
 	b := signedIn(t, ta)
 
-	page := b.get("/tasks/transfer-123")
+	page := b.Get("/tasks/transfer-123")
 	api := completeByAPI(t, ta)
-	form := b.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"any"}})
+	form := b.PostForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"any"}}, nil)
 
 	require.Equal(t, http.StatusServiceUnavailable, page.StatusCode, page.Body)
 	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, page))

@@ -333,7 +333,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				}, 5*time.Second, 5*time.Millisecond, "discovery never succeeded:\n%s", ta.logs.String())
 				wantURLReason(t, tt.wantFetch(t.Context(), ta.app), tt.wantReason)
 			}
-			ready := ta.newBrowser().get("/readyz")
+			ready := ta.newBrowser().Get("/readyz")
 			handoff := ta.newBrowser().handoff(mintTLS(t, iss))
 
 			assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode, ready.Body)

@@ -188,7 +188,7 @@ func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
 	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(fetch.ResultError)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(fetchErrors) >= 1 }, 5*time.Second, 5*time.Millisecond)
 
-	got := ta.newBrowser().get("/readyz")
+	got := ta.newBrowser().Get("/readyz")
 
 	assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
 	assert.JSONEq(t, `{"jwks":"fail","replay_store":"ok","revocations":"off"}`, got.Body)
@@ -213,7 +213,7 @@ func TestGetHandoff_RefusesTokenInURL(t *testing.T) {
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 
-			got := b.do(req)
+			got := b.Do(req)
 
 			require.Equal(t, http.StatusBadRequest, got.StatusCode)
 			assert.Equal(t, CodeTokenInURL, pageReason(t, got))

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,24 +52,6 @@ func demoRequest() token.MintRequest {
 	}
 }
 
-// syncBuffer collects log output written from handler goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testApp is SERVER2 under httptest, with its issuer, clock and logs.
 type testApp struct {
 	t      testing.TB
@@ -80,7 +59,7 @@ type testApp struct {
 	srv    *httptest.Server
 	issuer *brokertest.Issuer
 	clock  *brokertest.Clock
-	logs   *syncBuffer
+	logs   *sharedtest.Buffer
 }
 
 // newTestApp starts SERVER2 trusting a fresh issuer, with its JWKS URL
@@ -91,7 +70,7 @@ func newTestApp(t testing.TB, edit func(*Config, *Options)) *testApp {
 	t.Helper()
 	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
 	is := startIssuer(t, clock.Now)
-	logs := &syncBuffer{}
+	logs := &sharedtest.Buffer{}
 	cfg := DefaultConfig()
 	cfg.Audience = testAudience
 	cfg.TrustedIssuer = is.URL
@@ -128,80 +107,45 @@ func signature(tok string) string {
 	return tok[strings.LastIndexByte(tok, '.')+1:]
 }
 
-// browser is an HTTP client with its own cookie jar that does not follow
-// redirects.
+// browser is a sharedtest.Browser on the app that checks no minted token
+// is echoed in any response header.
 type browser struct {
-	ta     *testApp
-	client *http.Client
+	*sharedtest.Browser
+	ta *testApp
 }
 
 func (ta *testApp) newBrowser() *browser {
 	ta.t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(ta.t, err)
-	return &browser{ta: ta, client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
-
-// response is a finished exchange with its body read.
-type response struct {
-	*http.Response
-	Body string
-}
-
-// do sends req and checks that no minted token is echoed in any response
-// header.
-func (b *browser) do(req *http.Request) response {
-	t := b.ta.t
-	t.Helper()
-	resp, err := b.client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	for name, values := range resp.Header {
-		for _, v := range values {
-			if b.ta.issuer.Leaked(v) {
-				t.Errorf("response header %s carries a token", name)
+	b := &browser{Browser: sharedtest.NewBrowser(ta.t, ta.srv.URL), ta: ta}
+	b.Check = func(t testing.TB, r response) {
+		for name, values := range r.Header {
+			for _, v := range values {
+				if ta.issuer.Leaked(v) {
+					t.Errorf("response header %s carries a token", name)
+				}
 			}
 		}
 	}
-	return response{Response: resp, Body: string(body)}
+	return b
 }
 
-func (b *browser) get(path string) response {
-	b.ta.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.ta.srv.URL+path, nil)
-	require.NoError(b.ta.t, err)
-	return b.do(req)
-}
-
-func (b *browser) postForm(path string, form url.Values) response {
-	b.ta.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.ta.srv.URL+path, strings.NewReader(form.Encode()))
-	require.NoError(b.ta.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
+// response is a finished exchange with its body read.
+type response = sharedtest.Response
 
 // handoff posts token to /handoff as the issuer's auto-submit form does.
 func (b *browser) handoff(tok string) response {
 	b.ta.t.Helper()
-	return b.postForm("/handoff", url.Values{"token": {tok}})
+	return b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
 }
 
 // callAPI calls the task API with an optional bearer token and a body.
 func (b *browser) callAPI(path, authorization, body string) response {
 	b.ta.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.ta.srv.URL+path, strings.NewReader(body))
-	require.NoError(b.ta.t, err)
-	req.Header.Set("Content-Type", "application/json")
+	header := http.Header{}
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		header.Set("Authorization", authorization)
 	}
-	return b.do(req)
+	return b.PostJSON(path, body, header)
 }
 
 var (

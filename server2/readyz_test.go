@@ -21,7 +21,7 @@ func waitReady(t testing.TB, ta *testApp) {
 	t.Helper()
 	b := ta.newBrowser()
 	require.Eventually(t, func() bool {
-		return b.get("/readyz").StatusCode == http.StatusOK
+		return b.Get("/readyz").StatusCode == http.StatusOK
 	}, 5*time.Second, 5*time.Millisecond, "never ready")
 }
 
@@ -36,7 +36,7 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, tt.giveSetup)
-			before := ta.newBrowser().get("/readyz")
+			before := ta.newBrowser().Get("/readyz")
 			ta.app.Start(t.Context())
 
 			waitReady(t, ta)
@@ -156,7 +156,7 @@ func TestMetrics(t *testing.T) {
 	age := gaugeValue(t, ta, "handoff_jwks_age_seconds")
 	assert.InDelta(t, 42, age, 0.001)
 
-	metricsPage := b.get("/metrics")
+	metricsPage := b.Get("/metrics")
 	assert.Contains(t, metricsPage.Body, `handoff_verifications_total{reason="replayed",result="rejected"} 1`)
 	assert.Contains(t, metricsPage.Body, `handoff_jwks_fetches_total{result="ok"} 1`)
 }

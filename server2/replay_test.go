@@ -74,7 +74,7 @@ func TestReplayStore_RedisDown(t *testing.T) {
 	ta.app.Start(t.Context())
 	require.Eventually(t, func() bool { return ta.app.keys.Ready() }, 5*time.Second, 5*time.Millisecond)
 
-	ready := ta.newBrowser().get("/readyz")
+	ready := ta.newBrowser().Get("/readyz")
 	got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 
 	assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)

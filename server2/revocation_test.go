@@ -96,29 +96,29 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 	alice, bob := ta.newBrowser(), ta.newBrowser()
 	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.Mint(t, bobRequest())).StatusCode)
-	require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+	require.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 
 	ta.clock.Advance(time.Second)
 	now := ta.clock.Now()
 	require.NoError(t, state.RevokeSubject("alice", now, now.Add(time.Hour)))
-	before := alice.get("/tasks/transfer-123")
+	before := alice.Get("/tasks/transfer-123")
 	ta.pollRevocations()
 
 	assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 learns of the sign-out")
-	ended := alice.get("/tasks/transfer-123")
+	ended := alice.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusUnauthorized, ended.StatusCode)
 	assert.Equal(t, CodeSessionRevoked, pageReason(t, ended))
-	again := alice.get("/tasks/transfer-123")
+	again := alice.Get("/tasks/transfer-123")
 	assert.Equal(t, CodeNoSession, pageReason(t, again), "the session is gone")
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
-	complete := alice.postForm("/tasks/transfer-123/complete", nil)
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+	complete := alice.PostForm("/tasks/transfer-123/complete", nil, nil)
 	assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
 
 	ta.clock.Advance(time.Second)
 	fresh := ta.newBrowser()
 	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode,
 		"a token issued after the sign-out works")
-	assert.Equal(t, http.StatusOK, fresh.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, fresh.Get("/tasks/transfer-123").StatusCode)
 }
 
 // TestSession_EndsWhenRevoked: a session ends (401 session_revoked, then
@@ -153,13 +153,13 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 			m := ta.issuer.MintFull(t, demoRequest())
 			alice := ta.newBrowser()
 			require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
-			require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+			require.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 
 			ta.clock.Advance(time.Second)
 			require.NoError(t, tt.giveRevoke(state, m, ta.clock.Now()))
-			before := alice.get("/tasks/transfer-123")
+			before := alice.Get("/tasks/transfer-123")
 			ta.pollRevocations()
-			got := alice.get("/tasks/transfer-123")
+			got := alice.Get("/tasks/transfer-123")
 
 			assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 holds the new list")
 			if tt.wantReason == "" {
@@ -168,8 +168,8 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 			}
 			require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
 			assert.Equal(t, tt.wantReason, pageReason(t, got))
-			assert.Equal(t, CodeNoSession, pageReason(t, alice.get("/tasks/transfer-123")), "the session is gone")
-			complete := alice.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"x"}})
+			assert.Equal(t, CodeNoSession, pageReason(t, alice.Get("/tasks/transfer-123")), "the session is gone")
+			complete := alice.PostForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"x"}}, nil)
 			assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
 		})
 	}
@@ -193,10 +193,10 @@ func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 	require.Zero(t, ta.app.revocations.Status().Entries, "the jti entry has left the list")
 	require.True(t, ta.clock.Now().Before(m.ExpiresAt.Add(ta.app.cfg.SessionTTL)), "the session has not expired")
 
-	got := alice.get("/tasks/transfer-123")
+	got := alice.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
 	assert.Equal(t, CodeSessionRevoked, pageReason(t, got))
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-200").StatusCode, "bob is unaffected")
 }
 
 func TestRevocation_FailsClosedWhenStale(t *testing.T) {
@@ -222,7 +222,7 @@ func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 			ta.clock.Advance(tt.giveAge)
 
 			got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
-			ready := ta.newBrowser().get("/readyz")
+			ready := ta.newBrowser().Get("/readyz")
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
 			if tt.wantStatus == http.StatusServiceUnavailable {
@@ -265,7 +265,7 @@ func TestRevocation_Discovered(t *testing.T) {
 				require.Eventually(t, func() bool {
 					return strings.Contains(ta.logs.String(), "no revocation_endpoint")
 				}, 5*time.Second, 5*time.Millisecond, "discovery never refused the issuer's configuration")
-				ready := ta.newBrowser().get("/readyz")
+				ready := ta.newBrowser().Get("/readyz")
 				assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
 				assert.Contains(t, ready.Body, tt.wantReadyBody)
 				got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
@@ -274,7 +274,7 @@ func TestRevocation_Discovered(t *testing.T) {
 				return
 			}
 			waitReady(t, ta)
-			assert.Contains(t, ta.newBrowser().get("/readyz").Body, tt.wantReadyBody)
+			assert.Contains(t, ta.newBrowser().Get("/readyz").Body, tt.wantReadyBody)
 			if state == nil {
 				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 				return
@@ -302,7 +302,7 @@ func TestRevocation_Metrics(t *testing.T) {
 	}
 	assert.Equal(t, 2.0, fetches(fetch.ResultOK))
 	assert.Equal(t, 1.0, fetches(fetch.ResultNotModified), "the unchanged list costs a 304")
-	res := ta.newBrowser().get("/metrics")
+	res := ta.newBrowser().Get("/metrics")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, res.Body, "handoff_revocation_list_entries 1\n")
 	assert.Contains(t, res.Body, "handoff_revocation_list_age_seconds 3\n")

@@ -38,7 +38,7 @@ func TestHandoffRefusedForLackOfRoomLeavesTokenUsable(t *testing.T) {
 	ta.clock.Advance(21 * time.Second) // bob's session expires; alice's token (60s) has not
 	got := alice.handoff(tok)
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "the refused token still works: %s", got.Body)
-	assert.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 	ta.clock.Advance(21 * time.Second) // room again, the token still unexpired
 	again := ta.newBrowser().handoff(tok)
 	require.Equal(t, http.StatusConflict, again.StatusCode, "and then it is used: %s", again.Body)
@@ -58,11 +58,11 @@ func TestOneSubjectCannotFillSessions(t *testing.T) {
 		require.Equal(t, http.StatusSeeOther, got.StatusCode, "alice's handoff %d: %s", i+1, got.Body)
 		flood = append(flood, b)
 	}
-	assert.Equal(t, http.StatusUnauthorized, flood[0].get("/tasks/transfer-123").StatusCode, "alice's oldest session was replaced")
-	assert.Equal(t, http.StatusOK, flood[9].get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, flood[0].Get("/tasks/transfer-123").StatusCode, "alice's oldest session was replaced")
+	assert.Equal(t, http.StatusOK, flood[9].Get("/tasks/transfer-123").StatusCode)
 
 	bob := ta.newBrowser()
 	got := bob.handoff(ta.issuer.Mint(t, handoffFor("bob")))
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "bob's handoff after alice's flood: %s", got.Body)
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-123").StatusCode)
 }
