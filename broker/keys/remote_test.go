@@ -148,24 +148,6 @@ func (iss *remoteIssuer) remoteHold(release <-chan struct{}) http.HandlerFunc {
 	}
 }
 
-// fetchLog records OnFetch results.
-type fetchLog struct {
-	mu      sync.Mutex
-	results []string
-}
-
-func (l *fetchLog) record(result string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.results = append(l.results, result)
-}
-
-func (l *fetchLog) get() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.results...)
-}
-
 // newTestRemoteKeys builds RemoteKeys for url on clock, after edit adjusts
 // the config.
 func newTestRemoteKeys(t testing.TB, url string, clock *brokertest.Clock, edit func(*keys.RemoteConfig)) *keys.Remote {
@@ -242,8 +224,8 @@ func TestRemoteKeysRefreshInterval(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newRemoteIssuer(t, remoteIssuerOptions{cacheControl: tt.giveCacheControl})
 			clock := brokertest.NewClock(fixture.Now)
-			var log fetchLog
-			rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.record })
+			var log fixture.FetchLog
+			rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.Record })
 			require.False(t, rk.Ready())
 
 			require.NoError(t, rk.Refresh(t.Context()))
@@ -254,7 +236,7 @@ func TestRemoteKeysRefreshInterval(t *testing.T) {
 			assert.Equal(t, 1, st.Keys)
 			assert.Empty(t, st.LastError)
 			assert.True(t, rk.Ready())
-			assert.Equal(t, []string{fetch.ResultOK}, log.get())
+			assert.Equal(t, []string{fetch.ResultOK}, log.All())
 
 			kid := iss.kid(t, 0)
 			for range 10 {
@@ -533,11 +515,11 @@ func TestRemoteKeysBadResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newRemoteIssuer(t, remoteIssuerOptions{})
-			var log fetchLog
+			var log fixture.FetchLog
 			rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), func(c *keys.RemoteConfig) {
 				c.MaxResponseBytes = maxBytes
 				c.Timeout = tt.giveTimeout
-				c.OnFetch = log.record
+				c.OnFetch = log.Record
 			})
 			require.NoError(t, rk.Refresh(t.Context()))
 
@@ -548,7 +530,7 @@ func TestRemoteKeysBadResponse(t *testing.T) {
 			assert.NotEmpty(t, st.LastError)
 			assert.Equal(t, fixture.Now, st.FetchedAt)
 			assert.Equal(t, 1, st.Keys)
-			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, log.get())
+			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, log.All())
 			_, err := rk.LookupKey(t.Context(), iss.kid(t, 0))
 			require.NoError(t, err, "the last good set stays in use")
 		})
@@ -610,14 +592,14 @@ func TestRemoteKeysIgnoresUnusableKeys(t *testing.T) {
 func TestRemoteKeysNotModified(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{etag: true})
 	clock := brokertest.NewClock(fixture.Now)
-	var log fetchLog
-	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.record })
+	var log fixture.FetchLog
+	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.Record })
 	require.NoError(t, rk.Refresh(t.Context()))
 
 	clock.Advance(10 * time.Minute)
 	require.NoError(t, rk.Refresh(t.Context()))
 
-	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified}, log.get())
+	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified}, log.All())
 	st := rk.Status()
 	assert.Equal(t, clock.Now(), st.FetchedAt, "a 304 counts as a fresh fetch")
 	assert.Equal(t, 1, st.Keys)

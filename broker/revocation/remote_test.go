@@ -22,16 +22,16 @@ import (
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
-// listIssuer is an issuer's revocation list endpoint under httptest, served
-// the way SERVER1 serves it: from a RevocationPublisher, with ETags.
+// listIssuer is the revocation list endpoint of a test issuer
+// (brokertest.Issuer, named fixture.Issuer), with the faults the kit does
+// not inject and a log of each request's If-None-Match and answer.
 type listIssuer struct {
+	kit   *brokertest.Issuer
 	srv   *httptest.Server
 	ring  *keys.Keyring
 	mint  *token.Minter
 	state *revocation.State
-	pub   *revocation.Publisher
 
-	down     atomic.Bool
 	only304  atomic.Bool            // answer 304 to everything, as an on-path attacker might
 	override atomic.Pointer[string] // a body to serve instead of the list
 	mu       sync.Mutex
@@ -41,53 +41,46 @@ type listIssuer struct {
 
 func newListIssuer(t testing.TB, clock *brokertest.Clock) *listIssuer {
 	t.Helper()
-	ring, m := fixture.NewRevocationIssuer(t, clock)
-	li := &listIssuer{ring: ring, mint: m, state: newTestRevocationState(t, "", clock)}
-	var err error
-	if li.pub, err = revocation.NewPublisher(li.state, m, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	kit := brokertest.StartIssuer(t, brokertest.WithIssuer(fixture.Issuer), brokertest.WithNow(clock.Now),
+		brokertest.WithRevocationListTTL(time.Minute))
+	li := &listIssuer{kit: kit, ring: kit.Keyring(), mint: kit.Minter(), state: kit.Revocations()}
 	li.srv = httptest.NewServer(http.HandlerFunc(li.serve))
 	t.Cleanup(li.srv.Close)
 	return li
 }
 
+// setDown makes the list answer 503 while down is true.
+func (li *listIssuer) setDown(down bool) { li.kit.SetDown(brokertest.RevocationsPath, down) }
+
 func (li *listIssuer) serve(w http.ResponseWriter, r *http.Request) {
-	status := http.StatusOK
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		li.mu.Lock()
 		li.ifNone = append(li.ifNone, r.Header.Get("If-None-Match"))
-		li.served = append(li.served, status)
+		li.served = append(li.served, rec.status)
 		li.mu.Unlock()
 	}()
 	if li.only304.Load() {
-		status = http.StatusNotModified
-		w.WriteHeader(status)
-		return
-	}
-	if li.down.Load() {
-		status = http.StatusServiceUnavailable
-		w.WriteHeader(status)
+		rec.WriteHeader(http.StatusNotModified)
 		return
 	}
 	if body := li.override.Load(); body != nil {
-		w.Write([]byte(*body))
+		rec.Write([]byte(*body))
 		return
 	}
-	tok, etag, err := li.pub.Current()
-	if err != nil {
-		status = http.StatusInternalServerError
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
-		status = http.StatusNotModified
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("Content-Type", token.RevocationListMediaType)
-	w.Write([]byte(tok))
+	r.URL.Path = brokertest.RevocationsPath
+	li.kit.Handler().ServeHTTP(rec, r)
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func (li *listIssuer) lastRequest() (ifNoneMatch string, status int) {
@@ -96,32 +89,11 @@ func (li *listIssuer) lastRequest() (ifNoneMatch string, status int) {
 	return li.ifNone[len(li.ifNone)-1], li.served[len(li.served)-1]
 }
 
-// fetchResults records OnFetch results.
-type fetchResults struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (f *fetchResults) add(r string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.got = append(f.got, r)
-}
-
-func (f *fetchResults) last() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.got) == 0 {
-		return ""
-	}
-	return f.got[len(f.got)-1]
-}
-
-func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *brokertest.Clock, give func(*revocation.RemoteConfig)) (*revocation.Remote, *fetchResults) {
+func newTestRemoteRevocations(t testing.TB, li *listIssuer, clock *brokertest.Clock, give func(*revocation.RemoteConfig)) (*revocation.Remote, *fixture.FetchLog) {
 	t.Helper()
-	results := &fetchResults{}
+	results := &fixture.FetchLog{}
 	cfg := revocation.RemoteConfig{
-		URL: li.srv.URL, Keys: li.ring, Issuer: fixture.Issuer, Now: clock.Now, OnFetch: results.add,
+		URL: li.srv.URL, Keys: li.ring, Issuer: fixture.Issuer, Now: clock.Now, OnFetch: results.Record,
 	}
 	if give != nil {
 		give(&cfg)
@@ -147,8 +119,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	r, results := newTestRemoteRevocations(t, li, clock, nil)
 
 	mustRefresh(t, r)
-	if results.last() != fetch.ResultOK || !r.Ready() {
-		t.Fatalf("first poll: result %q, ready %v", results.last(), r.Ready())
+	if results.Last() != fetch.ResultOK || !r.Ready() {
+		t.Fatalf("first poll: result %q, ready %v", results.Last(), r.Ready())
 	}
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 
@@ -157,8 +129,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	if ifNone, status := li.lastRequest(); ifNone == "" || status != http.StatusNotModified {
 		t.Fatalf("unchanged list: If-None-Match %q, status %d; want a conditional request answered 304", ifNone, status)
 	}
-	if results.last() != fetch.ResultNotModified {
-		t.Fatalf("OnFetch = %q, want %q", results.last(), fetch.ResultNotModified)
+	if results.Last() != fetch.ResultNotModified {
+		t.Fatalf("OnFetch = %q, want %q", results.Last(), fetch.ResultNotModified)
 	}
 	if got := r.Status().FetchedAt; !got.Equal(clock.Now()) {
 		t.Fatalf("a 304 did not refresh the list's freshness: FetchedAt %v", got)
@@ -172,8 +144,8 @@ func TestRemoteRevocations_pollAndETag(t *testing.T) {
 	}
 	clock.Advance(5 * time.Second)
 	mustRefresh(t, r)
-	if results.last() != fetch.ResultOK {
-		t.Fatalf("changed list: OnFetch = %q, want %q", results.last(), fetch.ResultOK)
+	if results.Last() != fetch.ResultOK {
+		t.Fatalf("changed list: OnFetch = %q, want %q", results.Last(), fetch.ResultOK)
 	}
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
 	wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-2")), "")
@@ -195,13 +167,13 @@ func TestRemoteRevocations_failClosed(t *testing.T) {
 	mustRefresh(t, r)
 	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 
-	li.down.Store(true)
+	li.setDown(true)
 	clock.Advance(30 * time.Second)
 	if err := r.Refresh(ctx); err == nil {
 		t.Fatal("Refresh against a failing issuer succeeded")
 	}
-	if results.last() != fetch.ResultError || r.Status().LastError == "" {
-		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.last(), r.Status())
+	if results.Last() != fetch.ResultError || r.Status().LastError == "" {
+		t.Fatalf("failed poll not reported: OnFetch %q, status %+v", results.Last(), r.Status())
 	}
 	// Within MaxStale (60s) the held list still answers.
 	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
@@ -212,7 +184,7 @@ func TestRemoteRevocations_failClosed(t *testing.T) {
 		t.Fatal("Ready with a stale list")
 	}
 
-	li.down.Store(false)
+	li.setDown(false)
 	mustRefresh(t, r)
 	fixture.WantReason(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "")
 	if !r.Ready() {
@@ -341,8 +313,8 @@ func TestRemoteRevocations_refusedLists(t *testing.T) {
 			if err := r.Refresh(ctx); err == nil {
 				t.Fatal("a bad list was accepted")
 			}
-			if results.last() != fetch.ResultError {
-				t.Fatalf("OnFetch = %q, want %q", results.last(), fetch.ResultError)
+			if results.Last() != fetch.ResultError {
+				t.Fatalf("OnFetch = %q, want %q", results.Last(), fetch.ResultError)
 			}
 			// The good list is kept.
 			wantRevoked(t, r.CheckRevoked(ctx, tokenRef("jti-1")), "jti")
