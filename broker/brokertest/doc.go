@@ -22,11 +22,15 @@
 //
 // # What it does not do
 //
-// It is not an issuer to run in production: keys live in memory, the
-// revocation state is not persisted, and the servers listen on loopback
-// only. It does not authenticate users or render SERVER1's pages, and it
-// builds only on the public API of broker/token, broker/keys and
-// broker/revocation, so what it can do a test can do by hand.
+// It is not an issuer to run in production: keys live in a temporary
+// directory removed when the test ends, the revocation state is not
+// persisted, and the servers listen on loopback only. It does not
+// authenticate users or render SERVER1's pages, and it builds only on the
+// public API of broker/token, broker/keys and broker/revocation, so what it
+// can do a test can do by hand.
+//
+// Its functions take a T, the part of testing.TB they use, so that an
+// Example can run them too; pass the test's t.
 //
 // The files: clock.go, issuer.go (StartIssuer and its options), faults.go.
 package brokertest
