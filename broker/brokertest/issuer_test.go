@@ -103,6 +103,16 @@ func TestIssuer_Verify(t *testing.T) {
 			},
 		},
 		{
+			name:     "ok/named_issuer_signs_tokens_and_lists",
+			giveOpts: []brokertest.Option{brokertest.WithIssuer("https://issuer.example")},
+			giveToken: func(t *testing.T, is *brokertest.Issuer, _ *brokertest.Clock) string {
+				if is.URL != "https://issuer.example" || discovery(t, is)["issuer"] != is.URL {
+					t.Errorf("URL %s, discovery issuer %v: want the named issuer", is.URL, discovery(t, is)["issuer"])
+				}
+				return is.Mint(t, testRequest("alice"))
+			},
+		},
+		{
 			name: "ok/rotated_key_signs_after_publish_for",
 			giveToken: func(t *testing.T, is *brokertest.Issuer, clock *brokertest.Clock) string {
 				next := is.Rotate(t, token.EdDSA, time.Minute)
