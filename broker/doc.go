@@ -16,6 +16,8 @@
 //     relying service's poller of that list.
 //   - [github.com/handoffbroker/handoff/broker/fetch]: the URL Policy every
 //     remote fetch (keys, revocation list, discovery) obeys.
+//   - [github.com/handoffbroker/handoff/broker/brokertest]: the test kit for
+//     relying services: an issuer on httptest and a settable Clock.
 //
 // The subpackages are the only code in this module that touches JOSE
 // (go-jose v4); they know nothing of HTTP frameworks. token imports neither

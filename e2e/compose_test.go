@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
 
 // Bounds on the compose commands. Building both images from nothing (module
@@ -96,7 +98,7 @@ type composeStack struct {
 	command []string
 	dir     string
 	env     []string
-	out     *output
+	out     *sharedtest.Buffer
 }
 
 // run runs a compose subcommand and returns its stdout. Its stderr goes to
@@ -208,7 +210,7 @@ func startCompose(t *testing.T) (*composeStack, *Cluster, *Server) {
 			"HANDOFF_SERVER2B_PORT="+itoa(p2b),
 			"HANDOFF_SERVER2_LEEWAY="+composeLeeway.String(),
 		),
-		out: &output{},
+		out: &sharedtest.Buffer{},
 	}
 	c := &Cluster{
 		Issuer:   fmt.Sprintf("http://localhost:%d", p1),

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -89,7 +90,7 @@ func parseText(_ context.Context, body []byte, _ *fetch.Snapshot[string]) (strin
 
 // newTestFetcher builds a text fetcher of url on clock, recording OnFetch
 // results in results (if not nil), after edit adjusts the config.
-func newTestFetcher(t testing.TB, url string, clock *brokertest.Clock, results *brokertest.FetchLog, edit func(*fetch.Config[string])) *fetch.Fetcher[string] {
+func newTestFetcher(t testing.TB, url string, clock *brokertest.Clock, results *fixture.FetchLog, edit func(*fetch.Config[string])) *fetch.Fetcher[string] {
 	t.Helper()
 	cfg := fetch.Config[string]{URL: url, Parse: parseText, Now: clock.Now}
 	if results != nil {
@@ -163,8 +164,8 @@ func TestFetcher_Refresh(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDocServer(t, tt.giveBody)
 			d.setCacheControl("max-age=600")
-			var results brokertest.FetchLog
-			f := newTestFetcher(t, d.url(), brokertest.NewClock(brokertest.Now), &results, nil)
+			var results fixture.FetchLog
+			f := newTestFetcher(t, d.url(), brokertest.NewClock(fixture.Now), &results, nil)
 			require.Nil(t, f.Load())
 
 			s, err := f.Refresh(t.Context())
@@ -173,10 +174,10 @@ func TestFetcher_Refresh(t *testing.T) {
 			assert.Same(t, f.Load(), s)
 			assert.Equal(t, tt.wantValue, s.Value)
 			assert.NotEmpty(t, s.ETag)
-			assert.Equal(t, brokertest.Now, s.FetchedAt)
-			assert.Equal(t, brokertest.Now.Add(10*time.Minute), s.RefreshAt)
-			assert.Equal(t, fetch.Status{FetchedAt: brokertest.Now, RefreshAt: s.RefreshAt}, f.Status())
-			assert.Equal(t, []string{tt.wantResult}, results.Results())
+			assert.Equal(t, fixture.Now, s.FetchedAt)
+			assert.Equal(t, fixture.Now.Add(10*time.Minute), s.RefreshAt)
+			assert.Equal(t, fetch.Status{FetchedAt: fixture.Now, RefreshAt: s.RefreshAt}, f.Status())
+			assert.Equal(t, []string{tt.wantResult}, results.All())
 			assert.Empty(t, d.lastIfNoneMatch(), "the first request is unconditional")
 		})
 	}
@@ -218,8 +219,8 @@ func TestFetcher_RefreshFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDocServer(t, "good")
-			var results brokertest.FetchLog
-			clock := brokertest.NewClock(brokertest.Now)
+			var results fixture.FetchLog
+			clock := brokertest.NewClock(fixture.Now)
 			f := newTestFetcher(t, d.url(), clock, &results, func(c *fetch.Config[string]) {
 				c.MaxResponseBytes = maxBytes
 				c.Timeout = tt.giveTimeout
@@ -235,9 +236,9 @@ func TestFetcher_RefreshFails(t *testing.T) {
 			assert.Nil(t, s)
 			assert.Same(t, good, f.Load(), "a failed fetch keeps the held snapshot")
 			st := f.Status()
-			assert.Equal(t, brokertest.Now, st.FetchedAt)
+			assert.Equal(t, fixture.Now, st.FetchedAt)
 			assert.Equal(t, err.Error(), st.LastError)
-			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, results.Results())
+			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, results.All())
 
 			d.override.Store(nil)
 			_, err = f.Refresh(t.Context())
@@ -278,14 +279,14 @@ func TestFetcher_RefreshInterval(t *testing.T) {
 				}
 				d.serve(w, r)
 			})
-			f := newTestFetcher(t, d.url(), brokertest.NewClock(brokertest.Now), nil, func(c *fetch.Config[string]) {
+			f := newTestFetcher(t, d.url(), brokertest.NewClock(fixture.Now), nil, func(c *fetch.Config[string]) {
 				c.MinRefresh, c.DefaultRefresh, c.MaxRefresh = lo, def, hi
 			})
 
 			s, err := f.Refresh(t.Context())
 
 			require.NoError(t, err)
-			assert.Equal(t, brokertest.Now.Add(tt.wantInterval), s.RefreshAt)
+			assert.Equal(t, fixture.Now.Add(tt.wantInterval), s.RefreshAt)
 		})
 	}
 }
@@ -317,8 +318,8 @@ func TestFetcher_NotModified(t *testing.T) {
 			if tt.giveNoETag {
 				d.set(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("v1")) })
 			}
-			clock := brokertest.NewClock(brokertest.Now)
-			var results brokertest.FetchLog
+			clock := brokertest.NewClock(fixture.Now)
+			var results fixture.FetchLog
 			f := newTestFetcher(t, d.url(), clock, &results, func(c *fetch.Config[string]) { c.ConfirmNotModified = tt.giveConfirm })
 			first, err := f.Refresh(t.Context())
 			require.NoError(t, err)
@@ -329,13 +330,13 @@ func TestFetcher_NotModified(t *testing.T) {
 			clock.Advance(10 * time.Minute)
 			s, err := f.Refresh(t.Context())
 
-			assert.Equal(t, []string{fetch.ResultOK, tt.wantResult}, results.Results())
+			assert.Equal(t, []string{fetch.ResultOK, tt.wantResult}, results.All())
 			if tt.wantResult == fetch.ResultError {
 				require.Error(t, err)
 				if tt.giveConfirm != nil {
 					require.ErrorIs(t, err, errExpired)
 				}
-				assert.Equal(t, brokertest.Now, f.Status().FetchedAt, "a refused 304 is not a fresh fetch")
+				assert.Equal(t, fixture.Now, f.Status().FetchedAt, "a refused 304 is not a fresh fetch")
 				assert.Equal(t, "v1", f.Load().Value, "the held document stays")
 				d.override.Store(nil)
 				_, err := f.Refresh(t.Context())
@@ -349,19 +350,19 @@ func TestFetcher_NotModified(t *testing.T) {
 			assert.Equal(t, first.ETag, s.ETag)
 			assert.Equal(t, clock.Now(), s.FetchedAt, "a 304 counts as a fresh fetch")
 			assert.Equal(t, clock.Now().Add(5*time.Minute), s.RefreshAt)
-			assert.Equal(t, brokertest.Now, first.FetchedAt, "snapshots are never modified")
+			assert.Equal(t, fixture.Now, first.FetchedAt, "snapshots are never modified")
 		})
 	}
 }
 
 func TestFetcher_OnChange(t *testing.T) {
 	d := newDocServer(t, "v1")
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	type change struct{ prev, cur string }
 	var changes []change
 	var failNext atomic.Bool
 	errShare := errors.New("share failed")
-	var results brokertest.FetchLog
+	var results fixture.FetchLog
 	f := newTestFetcher(t, d.url(), clock, &results, func(c *fetch.Config[string]) {
 		c.OnChange = func(_ context.Context, prev, cur *fetch.Snapshot[string]) error {
 			ch := change{cur: cur.Value}
@@ -401,7 +402,7 @@ func TestFetcher_OnChange(t *testing.T) {
 	}
 	assert.Equal(t, "v3", f.Load().Value, "the hook's error does not undo the new document")
 	assert.Empty(t, f.Status().LastError, "nor does it count as a failed fetch")
-	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified, fetch.ResultOK, fetch.ResultOK}, results.Results())
+	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified, fetch.ResultOK, fetch.ResultOK}, results.All())
 }
 
 func TestFetcher_ConcurrentRefreshesShareOneFetch(t *testing.T) {
@@ -414,7 +415,7 @@ func TestFetcher_ConcurrentRefreshesShareOneFetch(t *testing.T) {
 		<-release
 		d.serve(w, r)
 	})
-	f := newTestFetcher(t, d.url(), brokertest.NewClock(brokertest.Now), nil, nil)
+	f := newTestFetcher(t, d.url(), brokertest.NewClock(fixture.Now), nil, nil)
 
 	got := make(chan *fetch.Snapshot[string], callers)
 	var wg, started sync.WaitGroup
@@ -449,7 +450,7 @@ func TestFetcher_ConcurrentRefreshesShareOneFetch(t *testing.T) {
 // gets the replacement without a fetch (the freshness re-check).
 func TestFetcher_RefreshFromReplacedSnapshot(t *testing.T) {
 	d := newDocServer(t, "v1")
-	f := newTestFetcher(t, d.url(), brokertest.NewClock(brokertest.Now), nil, nil)
+	f := newTestFetcher(t, d.url(), brokertest.NewClock(fixture.Now), nil, nil)
 	seen, err := f.Refresh(t.Context())
 	require.NoError(t, err)
 	d.setBody("v2")
@@ -482,7 +483,7 @@ func TestFetcher_CallerGivingUpDoesNotCancelTheFetch(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	f := newTestFetcher(t, d.url(), brokertest.NewClock(brokertest.Now), nil, nil)
+	f := newTestFetcher(t, d.url(), brokertest.NewClock(fixture.Now), nil, nil)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	errs := make(chan error, 1)
@@ -528,7 +529,7 @@ func TestFetcher_Policy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := d.hits.Load()
-			f := newTestFetcher(t, d.srv.URL+tt.givePath, brokertest.NewClock(brokertest.Now), nil, nil)
+			f := newTestFetcher(t, d.srv.URL+tt.givePath, brokertest.NewClock(fixture.Now), nil, nil)
 
 			_, err := f.Refresh(t.Context())
 
@@ -616,13 +617,13 @@ func TestCooldown(t *testing.T) {
 		{name: "ok/clock_went_backwards", giveAt: -time.Hour, wantClaim: true},
 	}
 	for _, st := range steps {
-		assert.Equal(t, st.wantClaim, c.Claim(brokertest.Now.Add(st.giveAt)), st.name)
+		assert.Equal(t, st.wantClaim, c.Claim(fixture.Now.Add(st.giveAt)), st.name)
 	}
 
 	t.Run("ok/zero_period_allows_every_claim", func(t *testing.T) {
 		c := fetch.NewCooldown(0)
 		for range 3 {
-			assert.True(t, c.Claim(brokertest.Now))
+			assert.True(t, c.Claim(fixture.Now))
 		}
 	})
 	t.Run("ok/one_winner_among_concurrent_claims", func(t *testing.T) {
@@ -631,7 +632,7 @@ func TestCooldown(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 50 {
 			wg.Go(func() {
-				if c.Claim(brokertest.Now) {
+				if c.Claim(fixture.Now) {
 					wins.Add(1)
 				}
 			})

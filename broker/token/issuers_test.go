@@ -4,7 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -18,9 +19,9 @@ const (
 // configuration that pairs each issuer with its own key only. With
 // sharedKid, both keys carry the same kid, as two unrelated issuers'
 // JWKS may.
-func twoIssuers(t testing.TB, sharedKid bool) (a, b brokertest.Key, trust []token.TrustedIssuer) {
+func twoIssuers(t testing.TB, sharedKid bool) (a, b fixture.Key, trust []token.TrustedIssuer) {
 	t.Helper()
-	a, b = brokertest.NewKey(t, token.EdDSA), brokertest.NewKey(t, token.EdDSA)
+	a, b = fixture.NewKey(t, token.EdDSA), fixture.NewKey(t, token.EdDSA)
 	if sharedKid {
 		a.Pub.KeyID, b.Pub.KeyID = "key-1", "key-1"
 	}
@@ -46,7 +47,7 @@ type issuerCase struct {
 }
 
 // signer returns the key tt signs with.
-func (tt issuerCase) signer(a, b brokertest.Key) brokertest.Key {
+func (tt issuerCase) signer(a, b fixture.Key) fixture.Key {
 	if tt.signByA {
 		return a
 	}
@@ -66,20 +67,20 @@ func TestVerify_keysPerIssuer(t *testing.T) {
 		{name: "fail/a_key_signs_for_b", giveIssuer: issuerB, signByA: true, wantReason: token.ReasonUnknownKey},
 		{name: "fail/b_key_signs_for_a", giveIssuer: issuerA, wantReason: token.ReasonUnknownKey},
 		{name: "fail/a_key_signs_for_b_shared_kid", sharedKid: true, giveIssuer: issuerB, signByA: true, wantReason: token.ReasonBadSignature},
-		{name: "fail/untrusted_issuer", giveIssuer: brokertest.Issuer, signByA: true, wantReason: token.ReasonWrongIssuer},
+		{name: "fail/untrusted_issuer", giveIssuer: fixture.Issuer, signByA: true, wantReason: token.ReasonWrongIssuer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b, trust := twoIssuers(t, tt.sharedKid)
-			cfg := brokertest.VerifierConfig(t, a.Pub)
+			cfg := fixture.VerifierConfig(t, a.Pub)
 			cfg.Issuers = trust
-			v := brokertest.NewVerifier(t, cfg)
+			v := fixture.NewVerifier(t, cfg)
 			signer := tt.signer(a, b)
-			c := brokertest.ValidClaims(testJTI)
+			c := fixture.ValidClaims(testJTI)
 			c["iss"] = tt.giveIssuer
 
 			got, err := v.Verify(context.Background(), signer.Sign(t, signer.Header(), c), token.Expect{AnyTask: true})
-			brokertest.WantReason(t, err, tt.wantReason)
+			fixture.WantReason(t, err, tt.wantReason)
 			if tt.wantReason != "" {
 				return
 			}
@@ -103,16 +104,16 @@ func TestRevocationList_keysPerIssuer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b, trust := twoIssuers(t, tt.sharedKid)
-			v := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: trust, Now: brokertest.NewClock(brokertest.Now).Now})
+			v := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: trust, Now: brokertest.NewClock(fixture.Now).Now})
 			signer := tt.signer(a, b)
-			iat := brokertest.Now.Unix()
+			iat := fixture.Now.Unix()
 			h := signer.Header()
 			h["typ"] = token.RevocationListType
 			list := signer.Sign(t, h, map[string]any{"iss": tt.giveIssuer, "iat": iat, "exp": iat + 300,
 				"jtis": []any{map[string]any{"jti": "jti-1", "exp": iat + 60}}})
 
 			got, err := v.Verify(context.Background(), list)
-			brokertest.WantReason(t, err, tt.wantReason)
+			fixture.WantReason(t, err, tt.wantReason)
 			if tt.wantReason == "" && got.Issuer != tt.giveIssuer {
 				t.Errorf("issuer = %q, want %q", got.Issuer, tt.giveIssuer)
 			}
