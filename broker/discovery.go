@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -38,92 +37,98 @@ func Discover(ctx context.Context, policy *fetch.Policy, client *http.Client) (M
 	if client == nil {
 		client = &http.Client{Timeout: defaultFetchTimeout}
 	}
-	return discover(ctx, policy.Client(client), policy)
-}
-
-// discover is Discover with a client that policy already checks.
-func discover(ctx context.Context, client *http.Client, policy *fetch.Policy) (Metadata, error) {
-	issuer := policy.Issuer()
-	metaURL := strings.TrimSuffix(issuer, "/") + MetadataPath
-	if err := policy.Check(metaURL); err != nil {
-		return Metadata{}, fmt.Errorf("issuer metadata: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
+	f, err := newMetadataFetcher(client, policy)
 	if err != nil {
 		return Metadata{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
+	return fetchMetadata(ctx, f)
+}
+
+// newMetadataFetcher returns the fetcher of policy's issuer's handoff
+// configuration; the fetcher puts client's redirects under policy.
+func newMetadataFetcher(client *http.Client, policy *fetch.Policy) (*fetch.Fetcher[Metadata], error) {
+	f, err := fetch.New(fetch.Config[Metadata]{
+		Name:             "issuer metadata",
+		URL:              strings.TrimSuffix(policy.Issuer(), "/") + MetadataPath,
+		Policy:           policy,
+		Client:           client,
+		Timeout:          cmpOr(client.Timeout, defaultFetchTimeout),
+		MaxResponseBytes: maxMetadataBytes,
+		Parse: func(_ context.Context, body []byte, _ *fetch.Snapshot[Metadata]) (Metadata, error) {
+			return parseMetadata(body, policy)
+		},
+	})
 	if err != nil {
-		return Metadata{}, fmt.Errorf("issuer metadata: %w", err)
+		return nil, fmt.Errorf("issuer metadata: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Metadata{}, fmt.Errorf("issuer metadata: HTTP %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	return f, nil
+}
+
+func fetchMetadata(ctx context.Context, f *fetch.Fetcher[Metadata]) (Metadata, error) {
+	s, err := f.Refresh(ctx)
 	if err != nil {
-		return Metadata{}, fmt.Errorf("issuer metadata: %w", err)
+		return Metadata{}, err
 	}
-	if len(body) > maxMetadataBytes {
-		return Metadata{}, fmt.Errorf("issuer metadata exceeds %d bytes", maxMetadataBytes)
-	}
+	return s.Value, nil
+}
+
+// parseMetadata parses the handoff configuration of policy's issuer and
+// checks its URLs with policy.
+func parseMetadata(body []byte, policy *fetch.Policy) (Metadata, error) {
 	var md Metadata
 	if err := json.Unmarshal(body, &md); err != nil {
-		return Metadata{}, fmt.Errorf("issuer metadata: %w", err)
+		return Metadata{}, err
 	}
 	// Metadata naming another issuer is refused (RFC 8414 §3.3): a document
 	// served under the trusted issuer's URL but describing someone else
 	// points at keys the trusted issuer does not vouch for (mix-up).
-	if md.Issuer != issuer {
-		return Metadata{}, fmt.Errorf("issuer metadata names issuer %q, want %q", md.Issuer, issuer)
+	if issuer := policy.Issuer(); md.Issuer != issuer {
+		return Metadata{}, fmt.Errorf("names issuer %q, want %q", md.Issuer, issuer)
 	}
 	// The downgrade and host rules apply to discovered URLs as to
 	// configured ones: metadata naming http:// for an https issuer, or
 	// another host, would hand the keys or the revocation list to whoever
 	// answers there.
 	if err := policy.Check(md.JWKSURI); err != nil {
-		return Metadata{}, fmt.Errorf("issuer metadata jwks_uri: %w", err)
+		return Metadata{}, fmt.Errorf("jwks_uri: %w", err)
 	}
 	if md.RevocationEndpoint != "" {
 		if err := policy.Check(md.RevocationEndpoint); err != nil {
-			return Metadata{}, fmt.Errorf("issuer metadata revocation_endpoint: %w", err)
+			return Metadata{}, fmt.Errorf("revocation_endpoint: %w", err)
 		}
 	}
 	return md, nil
 }
 
-// discoverLoop retries discover with exponential backoff from first up to
-// limit until it succeeds or ctx ends, and passes the metadata to found.
-// Metadata the policy refuses is retried too: the issuer may fix it, and
-// until then the relying party is not ready.
+// discoverLoop fetches the metadata, retrying with backoff from first up
+// to limit, until it succeeds and found accepts it, or ctx ends. Metadata
+// the policy refuses is retried too: the issuer may fix it, and until then
+// the relying party is not ready.
 func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, policy *fetch.Policy, first, limit time.Duration, found func(Metadata) error) {
 	issuer := policy.Issuer()
-	wait := first
-	for {
-		md, err := discover(ctx, client, policy)
-		if err == nil {
-			err = found(md)
-			if err == nil {
-				log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", md.JWKSURI, "revocation_url", md.RevocationEndpoint)
-				return
+	retry := fetch.Backoff{First: first, Max: limit}
+	f, err := newMetadataFetcher(client, policy)
+	for failures := 1; ; failures++ {
+		if f != nil {
+			var md Metadata
+			if md, err = fetchMetadata(ctx, f); err == nil {
+				if err = found(md); err == nil {
+					log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", md.JWKSURI, "revocation_url", md.RevocationEndpoint)
+					return
+				}
 			}
 		}
 		if ctx.Err() != nil {
 			return
 		}
+		wait := retry.Wait(failures)
 		attrs := []any{"issuer", issuer, "error", err.Error(), "retry_in", wait.String()}
 		if reason := fetch.URLReasonOf(err); reason != "" {
 			attrs = append(attrs, "reason", string(reason))
 		}
 		log.Warn("issuer metadata discovery failed; retrying", attrs...)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !fetch.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(2*wait, limit)
 	}
 }

@@ -58,8 +58,11 @@
 //   - [github.com/handoffbroker/handoff/broker/revocation]: the issuer's
 //     revocation State and the Publisher of its signed list; Remote, the
 //     relying service's poller of that list.
-//   - [github.com/handoffbroker/handoff/broker/fetch]: the URL Policy every
-//     remote fetch (keys, revocation list, discovery) obeys.
+//   - [github.com/handoffbroker/handoff/broker/fetch]: the one Fetcher of
+//     the issuer's documents (keys, revocation list, discovery) and the URL
+//     Policy every fetch obeys.
+//   - [github.com/handoffbroker/handoff/broker/brokertest]: the test kit for
+//     relying services: an issuer on httptest and a settable Clock.
 //
 // The subpackages are the only code in this module that touches JOSE
 // (go-jose v4); none of this module's broker code knows an HTTP framework

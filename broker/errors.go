@@ -57,6 +57,7 @@ func (e *Error) Unwrap() error { return e.Internal }
 // reasonText is the public wording for each token reason: what happened,
 // in plain words, and what to do about it.
 var reasonText = map[token.Reason][2]string{
+	token.ReasonInvalidExpect:       {"This service could not check the handoff.", "Nothing was changed. Try again later; if it keeps happening, contact support."},
 	token.ReasonTooLarge:            {"The handoff token is too large.", "Start the task again from the service that sent you here."},
 	token.ReasonMalformed:           {"The handoff token is damaged or incomplete.", "Start the task again from the service that sent you here."},
 	token.ReasonUnsupportedAlg:      {"The handoff token uses a signing method this service does not accept.", "Start the task again; if it keeps happening, contact support."},
@@ -81,9 +82,12 @@ var reasonText = map[token.Reason][2]string{
 
 // statusFor maps a token reason to its HTTP status: 400 for tokens that
 // are not well-formed, 401 for tokens that are not valid, 403 for the wrong
-// task, 409 for a replay, 503 when a dependency is down.
+// task, 409 for a replay, 503 when a dependency is down, 500 when the
+// service itself asked the verifier nothing (invalid_expect).
 func statusFor(r token.Reason) int {
 	switch r {
+	case token.ReasonInvalidExpect:
+		return http.StatusInternalServerError
 	case token.ReasonTooLarge, token.ReasonMalformed, token.ReasonUnsupportedAlg,
 		token.ReasonBadType, token.ReasonBadHeader, token.ReasonMissingClaim,
 		token.ReasonInvalidClaim:
@@ -107,7 +111,7 @@ func statusFor(r token.Reason) int {
 // challenge the status calls for: error="invalid_token" with 401,
 // "invalid_request" with 400, "insufficient_scope" with 403 (a token for
 // another task), and none otherwise (409 replayed, 503 unavailable: the
-// token may be fine).
+// token may be fine; 500 invalid_expect: the service's own mistake).
 func ErrorFor(err error, bearer bool) *Error {
 	reason := token.ReasonOf(err)
 	text, ok := reasonText[reason]

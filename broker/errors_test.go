@@ -12,7 +12,11 @@ import (
 func TestStatusForCoversEveryReason(t *testing.T) {
 	for _, r := range token.Reasons() {
 		s := statusFor(r)
-		assert.Contains(t, []int{400, 401, 403, 409, 503}, s, r)
+		if r == token.ReasonInvalidExpect {
+			assert.Equal(t, 500, s, "the service's own mistake, not the token's")
+		} else {
+			assert.Contains(t, []int{400, 401, 403, 409, 503}, s, r)
+		}
 		assert.Contains(t, reasonText, r, "every reason has public wording")
 	}
 	assert.Equal(t, 409, statusFor(token.ReasonReplayed))
@@ -38,6 +42,7 @@ func TestErrorFor(t *testing.T) {
 			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`},
 		{name: "ok/bearer_409_no_challenge", giveErr: &token.Error{Reason: token.ReasonReplayed}, giveBearer: true, wantStatus: 409, wantCode: "replayed"},
 		{name: "ok/bearer_503_no_challenge", giveErr: &token.Error{Reason: token.ReasonUnavailable}, giveBearer: true, wantStatus: 503, wantCode: "unavailable"},
+		{name: "ok/bearer_500_invalid_expect_no_challenge", giveErr: &token.Error{Reason: token.ReasonInvalidExpect}, giveBearer: true, wantStatus: 500, wantCode: "invalid_expect"},
 		{name: "fail/not_a_token_error", giveErr: errors.New("db exploded"), giveBearer: true, wantStatus: http.StatusInternalServerError, wantCode: CodeInternal},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,7 @@ const DefaultMaxFormBytes = 16 << 10
 
 // anyTask is what the browser handoff expects: any task, because the
 // application shows the task to the user for confirmation instead.
-var anyTask = token.Expect{}
+var anyTask = token.Expect{AnyTask: true}
 
 // ErrorFunc renders a refusal. The handlers of this package call it for
 // every request they refuse, before anything is written.
@@ -123,7 +123,8 @@ func (rp *RelyingParty) HandoffHandler(cfg HandoffConfig) http.Handler {
 // expect says what each request's token must allow, usually the task the
 // route names; it is required, and an error it returns refuses the request
 // without consuming the token (an *Error as it is, any other as 400
-// invalid_request). A missing credential is 401 missing_token with
+// invalid_request). A zero token.Expect states nothing and is refused as
+// 500 invalid_expect, the token untouched. A missing credential is 401 missing_token with
 // WWW-Authenticate: Bearer; a rejected token carries the RFC 6750 §3 error
 // its status calls for (see ErrorFor). onError renders refusals; nil is
 // the default of HandoffConfig.Error.

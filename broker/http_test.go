@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,7 +20,7 @@ func TestHandoffHandler(t *testing.T) {
 		name       string
 		giveMethod string
 		giveQuery  string
-		giveToken  func(t *testing.T, is *testIssuer, rp *RelyingParty) string
+		giveToken  func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string
 		giveAdmit  error
 		wantStatus int
 		wantCode   string
@@ -30,10 +30,10 @@ func TestHandoffHandler(t *testing.T) {
 		{name: "fail/get_is_token_in_url", giveMethod: http.MethodGet, wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
 		{name: "fail/query_token", giveMethod: http.MethodPost, giveQuery: "?token=x", wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
 		{name: "fail/put", giveMethod: http.MethodPut, wantStatus: http.StatusMethodNotAllowed, wantCode: "method_not_allowed"},
-		{name: "fail/garbage", giveMethod: http.MethodPost, giveToken: func(*testing.T, *testIssuer, *RelyingParty) string { return "garbage" },
+		{name: "fail/garbage", giveMethod: http.MethodPost, giveToken: func(*testing.T, *brokertest.Issuer, *RelyingParty) string { return "garbage" },
 			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed)},
-		{name: "fail/replayed", giveMethod: http.MethodPost, giveToken: func(t *testing.T, is *testIssuer, rp *RelyingParty) string {
-			tok := is.mint(t, demoTask).Token
+		{name: "fail/replayed", giveMethod: http.MethodPost, giveToken: func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string {
+			tok := mint(t, is, demoTask).Token
 			_, err := rp.Verify(t.Context(), tok, anyTask)
 			require.NoError(t, err)
 			return tok
@@ -62,7 +62,7 @@ func TestHandoffHandler(t *testing.T) {
 					return r, func() { released++ }, nil
 				},
 			})
-			tok := is.mint(t, demoTask).Token
+			tok := mint(t, is, demoTask).Token
 			if tt.giveToken != nil {
 				tok = tt.giveToken(t, is, rp)
 			}
@@ -96,24 +96,25 @@ func TestMiddleware(t *testing.T) {
 	other := token.Task{ID: "transfer-2", Action: "approve"}
 	tests := []struct {
 		name          string
-		giveAuth      func(t *testing.T, is *testIssuer, clock *brokertest.Clock) string
+		giveAuth      func(t *testing.T, is *brokertest.Issuer, clock *brokertest.Clock) string
 		giveQuery     string
 		giveExpectErr error
+		giveNoTask    bool
 		wantStatus    int
 		wantCode      string
 		wantChallenge string
 	}{
 		{name: "ok/task_matches", giveAuth: bearerFor(demoTask), wantStatus: http.StatusOK},
-		{name: "fail/missing", giveAuth: func(*testing.T, *testIssuer, *brokertest.Clock) string { return "" },
+		{name: "fail/missing", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "" },
 			wantStatus: http.StatusUnauthorized, wantCode: CodeMissingToken, wantChallenge: "Bearer"},
-		{name: "fail/basic", giveAuth: func(*testing.T, *testIssuer, *brokertest.Clock) string { return "Basic YWxpY2U6cHc=" },
+		{name: "fail/basic", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "Basic YWxpY2U6cHc=" },
 			wantStatus: http.StatusUnauthorized, wantCode: CodeMissingToken, wantChallenge: "Bearer"},
 		{name: "fail/other_task", giveAuth: bearerFor(other), wantStatus: http.StatusForbidden, wantCode: string(token.ReasonTaskMismatch),
 			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`},
-		{name: "fail/malformed", giveAuth: func(*testing.T, *testIssuer, *brokertest.Clock) string { return "Bearer abc" },
+		{name: "fail/malformed", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "Bearer abc" },
 			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed),
 			wantChallenge: `Bearer error="invalid_request", error_description="malformed"`},
-		{name: "fail/expired", giveAuth: func(t *testing.T, is *testIssuer, clock *brokertest.Clock) string {
+		{name: "fail/expired", giveAuth: func(t *testing.T, is *brokertest.Issuer, clock *brokertest.Clock) string {
 			auth := bearerFor(demoTask)(t, is, clock)
 			clock.Advance(5 * time.Minute)
 			return auth
@@ -124,6 +125,8 @@ func TestMiddleware(t *testing.T) {
 			wantChallenge: `Bearer error="invalid_request", error_description="token_in_url"`},
 		{name: "fail/expect_refuses", giveAuth: bearerFor(demoTask), giveExpectErr: errors.New("bad body"),
 			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/zero_expect_is_invalid_expect", giveAuth: bearerFor(demoTask), giveNoTask: true,
+			wantStatus: http.StatusInternalServerError, wantCode: string(token.ReasonInvalidExpect)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +136,9 @@ func TestMiddleware(t *testing.T) {
 			waitRPReady(t, rp)
 			var got *token.Claims
 			h := rp.Middleware(func(*http.Request) (token.Expect, error) {
+				if tt.giveNoTask {
+					return token.Expect{}, nil
+				}
 				return token.Expect{Task: &demoTask}, tt.giveExpectErr
 			}, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got, _ = ClaimsFromContext(r.Context())
@@ -161,8 +167,8 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-func bearerFor(task token.Task) func(*testing.T, *testIssuer, *brokertest.Clock) string {
-	return func(t *testing.T, is *testIssuer, _ *brokertest.Clock) string {
-		return "Bearer " + is.mint(t, task).Token
+func bearerFor(task token.Task) func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string {
+	return func(t *testing.T, is *brokertest.Issuer, _ *brokertest.Clock) string {
+		return "Bearer " + mint(t, is, task).Token
 	}
 }

@@ -212,9 +212,8 @@ func New(cfg Config) (*RelyingParty, error) {
 // newVerifier is the one place the token verifier is configured.
 func (rp *RelyingParty) newVerifier() (*token.Verifier, error) {
 	return token.NewVerifier(token.VerifierConfig{
-		Issuers:     []string{rp.cfg.Issuer},
+		Issuers:     []token.TrustedIssuer{{Issuer: rp.cfg.Issuer, Keys: rp.keys}},
 		Audience:    rp.cfg.Audience,
-		Keys:        rp.keys,
 		Replay:      rp.replay,
 		Revocation:  rp.revocations,
 		Leeway:      rp.cfg.Leeway,
@@ -374,7 +373,7 @@ func (rp *RelyingParty) Start(ctx context.Context) {
 		rk.Start(ctx)
 		return
 	}
-	go discoverLoop(ctx, rp.log, rp.policy.Client(rp.client()), rp.policy, rp.cfg.DiscoveryRetry, maxDiscoveryRetry,
+	go discoverLoop(ctx, rp.log, rp.client(), rp.policy, rp.cfg.DiscoveryRetry, maxDiscoveryRetry,
 		func(md Metadata) error {
 			rk, err := rp.newRemoteKeys(md.JWKSURI)
 			if err != nil {

@@ -2,16 +2,12 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
-	"github.com/handoffbroker/handoff/broker/keys"
-	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,63 +15,28 @@ import (
 
 const testAudience = "https://relying.test"
 
-// testIssuer is a real issuer on httptest: keys, JWKS, handoff
+// newTestIssuer starts the kit's issuer on clock: keys, JWKS, handoff
 // configuration and, unless noList, a signed revocation list.
-type testIssuer struct {
-	URL    string
-	minter *token.Minter
-	state  *revocation.State
+func newTestIssuer(t testing.TB, clock *brokertest.Clock, noList bool) *brokertest.Issuer {
+	t.Helper()
+	opts := []brokertest.Option{brokertest.WithNow(clock.Now)}
+	if noList {
+		opts = append(opts, brokertest.WithoutRevocations())
+	}
+	return brokertest.StartIssuer(t, opts...)
 }
 
-func newTestIssuer(t testing.TB, clock *brokertest.Clock, noList bool) *testIssuer {
+// mint signs a token for alice to testAudience for task.
+func mint(t testing.TB, is *brokertest.Issuer, task token.Task) token.Minted {
 	t.Helper()
-	kr, err := keys.NewEphemeral(token.EdDSA)
-	require.NoError(t, err)
-	is := &testIssuer{}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	is.URL = srv.URL
-	is.minter = brokertest.Must(token.NewMinter(token.MinterConfig{Issuer: is.URL, Keys: kr, Now: clock.Now}))
-	is.state = brokertest.Must(revocation.NewState(revocation.StateConfig{Now: clock.Now}))
-	pub := brokertest.Must(revocation.NewPublisher(is.state, is.minter, 0))
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		b, err := kr.JWKS()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(b)
-	})
-	mux.HandleFunc("GET "+MetadataPath, func(w http.ResponseWriter, _ *http.Request) {
-		md := Metadata{Issuer: is.URL, JWKSURI: is.URL + "/jwks"}
-		if !noList {
-			md.RevocationEndpoint = is.URL + "/revocations"
-		}
-		_ = json.NewEncoder(w).Encode(md)
-	})
-	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, _ *http.Request) {
-		tok, _, err := pub.Current()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", token.RevocationListMediaType)
-		_, _ = w.Write([]byte(tok))
-	})
-	return is
-}
-
-func (is *testIssuer) mint(t testing.TB, task token.Task) token.Minted {
-	t.Helper()
-	return brokertest.Must(is.minter.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: task}))
+	return is.MintFull(t, token.MintRequest{Subject: "alice", Audience: testAudience, Task: task})
 }
 
 var demoTask = token.Task{ID: "transfer-1", Action: "approve"}
 
 // newTestRP starts a relying party on is, discovered, and waits until it
 // is ready; the clock is moved past the memory store's start second.
-func newTestRP(t testing.TB, clock *brokertest.Clock, is *testIssuer, edit func(*Config)) *RelyingParty {
+func newTestRP(t testing.TB, clock *brokertest.Clock, is *brokertest.Issuer, edit func(*Config)) *RelyingParty {
 	t.Helper()
 	cfg := Config{Issuer: is.URL, Audience: testAudience, Now: clock.Now, DiscoveryRetry: 10 * time.Millisecond}
 	if edit != nil {
@@ -118,7 +79,7 @@ func TestNew_Config(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Len(t, brokertest.JoinedErrors(err), tt.wantErrs, err.Error())
+			assert.Len(t, fixture.JoinedErrors(err), tt.wantErrs, err.Error())
 			if tt.wantReason != "" {
 				assert.Equal(t, tt.wantReason, fetch.URLReasonOf(err))
 			}
@@ -131,7 +92,7 @@ func TestRelyingParty_DiscoversVerifiesOnce(t *testing.T) {
 	is := newTestIssuer(t, clock, false)
 	rp := newTestRP(t, clock, is, nil)
 	waitRPReady(t, rp)
-	m := is.mint(t, demoTask)
+	m := mint(t, is, demoTask)
 
 	ex := rp.Explain(t.Context(), m.Token, token.Expect{Task: &demoTask})
 	first, err := rp.Verify(t.Context(), m.Token, token.Expect{Task: &demoTask})
@@ -140,10 +101,10 @@ func TestRelyingParty_DiscoversVerifiesOnce(t *testing.T) {
 	require.NoError(t, ex.Err, "Explain accepts a fresh token")
 	require.NoError(t, err, "Explain did not consume it")
 	assert.Equal(t, "alice", first.Claims().Subject)
-	brokertest.WantReason(t, again, token.ReasonReplayed)
+	fixture.WantReason(t, again, token.ReasonReplayed)
 	st := rp.Status()
-	assert.Equal(t, is.URL+"/jwks", st.JWKSURL)
-	assert.Equal(t, is.URL+"/revocations", st.RevocationURL)
+	assert.Equal(t, is.JWKSURL, st.JWKSURL)
+	assert.Equal(t, is.RevocationURL, st.RevocationURL)
 }
 
 func TestRelyingParty_Revoked(t *testing.T) {
@@ -151,14 +112,14 @@ func TestRelyingParty_Revoked(t *testing.T) {
 	is := newTestIssuer(t, clock, false)
 	rp := newTestRP(t, clock, is, nil)
 	waitRPReady(t, rp)
-	m := is.mint(t, demoTask)
-	require.NoError(t, is.state.RevokeToken(m.ID, m.ExpiresAt))
+	m := mint(t, is, demoTask)
+	is.RevokeToken(t, m.ID, m.ExpiresAt)
 	require.NoError(t, rp.Refresh(t.Context()))
 
 	_, err := rp.Verify(t.Context(), m.Token, token.Expect{Task: &demoTask})
 
-	brokertest.WantReason(t, err, token.ReasonRevoked)
-	brokertest.WantReason(t, rp.HeldRevocation(token.TokenRef{Issuer: is.URL, Subject: "alice", ID: m.ID, KeyID: m.KeyID, IssuedAt: m.IssuedAt}), token.ReasonRevoked)
+	fixture.WantReason(t, err, token.ReasonRevoked)
+	fixture.WantReason(t, rp.HeldRevocation(token.TokenRef{Issuer: is.URL, Subject: "alice", ID: m.ID, KeyID: m.KeyID, IssuedAt: m.IssuedAt}), token.ReasonRevoked)
 }
 
 func TestRelyingParty_Readiness(t *testing.T) {
@@ -183,15 +144,15 @@ func TestRelyingParty_Readiness(t *testing.T) {
 
 			if !tt.wantReady {
 				require.Never(t, func() bool { return rp.Ready(t.Context()) == nil }, 200*time.Millisecond, 10*time.Millisecond)
-				_, err := rp.Verify(t.Context(), is.mint(t, demoTask).Token, token.Expect{Task: &demoTask})
-				brokertest.WantReason(t, err, token.ReasonUnavailable)
+				_, err := rp.Verify(t.Context(), mint(t, is, demoTask).Token, token.Expect{Task: &demoTask})
+				fixture.WantReason(t, err, token.ReasonUnavailable)
 				return
 			}
 			waitRPReady(t, rp)
 			for _, c := range rp.Checks() {
 				assert.ErrorIs(t, c.Check(t.Context()), tt.wantChecks[c.Name], c.Name)
 			}
-			_, err := rp.Verify(t.Context(), is.mint(t, demoTask).Token, token.Expect{Task: &demoTask})
+			_, err := rp.Verify(t.Context(), mint(t, is, demoTask).Token, token.Expect{Task: &demoTask})
 			require.NoError(t, err)
 		})
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
 
 // Bounds on the compose commands. Building both images from nothing (module
@@ -29,6 +31,25 @@ const (
 // composeProject is the compose project name of the test's stack, so that
 // it never touches a demo a developer runs with the default name.
 const composeProject = "handoff-e2e"
+
+// Settings of the compose stack's replay subtest: SERVER2's leeway in the
+// stack (the demo's default is 30s; a short one keeps the wait for exp +
+// leeway short), the lifetime of the tokens minted in the container (long
+// enough to outlast minting a round's tokens with `docker compose exec`),
+// and how many tokens each round hammers over how many rounds.
+const (
+	composeLeeway       = time.Second
+	composeExpiryTTL    = 10 * time.Second
+	composeExpiryTokens = 12
+	composeExpiryRounds = 3
+)
+
+// composeFloodBound is how many handoffs bob may start in a row before the
+// compose subtest wants SERVER1's 429: the default burst (10) and what
+// refills at the default 30 a minute in the 20 s such a flood would need to
+// get past it. Without the per-user limit bob would get 40 (the live tokens
+// SERVER1 records per user) before a 429.
+const composeFloodBound = 20
 
 // composeBaseImages are the images the Dockerfile and the compose file start
 // from. CI makes them offline (.ci/docker-base-images.sh).
@@ -77,7 +98,7 @@ type composeStack struct {
 	command []string
 	dir     string
 	env     []string
-	out     *output
+	out     *sharedtest.Buffer
 }
 
 // run runs a compose subcommand and returns its stdout. Its stderr goes to
@@ -187,8 +208,9 @@ func startCompose(t *testing.T) (*composeStack, *Cluster, *Server) {
 			"HANDOFF_SERVER1_PORT="+itoa(p1),
 			"HANDOFF_SERVER2A_PORT="+itoa(p2a),
 			"HANDOFF_SERVER2B_PORT="+itoa(p2b),
+			"HANDOFF_SERVER2_LEEWAY="+composeLeeway.String(),
 		),
-		out: &output{},
+		out: &sharedtest.Buffer{},
 	}
 	c := &Cluster{
 		Issuer:   fmt.Sprintf("http://localhost:%d", p1),
@@ -301,9 +323,14 @@ func unreachable(s *Server) bool {
 // drives it through the published ports as a browser would: the replicas
 // share one replay store and agree that a completed task is done, SERVER2
 // outlives SERVER1 with cached keys, SERVER2 fails closed without Redis and
-// recovers with it, SERVER1's keys survive its restart, and "sign out
-// everywhere" on SERVER1 ends the SERVER2 session and refuses a pending
-// token at both replicas.
+// recovers with it, SERVER1's keys survive its restart, a used token
+// hammered at both replicas across exp + leeway is never accepted twice,
+// one user flooding handoffs is held to SERVER1's per-user limit without
+// stopping another's, and "sign out everywhere" on SERVER1 ends the SERVER2
+// session and refuses a pending token at both replicas.
+//
+// The stack runs SERVER2 with a leeway of composeLeeway, not the demo's
+// 30s; no subtest but the replay one depends on the leeway.
 func TestComposeDemo(t *testing.T) {
 	started := time.Now()
 	stack, c, server2b := startCompose(t)
@@ -409,6 +436,64 @@ func TestComposeDemo(t *testing.T) {
 		}
 		// SERVER1's sessions are in memory: sign in again.
 		NewUser(t, c).HandOff(t, demoTask)
+	})
+
+	// Replay records are kept until exp + leeway + token.ReplayMargin;
+	// with no margin, Redis (by its own clock) dropped a record while a
+	// replica that had read its clock just before exp + leeway still
+	// judged the token unexpired, and accepted it a second time.
+	t.Run("replay_across_expiry_at_both_replicas", func(t *testing.T) {
+		mint := func(t testing.TB) string { return stack.mint(t, c, composeExpiryTTL) }
+		groups := []storeGroup{{replicas: []*Server{c.Server2, server2b}, leeway: composeLeeway, tokens: composeExpiryTokens}}
+		hammerAcrossExpiry(t, mint, groups, composeExpiryRounds)
+	})
+
+	// After server1_down_after_keys_cached restarted SERVER1, so bob's
+	// budget is whole and the burst is spent here, not by the earlier
+	// subtests' handoffs.
+	t.Run("one_user_flooding_does_not_stop_another", func(t *testing.T) {
+		bob := NewUser(t, c)
+		home := bob.SignIn(t, "bob", "bob-demo-pw")
+		replicas := []*Server{c.Server2, server2b}
+		started := 0
+		var refused *Page
+		for refused == nil {
+			p := bob.SubmitForm(t, home, "continue-"+bobsTask, nil)
+			switch {
+			case p.Status == http.StatusTooManyRequests && p.Reason() == "too_many_handoffs":
+				refused = p
+			case p.Status == http.StatusOK && p.ByID("handoff") != nil:
+				token := formValues(p.ByID("handoff")).Get("token")
+				c.NoteSecret(token)
+				s := replicas[started%len(replicas)]
+				if resp := postToken(t, s, token); resp.Status != http.StatusSeeOther {
+					t.Fatalf("bob's handoff %d at %s: %s, want 303", started+1, s.Label, resp.describe())
+				}
+				started++
+			default:
+				t.Fatalf("bob's handoff %d: %s, want 200 with #handoff or 429 too_many_handoffs", started+1, p.describe())
+			}
+			if started > composeFloodBound {
+				t.Fatalf("bob started %d handoffs in a row and SERVER1 never answered 429 too_many_handoffs", started)
+			}
+		}
+		t.Logf("bob started %d handoffs before SERVER1 answered 429", started)
+		if started == 0 {
+			t.Errorf("SERVER1 refused bob's first handoff after its restart")
+		}
+		if got, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || got < 1 || got > 2 {
+			t.Errorf("Retry-After %q, want 1 or 2 (one handoff every 2 s once the burst is spent)", refused.Header.Get("Retry-After"))
+		}
+		if refused.ByID("handoff") != nil {
+			t.Errorf("the refusal carries a handoff form")
+		}
+
+		alice := NewUser(t, c)
+		h, page := alice.HandOff(t, demoTask)
+		if h.Action != c.Server2.URL+"/handoff" {
+			t.Errorf("alice's handoff goes to %q, want server2a's /handoff", h.Action)
+		}
+		checkTaskPage(t, page, demoUser, demoTask, demoParams)
 	})
 
 	// Before the compose file configured a revocation URL, both replicas

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -129,25 +130,6 @@ func processEnv() []string {
 	})
 }
 
-// output collects a server's stdout and stderr across restarts, and the
-// stderr of the commands run beside it.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
 // process is one run of a server.
 type process struct {
 	cmd  *exec.Cmd
@@ -170,7 +152,7 @@ type Server struct {
 	Env map[string]string
 
 	bin string
-	out *output
+	out *sharedtest.Buffer
 
 	mu          sync.Mutex
 	proc        *process
@@ -557,7 +539,7 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
 	}
 	maps.Copy(env, cfg.Server1Env)
-	c.Server1 = &Server{Name: "SERVER1", Label: "SERVER1", URL: s1URL, Env: env, bin: s1bin, out: &output{}}
+	c.Server1 = &Server{Name: "SERVER1", Label: "SERVER1", URL: s1URL, Env: env, bin: s1bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, c.Server1)
 	c.Server2 = c.addServer2(s2Port, nil)
 	t.Cleanup(func() { c.cleanup(t) })
@@ -598,7 +580,7 @@ func (c *Cluster) addServer2(port int, extra map[string]string) *Server {
 	}
 	maps.Copy(env, c.cfg.Server2Env)
 	maps.Copy(env, extra)
-	s := &Server{Name: "SERVER2", Label: label, URL: "http://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &output{}}
+	s := &Server{Name: "SERVER2", Label: label, URL: "http://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, s)
 	return s
 }

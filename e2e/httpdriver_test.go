@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/html"
+
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
 
 // Page is one HTTP response, its body read and, for HTML, parsed.
@@ -44,7 +46,7 @@ func readPage(t testing.TB, resp *http.Response) *Page {
 
 // ByID returns the element with the given id, or nil.
 func (p *Page) ByID(id string) *html.Node {
-	return find(p.doc, func(n *html.Node) bool { return attr(n, "id") == id })
+	return sharedtest.Find(p.doc, func(n *html.Node) bool { return attr(n, "id") == id })
 }
 
 // Text returns the trimmed text of the element with the given id, "" if
@@ -88,21 +90,6 @@ func (p *Page) describe() string {
 	return p.URL.Host + p.URL.Path + " answered " + http.StatusText(p.Status) + " (" + itoa(p.Status) + ") reason=" + p.Reason()
 }
 
-func find(n *html.Node, match func(*html.Node) bool) *html.Node {
-	if n == nil {
-		return nil
-	}
-	if n.Type == html.ElementNode && match(n) {
-		return n
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if m := find(c, match); m != nil {
-			return m
-		}
-	}
-	return nil
-}
-
 func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
 	var out []*html.Node
 	var walk func(*html.Node)
@@ -121,31 +108,11 @@ func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
 }
 
 func attr(n *html.Node, name string) string {
-	for _, a := range n.Attr {
-		if a.Key == name {
-			return a.Val
-		}
-	}
-	return ""
+	v, _ := sharedtest.Attr(n, name)
+	return v
 }
 
-func textOf(n *html.Node) string {
-	if n == nil {
-		return ""
-	}
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return strings.TrimSpace(b.String())
-}
+func textOf(n *html.Node) string { return strings.TrimSpace(sharedtest.Text(n)) }
 
 // enclosingForm returns the form element holding n.
 func enclosingForm(n *html.Node) *html.Node {
@@ -382,5 +349,5 @@ func tryPostTokenWith(client *http.Client, s *Server, token string) (status int,
 	if err != nil {
 		return resp.StatusCode, "", err
 	}
-	return resp.StatusCode, textOf(find(doc, func(n *html.Node) bool { return attr(n, "id") == "reason" })), nil
+	return resp.StatusCode, textOf(sharedtest.Find(doc, func(n *html.Node) bool { return attr(n, "id") == "reason" })), nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,7 +20,7 @@ import (
 // Redis. It keeps nothing on disk: a restart forgets every entry.
 type redisProcess struct {
 	port int
-	out  *output
+	out  *sharedtest.Buffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -37,7 +38,7 @@ func startRedis(t testing.TB) *redisProcess {
 		}
 		t.Skip(msg + "; set E2E_REQUIRE_REDIS=1 to fail instead of skipping")
 	}
-	r := &redisProcess{port: freePort(t), out: &output{}}
+	r := &redisProcess{port: freePort(t), out: &sharedtest.Buffer{}}
 	t.Cleanup(func() {
 		r.Kill(t)
 		if t.Failed() {

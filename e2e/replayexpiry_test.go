@@ -69,7 +69,7 @@ func TestReplayAcrossExpiry(t *testing.T) {
 			groups = append(groups, storeGroup{replicas: []*Server{s}, leeway: leeway, tokens: 4})
 		}
 		startAll(t, c, groups)
-		hammerAcrossExpiry(t, c, groups, rounds(8))
+		hammerAcrossExpiry(t, c.mintFor(expiryTokenTTL), groups, rounds(8))
 	})
 	t.Run("redis", func(t *testing.T) {
 		r := startRedis(t)
@@ -78,7 +78,7 @@ func TestReplayAcrossExpiry(t *testing.T) {
 		}})
 		groups := []storeGroup{{replicas: []*Server{c.Server2, c.AddServer2(t, nil)}, leeway: expiryLeeway, tokens: 20}}
 		startAll(t, c, groups)
-		hammerAcrossExpiry(t, c, groups, rounds(6))
+		hammerAcrossExpiry(t, c.mintFor(expiryTokenTTL), groups, rounds(6))
 	})
 }
 
@@ -101,16 +101,17 @@ func startAll(t *testing.T, c *Cluster, groups []storeGroup) {
 	}
 }
 
-// hammerAcrossExpiry runs rounds of: mint each group's tokens and use each
-// once there; then, from just before its group's exp + leeway, resubmit
-// each from expiryWorkers concurrent clients, alternately through the
-// handoff form and the task API and spread over the group's replicas,
-// until it is refused as expired. It fails the test on any second
-// acceptance, counted by the clients and by the servers' own metrics. A
-// response lost to a transport error, or a 503 unavailable from a store
-// slowed by the load (a refusal, failing closed), is retried; the metrics
-// still count an acceptance whose response was lost.
-func hammerAcrossExpiry(t *testing.T, c *Cluster, groups []storeGroup, rounds int) {
+// hammerAcrossExpiry runs rounds of: mint each group's tokens with mint
+// and use each once there; then, from just before its own exp + its
+// group's leeway, resubmit each from expiryWorkers concurrent clients,
+// alternately through the handoff form and the task API and spread over
+// the group's replicas, until it is refused as expired. It fails the test
+// on any second acceptance, counted by the clients and by the servers' own
+// metrics. A response lost to a transport error, or a 503 unavailable from
+// a store slowed by the load (a refusal, failing closed), is retried; the
+// metrics still count an acceptance whose response was lost. The tokens
+// mint gives must outlive the minting of their group's tokens.
+func hammerAcrossExpiry(t *testing.T, mint func(testing.TB) string, groups []storeGroup, rounds int) {
 	t.Helper()
 	client := &http.Client{
 		Timeout:       httpTimeout,
@@ -126,66 +127,67 @@ func hammerAcrossExpiry(t *testing.T, c *Cluster, groups []storeGroup, rounds in
 	for _, g := range groups {
 		servers = append(servers, g.replicas...)
 	}
+	type usedToken struct {
+		token    string
+		group    int
+		index    int
+		boundary time.Time
+	}
 	acceptedBefore := acceptedAt(t, servers)
 	for round := range rounds {
-		tokens := make([][]string, len(groups))
-		boundaries := make([]time.Time, len(groups))
+		var batch []usedToken
 		for g, group := range groups {
-			for range group.tokens {
-				tokens[g] = append(tokens[g], c.Mint(t, mintRequest{TTL: expiryTokenTTL}))
+			tokens := make([]string, group.tokens)
+			for i := range tokens {
+				tokens[i] = mint(t)
 			}
 			used += group.tokens
-			for i, tok := range tokens[g] {
+			for i, tok := range tokens {
 				s := group.replicas[i%len(group.replicas)]
 				if st, reason, err := tryPostTokenWith(client, s, tok); err != nil || st != http.StatusSeeOther {
 					t.Fatalf("round %d: first use at %s: status %d %q (%v), want 303", round, s.Label, st, reason, err)
 				}
-				boundaries[g] = later(boundaries[g], tokenExpiry(t, tok).Add(group.leeway))
+				batch = append(batch, usedToken{token: tok, group: g, index: i, boundary: tokenExpiry(t, tok).Add(group.leeway)})
 			}
 		}
-		order := make([]int, len(groups))
-		for g := range order {
-			order[g] = g
-		}
-		slices.SortFunc(order, func(a, b int) int { return boundaries[a].Compare(boundaries[b]) })
+		slices.SortFunc(batch, func(a, b usedToken) int { return a.boundary.Compare(b.boundary) })
 
 		var (
 			wg         sync.WaitGroup
 			mu         sync.Mutex
 			unexpected = map[string]int{}
 		)
-		for _, g := range order {
-			waitFor(t, expiryTokenTTL+3*expiryLeeway, "exp + leeway to come close", func() bool {
-				return time.Until(boundaries[g]) < expiryHammerLead
+		for _, u := range batch {
+			waitFor(t, max(time.Until(u.boundary), 0)+readyTimeout, "exp + leeway to come close", func() bool {
+				return time.Until(u.boundary) < expiryHammerLead
 			})
-			for i, tok := range tokens[g] {
-				for w := range expiryWorkers {
-					s := groups[g].replicas[(i+w)%len(groups[g].replicas)]
-					submit := tryPostTokenWith
-					if w%2 == 1 {
-						submit = tryTaskAPIWith
-					}
-					wg.Go(func() {
-						for {
-							st, reason, err := submit(client, s, tok)
-							resubmissions.Add(1)
-							switch {
-							case err != nil, st == http.StatusServiceUnavailable && reason == "unavailable":
-								retried.Add(1)
-							case st == http.StatusSeeOther || st == http.StatusOK:
-								accepted.Add(1)
-							case st == http.StatusConflict && reason == "replayed":
-							case st == http.StatusUnauthorized && reason == "expired":
-								return
-							default:
-								mu.Lock()
-								unexpected[fmt.Sprintf("%d %s %v", st, reason, err)]++
-								mu.Unlock()
-								return
-							}
-						}
-					})
+			replicas := groups[u.group].replicas
+			for w := range expiryWorkers {
+				s := replicas[(u.index+w)%len(replicas)]
+				submit := tryPostTokenWith
+				if w%2 == 1 {
+					submit = tryTaskAPIWith
 				}
+				wg.Go(func() {
+					for {
+						st, reason, err := submit(client, s, u.token)
+						resubmissions.Add(1)
+						switch {
+						case err != nil, st == http.StatusServiceUnavailable && reason == "unavailable":
+							retried.Add(1)
+						case st == http.StatusSeeOther || st == http.StatusOK:
+							accepted.Add(1)
+						case st == http.StatusConflict && reason == "replayed":
+						case st == http.StatusUnauthorized && reason == "expired":
+							return
+						default:
+							mu.Lock()
+							unexpected[fmt.Sprintf("%d %s %v", st, reason, err)]++
+							mu.Unlock()
+							return
+						}
+					}
+				})
 			}
 		}
 		wg.Wait()
@@ -201,6 +203,12 @@ func hammerAcrossExpiry(t *testing.T, c *Cluster, groups []storeGroup, rounds in
 	if n := acceptedAt(t, servers) - acceptedBefore; n != float64(used) {
 		t.Errorf("the servers count %v accepted verifications for %d used tokens, want %d", n, used, used)
 	}
+}
+
+// mintFor returns a mint for hammerAcrossExpiry: `server1 mint` of the
+// demo task, living ttl.
+func (c *Cluster) mintFor(ttl time.Duration) func(testing.TB) string {
+	return func(t testing.TB) string { return c.Mint(t, mintRequest{TTL: ttl}) }
 }
 
 // acceptedAt sums the accepted verifications servers count.
@@ -259,11 +267,4 @@ func tokenExpiry(t testing.TB, token string) time.Time {
 		t.Fatalf("e2e: token payload: %v", err)
 	}
 	return time.Unix(claims.Exp, 0)
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

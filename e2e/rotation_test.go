@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"golang.org/x/net/html"
 )
 
@@ -80,7 +81,7 @@ func (u *User) tryHandoff(home *Page, taskID string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("SERVER1's page: %w", err)
 	}
-	handoff := find(doc, func(n *html.Node) bool { return attr(n, "id") == "handoff" })
+	handoff := sharedtest.Find(doc, func(n *html.Node) bool { return attr(n, "id") == "handoff" })
 	token := formValues(handoff).Get("token")
 	if handoff == nil || token == "" {
 		return "", errors.New("SERVER1's page has no token")

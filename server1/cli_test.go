@@ -14,6 +14,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -99,14 +100,14 @@ func TestKeysGenerateBecomesCurrent(t *testing.T) {
 	assert.ElementsMatch(t, []string{first.ID, second.ID}, publishedKids(t, ts), "both published: the old one still verifies live tokens")
 	b := ts.browser(t)
 	csrf := b.signIn("alice", "alice-demo-pw")
-	res := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
+	res := b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	tok := inputValue(t, parseHTML(t, res.body), "handoff", "token")
+	tok := inputValue(t, parseHTML(t, res.Body), "handoff", "token")
 	verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), tok, expectTransfer("transfer-123", demoParams))
 	require.NoError(t, err)
 	assert.Equal(t, second.ID, verified.Claims().KeyID, "the new key signs")
 	assert.Equal(t, token.ES256, verified.Claims().Algorithm)
-	changed := ts.logs.lines(t, "signing key changed")
+	changed := ts.logs.JSONLines(t, "signing key changed")
 	require.Len(t, changed, 1)
 	assert.Equal(t, second.ID, changed[0]["kid"])
 
@@ -122,14 +123,14 @@ func TestKeysGenerateBecomesCurrent(t *testing.T) {
 
 func publishedKids(t testing.TB, ts *testServer) []string {
 	t.Helper()
-	res := ts.browser(t).get("/.well-known/jwks.json")
+	res := ts.browser(t).Get("/.well-known/jwks.json")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	var set struct {
 		Keys []struct {
 			Kid string `json:"kid"`
 		} `json:"keys"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(res.body), &set))
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &set))
 	var kids []string
 	for _, k := range set.Keys {
 		kids = append(kids, k.Kid)
@@ -163,10 +164,10 @@ func TestCommandLine(t *testing.T) {
 func TestServeCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--keys-dir", dir, "--log-level", "error"}, out, &syncBuffer{})
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--keys-dir", dir, "--log-level", "error"}, out, &sharedtest.Buffer{})
 	}()
 
 	var base string

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/html"
@@ -41,7 +42,7 @@ func TestCSRF(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := ts.browser(t)
 			valid := b.signIn("alice", "alice-demo-pw")
-			session := b.cookie(sessionCookie)
+			session := b.Cookie(sessionCookie)
 			form := url.Values{}
 			for k, v := range tt.giveForm {
 				form[k] = v
@@ -51,14 +52,14 @@ func TestCSRF(t *testing.T) {
 			}
 			before := mintedTotal(t, ts.app)
 
-			res := b.postForm(tt.givePath, form, tt.giveHeader)
+			res := b.PostForm(tt.givePath, form, tt.giveHeader)
 
 			assert.Equal(t, http.StatusForbidden, res.StatusCode)
 			assert.Equal(t, "csrf_invalid", errorCode(t, res))
 			assert.Equal(t, before, mintedTotal(t, ts.app), "nothing minted")
-			assert.NotContains(t, res.body, `name="token"`)
-			assert.Equal(t, session, b.cookie(sessionCookie), "session neither replaced nor ended")
-			assert.Equal(t, http.StatusOK, b.get("/").StatusCode, "still signed in")
+			assert.NotContains(t, res.Body, `name="token"`)
+			assert.Equal(t, session, b.Cookie(sessionCookie), "session neither replaced nor ended")
+			assert.Equal(t, http.StatusOK, b.Get("/").StatusCode, "still signed in")
 		})
 	}
 }
@@ -108,13 +109,13 @@ func TestHandoffRejects(t *testing.T) {
 			}
 			before := mintedTotal(t, ts.app)
 
-			res := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.giveAudience}, "task_id": {tt.giveTask}}, nil)
+			res := b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.giveAudience}, "task_id": {tt.giveTask}}, nil)
 
 			assert.Equal(t, tt.wantStatus, res.StatusCode)
 			assert.Equal(t, tt.wantCode, errorCode(t, res))
 			assert.Equal(t, before, mintedTotal(t, ts.app), "nothing minted")
-			assert.NotContains(t, res.body, `name="token"`)
-			assert.Empty(t, ts.logs.lines(t, "token minted"))
+			assert.NotContains(t, res.Body, `name="token"`)
+			assert.Empty(t, ts.logs.JSONLines(t, "token minted"))
 		})
 	}
 }
@@ -170,15 +171,15 @@ func TestHandoffPage(t *testing.T) {
 			csrf := b.signIn(tt.giveUser, tt.givePassword)
 			before := mintedTotal(t, ts.app)
 
-			res := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.wantAudience}, "task_id": {tt.giveTask}}, nil)
+			res := b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.wantAudience}, "task_id": {tt.giveTask}}, nil)
 
-			require.Equal(t, http.StatusOK, res.StatusCode, res.body)
+			require.Equal(t, http.StatusOK, res.StatusCode, res.Body)
 			assert.Equal(t, before+1, mintedTotal(t, ts.app))
-			doc := parseHTML(t, res.body)
+			doc := parseHTML(t, res.Body)
 			form := byID(t, doc, "handoff")
-			action, _ := attr(form, "action")
+			action, _ := sharedtest.Attr(form, "action")
 			assert.Equal(t, tt.wantAction, action)
-			method, _ := attr(form, "method")
+			method, _ := sharedtest.Attr(form, "method")
 			assert.Equal(t, "post", method)
 			token := inputValue(t, doc, "handoff", "token")
 			require.NotEmpty(t, token)
@@ -193,9 +194,9 @@ func TestHandoffPage(t *testing.T) {
 			assert.Nil(t, claims.Actor)
 
 			csp := cspDirectives(res.Header.Get("Content-Security-Policy"))
-			script := findNode(doc, func(n *html.Node) bool { return n.Data == "script" })
+			script := sharedtest.Find(doc, func(n *html.Node) bool { return n.Data == "script" })
 			require.NotNil(t, script)
-			nonce, ok := attr(script, "nonce")
+			nonce, ok := sharedtest.Attr(script, "nonce")
 			require.True(t, ok)
 			assert.Regexp(t, regexp.MustCompile(`^[A-Za-z0-9_-]{22,}$`), nonce)
 			assert.Equal(t, "'nonce-"+nonce+"'", csp["script-src"])
@@ -212,7 +213,7 @@ func TestHandoffPage(t *testing.T) {
 				}
 			}
 			assert.NotContains(t, ts.logs.String(), token, "token in the log")
-			audit := ts.logs.lines(t, "token minted")
+			audit := ts.logs.JSONLines(t, "token minted")
 			require.Len(t, audit, 1)
 			assert.Equal(t, claims.ID, audit[0]["jti"])
 			assert.Equal(t, tt.giveUser, audit[0]["sub"])
@@ -221,10 +222,10 @@ func TestHandoffPage(t *testing.T) {
 			assert.Equal(t, claims.KeyID, audit[0]["kid"])
 			assert.NotEmpty(t, audit[0]["exp"])
 
-			again := b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.wantAudience}, "task_id": {tt.giveTask}}, nil)
+			again := b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {tt.wantAudience}, "task_id": {tt.giveTask}}, nil)
 			require.Equal(t, http.StatusOK, again.StatusCode)
 			assert.NotEqual(t, csp["script-src"], cspDirectives(again.Header.Get("Content-Security-Policy"))["script-src"], "fresh nonce per response")
-			assert.NotEqual(t, token, inputValue(t, parseHTML(t, again.body), "handoff", "token"), "fresh token per handoff")
+			assert.NotEqual(t, token, inputValue(t, parseHTML(t, again.Body), "handoff", "token"), "fresh token per handoff")
 		})
 	}
 }
@@ -302,15 +303,15 @@ func TestAPIHandoff(t *testing.T) {
 			}
 			before := mintedTotal(t, ts.app)
 
-			res := b.postJSON("/api/v1/handoffs", tt.giveBody, header)
+			res := b.PostJSON("/api/v1/handoffs", tt.giveBody, header)
 
-			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 			if tt.wantCode != "" {
 				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 				assert.Equal(t, tt.wantCode, errorCode(t, res))
 				assert.Equal(t, before, mintedTotal(t, ts.app), "nothing minted")
-				assert.NotContains(t, res.body, "eyJ", "no token in an error")
+				assert.NotContains(t, res.Body, "eyJ", "no token in an error")
 				return
 			}
 			assert.Equal(t, before+1, mintedTotal(t, ts.app))
@@ -321,7 +322,7 @@ func TestAPIHandoff(t *testing.T) {
 				ExpiresAt string `json:"expires_at"`
 				TargetURL string `json:"target_url"`
 			}
-			require.NoError(t, json.Unmarshal([]byte(res.body), &got))
+			require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
 			assert.Equal(t, token.HandoffTokenType, got.TokenType)
 			assert.Equal(t, paymentsURL, got.TargetURL)
 			verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), got.Token, expectTransfer("transfer-123", demoParams))
@@ -343,7 +344,7 @@ func TestAPIHandoff(t *testing.T) {
 			}
 			assert.NotContains(t, ts.logs.String(), got.Token, "token in the log")
 			assert.NotContains(t, ts.logs.String(), testAPIKey, "API key in the log")
-			require.Len(t, ts.logs.lines(t, "token minted"), 1)
+			require.Len(t, ts.logs.JSONLines(t, "token minted"), 1)
 		})
 	}
 }

@@ -19,7 +19,7 @@ func TestHandoffsAreLimitedPerUser(t *testing.T) {
 	alice := ts.browser(t)
 	csrf := alice.signIn("alice", "alice-demo-pw")
 	handoff := func(b *browser, csrf, task string) response {
-		return b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {task}}, nil)
+		return b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {task}}, nil)
 	}
 	for i := range 2 {
 		require.Equal(t, http.StatusOK, handoff(alice, csrf, "transfer-123").StatusCode, "handoff %d is within the burst", i+1)
@@ -32,10 +32,10 @@ func TestHandoffsAreLimitedPerUser(t *testing.T) {
 	}{
 		{"fail/browser", func() response { return handoff(alice, csrf, "transfer-124") }},
 		{"fail/api_session", func() response {
-			return alice.postJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-Csrf-Token": {csrf}})
+			return alice.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-Csrf-Token": {csrf}})
 		}},
 		{"fail/api_key_for_the_same_user", func() response {
-			return ts.browser(t).postJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123","subject":"alice"}`,
+			return ts.browser(t).PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123","subject":"alice"}`,
 				http.Header{apiKeyHeader: {testAPIKey}})
 		}},
 	}
@@ -43,7 +43,7 @@ func TestHandoffsAreLimitedPerUser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := tt.send()
 
-			require.Equal(t, http.StatusTooManyRequests, res.StatusCode, res.body)
+			require.Equal(t, http.StatusTooManyRequests, res.StatusCode, res.Body)
 			assert.Equal(t, "too_many_handoffs", errorCode(t, res))
 			assert.Equal(t, "60", res.Header.Get("Retry-After"), "one handoff a minute once the burst is spent")
 		})
@@ -52,7 +52,7 @@ func TestHandoffsAreLimitedPerUser(t *testing.T) {
 
 	bob := ts.browser(t)
 	assert.Equal(t, http.StatusOK, handoff(bob, bob.signIn("bob", "bob-demo-pw"), "transfer-200").StatusCode, "other users are unaffected")
-	assert.Len(t, ts.logs.lines(t, "handoff refused: too many handoffs"), 3)
+	assert.Len(t, ts.logs.JSONLines(t, "handoff refused: too many handoffs"), 3)
 }
 
 func TestHandoffLimiterRefills(t *testing.T) {
@@ -156,8 +156,8 @@ func TestOneUserCannotFillMintedRecords(t *testing.T) {
 	for range 2 {
 		alice.apiHandoff(aliceCSRF, "transfer-123")
 	}
-	res := alice.postJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-Csrf-Token": {aliceCSRF}})
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, res.body)
+	res := alice.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-Csrf-Token": {aliceCSRF}})
+	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, res.Body)
 	assert.Equal(t, "too_many_handoffs", errorCode(t, res))
 	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
 	require.NoError(t, err)
@@ -166,8 +166,8 @@ func TestOneUserCannotFillMintedRecords(t *testing.T) {
 	bob := ts.browser(t)
 	bobCSRF := bob.signIn("bob", "bob-demo-pw")
 	_, jti := bob.apiHandoff(bobCSRF, "transfer-200")
-	cancel := bob.postJSON("/api/v1/handoffs/"+url.PathEscape(jti)+"/revoke", "", http.Header{"X-Csrf-Token": {bobCSRF}})
-	assert.Equal(t, http.StatusOK, cancel.StatusCode, "bob cancels his own handoff: %s", cancel.body)
+	cancel := bob.PostJSON("/api/v1/handoffs/"+url.PathEscape(jti)+"/revoke", "", http.Header{"X-Csrf-Token": {bobCSRF}})
+	assert.Equal(t, http.StatusOK, cancel.StatusCode, "bob cancels his own handoff: %s", cancel.Body)
 }
 
 func TestConfigValidateHandoffLimits(t *testing.T) {

@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/net/html"
@@ -34,46 +32,11 @@ const (
 // demoParams are the parameters of alice's transfer 123.
 var demoParams = map[string]string{"amount": "250.00", "currency": "EUR", "payee": "ACME Corp"}
 
-// syncBuffer collects log output written from server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines decodes the JSON log lines with the given msg.
-func (b *syncBuffer) lines(t testing.TB, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), "log line %q", l)
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // testServer is SERVER1 under httptest, with its log captured.
 type testServer struct {
 	app  *app
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *sharedtest.Buffer
 }
 
 // testConfig is the demo configuration with a fresh keys directory, cheap
@@ -90,7 +53,7 @@ func testConfig(t testing.TB) Config {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &sharedtest.Buffer{}
 	a, err := newApp(cfg, shared.NewLogger(logs, "server1", slog.LevelDebug))
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)
@@ -98,98 +61,38 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	return &testServer{app: a, srv: srv, logs: logs}
 }
 
-// browser is an HTTP client with a cookie jar that does not follow
-// redirects, so tests see each 303.
+// browser is a sharedtest.Browser on the test server.
 type browser struct {
-	t      testing.TB
-	ts     *testServer
-	client *http.Client
+	*sharedtest.Browser
+	ts *testServer
 }
 
 func (ts *testServer) browser(t testing.TB) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, ts: ts, client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	return &browser{Browser: sharedtest.NewBrowser(t, ts.srv.URL), ts: ts}
 }
 
 // response is a read response.
-type response struct {
-	*http.Response
-	body string
-}
-
-func (b *browser) do(req *http.Request) response {
-	b.t.Helper()
-	res, err := b.client.Do(req)
-	require.NoError(b.t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(b.t, err)
-	return response{Response: res, body: string(body)}
-}
-
-func (b *browser) get(path string) response {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.ts.srv.URL+path, nil)
-	require.NoError(b.t, err)
-	return b.do(req)
-}
-
-func (b *browser) postForm(path string, form url.Values, header http.Header) response {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.ts.srv.URL+path, strings.NewReader(form.Encode()))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	return b.do(req)
-}
-
-func (b *browser) postJSON(path, body string, header http.Header) response {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.ts.srv.URL+path, strings.NewReader(body))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	return b.do(req)
-}
-
-// cookie returns the jar's cookie of that name for the server, or "".
-func (b *browser) cookie(name string) string {
-	u, _ := url.Parse(b.ts.srv.URL)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
+type response = sharedtest.Response
 
 // csrfFromLogin loads the sign-in page and returns its CSRF token.
 func (b *browser) csrfFromLogin() string {
-	b.t.Helper()
-	res := b.get("/login")
-	require.Equal(b.t, http.StatusOK, res.StatusCode)
-	return inputValue(b.t, parseHTML(b.t, res.body), "login", csrfField)
+	b.T.Helper()
+	res := b.Get("/login")
+	require.Equal(b.T, http.StatusOK, res.StatusCode)
+	return inputValue(b.T, parseHTML(b.T, res.Body), "login", csrfField)
 }
 
 // signIn signs in and returns the CSRF token of the task list page.
 func (b *browser) signIn(username, password string) string {
-	b.t.Helper()
+	b.T.Helper()
 	csrf := b.csrfFromLogin()
-	res := b.postForm("/login", url.Values{csrfField: {csrf}, "username": {username}, "password": {password}}, nil)
-	require.Equal(b.t, http.StatusSeeOther, res.StatusCode, res.body)
-	require.Equal(b.t, "/", res.Header.Get("Location"))
-	res = b.get("/")
-	require.Equal(b.t, http.StatusOK, res.StatusCode)
-	return inputValue(b.t, parseHTML(b.t, res.body), "logout-form", csrfField)
+	res := b.PostForm("/login", url.Values{csrfField: {csrf}, "username": {username}, "password": {password}}, nil)
+	require.Equal(b.T, http.StatusSeeOther, res.StatusCode, res.Body)
+	require.Equal(b.T, "/", res.Header.Get("Location"))
+	res = b.Get("/")
+	require.Equal(b.T, http.StatusOK, res.StatusCode)
+	return inputValue(b.T, parseHTML(b.T, res.Body), "logout-form", csrfField)
 }
 
 func parseHTML(t testing.TB, body string) *html.Node {
@@ -199,32 +102,10 @@ func parseHTML(t testing.TB, body string) *html.Node {
 	return doc
 }
 
-// findNode returns the first node, depth first, that match accepts.
-func findNode(n *html.Node, match func(*html.Node) bool) *html.Node {
-	if match(n) {
-		return n
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := findNode(c, match); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func attr(n *html.Node, name string) (string, bool) {
-	for _, a := range n.Attr {
-		if a.Key == name {
-			return a.Val, true
-		}
-	}
-	return "", false
-}
-
 func byID(t testing.TB, doc *html.Node, id string) *html.Node {
 	t.Helper()
-	n := findNode(doc, func(n *html.Node) bool {
-		v, ok := attr(n, "id")
+	n := sharedtest.Find(doc, func(n *html.Node) bool {
+		v, ok := sharedtest.Attr(n, "id")
 		return n.Type == html.ElementNode && ok && v == id
 	})
 	require.NotNil(t, n, "no element #%s", id)
@@ -235,28 +116,13 @@ func byID(t testing.TB, doc *html.Node, id string) *html.Node {
 // the given id.
 func inputValue(t testing.TB, doc *html.Node, id, name string) string {
 	t.Helper()
-	in := findNode(byID(t, doc, id), func(n *html.Node) bool {
-		v, _ := attr(n, "name")
+	in := sharedtest.Find(byID(t, doc, id), func(n *html.Node) bool {
+		v, _ := sharedtest.Attr(n, "name")
 		return n.Type == html.ElementNode && n.Data == "input" && v == name
 	})
 	require.NotNil(t, in, "no input %q in #%s", name, id)
-	v, _ := attr(in, "value")
+	v, _ := sharedtest.Attr(in, "value")
 	return v
-}
-
-func text(n *html.Node) string {
-	var sb strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			sb.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return sb.String()
 }
 
 // errorCode returns the reason code of an error response: the problem+json
@@ -265,10 +131,10 @@ func errorCode(t testing.TB, res response) string {
 	t.Helper()
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
 		var p shared.Problem
-		require.NoError(t, json.Unmarshal([]byte(res.body), &p))
+		require.NoError(t, json.Unmarshal([]byte(res.Body), &p))
 		return p.Code
 	}
-	return text(byID(t, parseHTML(t, res.body), "reason"))
+	return sharedtest.Text(byID(t, parseHTML(t, res.Body), "reason"))
 }
 
 // mintedTotal sums handoff_tokens_minted_total over every audience.
@@ -295,7 +161,7 @@ func verifier(t testing.TB, keys token.KeySource, audience string) *token.Verifi
 	require.NoError(t, err)
 	t.Cleanup(func() { replay.Close() })
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers: []string{testIssuer}, Audience: audience, Keys: keys, Replay: durableReplay{replay},
+		Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: keys}}, Audience: audience, Replay: durableReplay{replay},
 	})
 	require.NoError(t, err)
 	return v

@@ -188,7 +188,7 @@ func TestSignInRefusals(t *testing.T) {
 			giveBefore: func(t *testing.T, ts *testServer) {
 				for i := range loginClientBurst {
 					b := ts.browser(t)
-					res := b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {fmt.Sprintf("spray-%d", i)}, "password": {"x"}}, nil)
+					res := b.PostForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {fmt.Sprintf("spray-%d", i)}, "password": {"x"}}, nil)
 					require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 				}
 			},
@@ -215,13 +215,13 @@ func TestSignInRefusals(t *testing.T) {
 			}
 			b := ts.browser(t)
 
-			res := b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {tt.giveUsername}, "password": {"alice-demo-pw"}}, nil)
+			res := b.PostForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {tt.giveUsername}, "password": {"alice-demo-pw"}}, nil)
 
-			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
 			assert.Equal(t, tt.wantCode, errorCode(t, res))
 			assert.Equal(t, tt.wantRetry, res.Header.Get("Retry-After"))
-			assert.Empty(t, b.cookie(sessionCookie), "nobody was signed in")
-			assert.NotContains(t, res.body, strings.Repeat("a", maxUsernameLen+1), "the refused username is not echoed")
+			assert.Empty(t, b.Cookie(sessionCookie), "nobody was signed in")
+			assert.NotContains(t, res.Body, strings.Repeat("a", maxUsernameLen+1), "the refused username is not echoed")
 		})
 	}
 }

@@ -18,8 +18,8 @@ func TestMetricsAreServer1s(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	b := ts.browser(t)
 	csrf := b.signIn("alice", "alice-demo-pw")
-	require.Equal(t, http.StatusOK, b.postForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil).StatusCode)
-	require.Equal(t, http.StatusOK, b.get("/.well-known/jwks.json").StatusCode)
+	require.Equal(t, http.StatusOK, b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil).StatusCode)
+	require.Equal(t, http.StatusOK, b.Get("/.well-known/jwks.json").StatusCode)
 
 	families, err := ts.app.metrics.Registry.Gather()
 	require.NoError(t, err)
@@ -31,10 +31,10 @@ func TestMetricsAreServer1s(t *testing.T) {
 	}
 	assert.Equal(t, []string{"handoff_http_requests_total", "handoff_jwks_served_total", "handoff_tokens_minted_total"}, slices.Sorted(slices.Values(names)))
 
-	page := b.get("/metrics")
+	page := b.Get("/metrics")
 	require.Equal(t, http.StatusOK, page.StatusCode)
-	assert.Contains(t, page.body, `handoff_tokens_minted_total{audience="`+payments+`"} 1`)
+	assert.Contains(t, page.Body, `handoff_tokens_minted_total{audience="`+payments+`"} 1`)
 	for _, theirs := range []string{"handoff_verifications_total", "handoff_jwks_fetches_total", "handoff_replay_store", "handoff_revocation_"} {
-		assert.False(t, strings.Contains(page.body, theirs), "/metrics shows %s", theirs)
+		assert.False(t, strings.Contains(page.Body, theirs), "/metrics shows %s", theirs)
 	}
 }

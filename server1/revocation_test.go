@@ -20,11 +20,11 @@ import (
 // service would.
 func revocationList(t testing.TB, ts *testServer) *token.RevocationList {
 	t.Helper()
-	res := ts.browser(t).get("/revocations")
-	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
-	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{Issuers: []string{testIssuer}, Keys: ts.app.keys})
+	res := ts.browser(t).Get("/revocations")
+	require.Equal(t, http.StatusOK, res.StatusCode, res.Body)
+	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ts.app.keys}}})
 	require.NoError(t, err)
-	l, err := v.Verify(context.Background(), res.body)
+	l, err := v.Verify(context.Background(), res.Body)
 	require.NoError(t, err)
 	return l
 }
@@ -32,12 +32,12 @@ func revocationList(t testing.TB, ts *testServer) *token.RevocationList {
 // apiHandoff mints a token for taskID through the session API and returns
 // the token and its jti.
 func (b *browser) apiHandoff(csrf, taskID string) (token, jti string) {
-	b.t.Helper()
-	res := b.postJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"`+taskID+`"}`,
+	b.T.Helper()
+	res := b.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"`+taskID+`"}`,
 		http.Header{"X-Csrf-Token": {csrf}})
-	require.Equal(b.t, http.StatusCreated, res.StatusCode, res.body)
+	require.Equal(b.T, http.StatusCreated, res.StatusCode, res.Body)
 	var got apiHandoffResponse
-	require.NoError(b.t, json.Unmarshal([]byte(res.body), &got))
+	require.NoError(b.T, json.Unmarshal([]byte(res.Body), &got))
 	return got.Token, got.ID
 }
 
@@ -46,7 +46,7 @@ func (b *browser) apiHandoff(csrf, taskID string) (token, jti string) {
 func revocationVerifier(t testing.TB, ts *testServer) *token.Verifier {
 	t.Helper()
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers: []string{testIssuer}, Audience: payments, Keys: ts.app.keys,
+		Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ts.app.keys}}, Audience: payments,
 		Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations,
 	})
 	require.NoError(t, err)
@@ -65,7 +65,7 @@ func TestRevocationsEndpoint(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	b := ts.browser(t)
 
-	first := b.get("/revocations")
+	first := b.Get("/revocations")
 	require.Equal(t, http.StatusOK, first.StatusCode)
 	etag := first.Header.Get("ETag")
 	assert.Equal(t, token.RevocationListMediaType, first.Header.Get("Content-Type"))
@@ -76,12 +76,12 @@ func TestRevocationsEndpoint(t *testing.T) {
 	req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/revocations", nil)
 	require.NoError(t, err)
 	req.Header.Set("If-None-Match", etag)
-	unchanged := b.do(req)
+	unchanged := b.Do(req)
 	assert.Equal(t, http.StatusNotModified, unchanged.StatusCode)
-	assert.Empty(t, unchanged.body)
+	assert.Empty(t, unchanged.Body)
 
 	require.NoError(t, ts.app.revocations.RevokeToken("jti-1", time.Now().Add(time.Minute)))
-	changed := b.do(req)
+	changed := b.Do(req)
 	require.Equal(t, http.StatusOK, changed.StatusCode)
 	assert.NotEqual(t, etag, changed.Header.Get("ETag"))
 	l := revocationList(t, ts)
@@ -114,33 +114,33 @@ func TestLogoutEverywhere(t *testing.T) {
 				form.Set(csrfField, csrf)
 			}
 
-			res := laptop.postForm("/logout-everywhere", form, nil)
+			res := laptop.PostForm("/logout-everywhere", form, nil)
 
-			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
 			v := revocationVerifier(t, ts)
 			_, aliceErr := v.Verify(context.Background(), aliceToken, expectTransfer("transfer-123", demoParams))
 			_, bobErr := v.Verify(context.Background(), bobToken, expectTransfer("transfer-200",
 				map[string]string{"amount": "1200.00", "currency": "EUR", "payee": "Initech"}))
 			assert.NoError(t, bobErr, "bob is unaffected")
-			assert.Equal(t, http.StatusOK, bob.get("/").StatusCode, "bob is still signed in")
+			assert.Equal(t, http.StatusOK, bob.Get("/").StatusCode, "bob is still signed in")
 			if !tt.wantRevoked {
 				assert.Equal(t, tt.wantCode, errorCode(t, res))
 				assert.NoError(t, aliceErr)
 				assert.Empty(t, revocationList(t, ts).Subjects)
-				assert.Equal(t, http.StatusOK, phone.get("/").StatusCode)
+				assert.Equal(t, http.StatusOK, phone.Get("/").StatusCode)
 				return
 			}
 			assert.Equal(t, "/login", res.Header.Get("Location"))
 			assert.Equal(t, token.ReasonRevoked, token.ReasonOf(aliceErr))
 			for _, b := range []*browser{laptop, phone} {
-				assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode, "every alice session ended")
+				assert.Equal(t, http.StatusSeeOther, b.Get("/").StatusCode, "every alice session ended")
 			}
 			subjects := revocationList(t, ts).Subjects
 			require.Len(t, subjects, 1)
 			assert.Equal(t, "alice", subjects[0].Subject)
 			assert.GreaterOrEqual(t, subjects[0].ExpiresAt.Sub(subjects[0].NotBefore), time.Hour,
 				"kept past SERVER2's sessions made from earlier tokens")
-			require.Len(t, ts.logs.lines(t, "signed out everywhere"), 1)
+			require.Len(t, ts.logs.JSONLines(t, "signed out everywhere"), 1)
 		})
 	}
 }
@@ -187,9 +187,9 @@ func TestAPIRevoke(t *testing.T) {
 				header.Set(apiKeyHeader, "wrong-key-0123456789")
 			}
 
-			res := caller.postJSON("/api/v1/handoffs/"+url.PathEscape(jti)+"/revoke", "", header)
+			res := caller.PostJSON("/api/v1/handoffs/"+url.PathEscape(jti)+"/revoke", "", header)
 
-			require.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
 			revoked := slices.ContainsFunc(revocationList(t, ts).Tokens, func(e token.RevokedToken) bool { return e.ID == jti })
 			if tt.wantCode != "" {
 				assert.Equal(t, tt.wantCode, errorCode(t, res))
@@ -197,7 +197,7 @@ func TestAPIRevoke(t *testing.T) {
 				return
 			}
 			var got apiRevokeResponse
-			require.NoError(t, json.Unmarshal([]byte(res.body), &got))
+			require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
 			assert.Equal(t, apiRevokeResponse{ID: jti, Status: "revoked"}, got)
 			assert.True(t, revoked)
 		})
@@ -211,9 +211,9 @@ func TestRevokedTokenIsRefused(t *testing.T) {
 	revokedToken, jti := b.apiHandoff(csrf, "transfer-123")
 	otherToken, _ := b.apiHandoff(csrf, "transfer-123")
 
-	res := b.postJSON("/api/v1/handoffs/"+jti+"/revoke", "", http.Header{"X-Csrf-Token": {csrf}})
+	res := b.PostJSON("/api/v1/handoffs/"+jti+"/revoke", "", http.Header{"X-Csrf-Token": {csrf}})
 
-	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
+	require.Equal(t, http.StatusOK, res.StatusCode, res.Body)
 	v := revocationVerifier(t, ts)
 	_, err := v.Verify(context.Background(), revokedToken, expectTransfer("transfer-123", demoParams))
 	assert.Equal(t, token.ReasonRevoked, token.ReasonOf(err))
@@ -350,7 +350,7 @@ func TestKeysRevokeCommand(t *testing.T) {
 			// through the list.
 			static, err := keys.NewStatic(oldKeys...)
 			require.NoError(t, err)
-			stale, err := token.NewVerifier(token.VerifierConfig{Issuers: []string{testIssuer}, Audience: payments, Keys: static,
+			stale, err := token.NewVerifier(token.VerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: static}}, Audience: payments,
 				Replay: durableReplay{mustMemoryReplay(t)}, Revocation: ts.app.revocations})
 			require.NoError(t, err)
 			_, err = stale.Verify(context.Background(), before, expectTransfer("transfer-123", demoParams))
@@ -393,7 +393,7 @@ func TestRotateIfDue(t *testing.T) {
 			}
 			require.Len(t, next, 1, "one rotation, not one per check")
 			assert.WithinDuration(t, time.Now().Add(cfg.publishFor()), next[0].ActivatesAt, 2*time.Second)
-			require.Len(t, ts.logs.lines(t, "key rotation started"), 1)
+			require.Len(t, ts.logs.JSONLines(t, "key rotation started"), 1)
 		})
 	}
 }
@@ -408,8 +408,8 @@ func TestInstancesShareDirectories(t *testing.T) {
 	csrf := alice.signIn("alice", "alice-demo-pw")
 	_, jti := alice.apiHandoff(csrf, "transfer-123")
 
-	res := alice.postJSON("/api/v1/handoffs/"+jti+"/revoke", "", http.Header{"X-Csrf-Token": {csrf}})
-	require.Equal(t, http.StatusOK, res.StatusCode, res.body)
+	res := alice.PostJSON("/api/v1/handoffs/"+jti+"/revoke", "", http.Header{"X-Csrf-Token": {csrf}})
+	require.Equal(t, http.StatusOK, res.StatusCode, res.Body)
 	code, _, stderr := runCLI(t, "keys", "rotate", "--keys-dir", cfg.KeysDir, "--jwks-max-age", "1m")
 	require.Equal(t, 0, code, stderr)
 	require.NoError(t, a.app.reloadKeys())

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
 
 func TestSignIn(t *testing.T) {
@@ -36,15 +37,15 @@ func TestSignIn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := ts.browser(t)
 			csrf := b.csrfFromLogin()
-			res := b.postForm("/login", url.Values{csrfField: {csrf}, "username": {tt.giveUser}, "password": {tt.givePassword}}, nil)
+			res := b.PostForm("/login", url.Values{csrfField: {csrf}, "username": {tt.giveUser}, "password": {tt.givePassword}}, nil)
 			require.Equal(t, tt.wantStatus, res.StatusCode)
 			if !tt.wantSignedIn {
-				doc := parseHTML(t, res.body)
-				assert.Contains(t, text(byID(t, doc, "login-error")), "Wrong username or password")
-				assert.Empty(t, b.cookie(sessionCookie))
-				_, echoed := attr(byID(t, doc, "password"), "value")
+				doc := parseHTML(t, res.Body)
+				assert.Contains(t, sharedtest.Text(byID(t, doc, "login-error")), "Wrong username or password")
+				assert.Empty(t, b.Cookie(sessionCookie))
+				_, echoed := sharedtest.Attr(byID(t, doc, "password"), "value")
 				assert.False(t, echoed, "the password is never echoed back")
-				assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode)
+				assert.Equal(t, http.StatusSeeOther, b.Get("/").StatusCode)
 				return
 			}
 			assert.Equal(t, "/", res.Header.Get("Location"))
@@ -59,9 +60,9 @@ func TestSignIn(t *testing.T) {
 			assert.Equal(t, http.SameSiteLaxMode, ck.SameSite)
 			assert.Equal(t, "/", ck.Path)
 			assert.False(t, ck.Secure, "http issuer")
-			page := b.get("/")
+			page := b.Get("/")
 			require.Equal(t, http.StatusOK, page.StatusCode)
-			assert.Equal(t, tt.giveUser, text(byID(t, parseHTML(t, page.body), "username")))
+			assert.Equal(t, tt.giveUser, sharedtest.Text(byID(t, parseHTML(t, page.Body), "username")))
 		})
 	}
 }
@@ -73,14 +74,14 @@ func TestSignInSecureCookieForHTTPSIssuer(t *testing.T) {
 	b := ts.browser(t)
 	// The jar would not send Secure cookies over plain http, so the test
 	// carries the CSRF cookie by hand.
-	login := b.get("/login")
-	csrf := inputValue(t, parseHTML(t, login.body), "login", csrfField)
+	login := b.Get("/login")
+	csrf := inputValue(t, parseHTML(t, login.Body), "login", csrfField)
 	form := url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}
 	req, err := http.NewRequest(http.MethodPost, ts.srv.URL+"/login", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrf})
-	res := ts.browser(t).do(req)
+	res := ts.browser(t).Do(req)
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
 
 	secure := map[string]bool{}
@@ -112,26 +113,26 @@ func TestIndex(t *testing.T) {
 			if tt.giveUser != "" {
 				b.signIn(tt.giveUser, tt.givePassword)
 			}
-			res := b.get("/")
+			res := b.Get("/")
 			require.Equal(t, tt.wantStatus, res.StatusCode)
 			if tt.wantStatus == http.StatusSeeOther {
 				assert.Equal(t, "/login", res.Header.Get("Location"))
 				return
 			}
-			doc := parseHTML(t, res.body)
+			doc := parseHTML(t, res.Body)
 			for _, id := range tt.wantTasks {
 				btn := byID(t, doc, "continue-"+id)
-				assert.Equal(t, "Continue on Payments", text(btn))
+				assert.Equal(t, "Continue on Payments", sharedtest.Text(btn))
 				form := btn.Parent
 				assert.Equal(t, "form", form.Data)
-				action, _ := attr(form, "action")
+				action, _ := sharedtest.Attr(form, "action")
 				assert.Equal(t, "/handoffs", action)
 				assert.Equal(t, id, inputValue(t, doc, "task-"+id, "task_id"))
 				assert.Equal(t, payments, inputValue(t, doc, "task-"+id, "audience"))
-				assert.Equal(t, b.cookie(csrfCookie), inputValue(t, doc, "task-"+id, csrfField))
+				assert.Equal(t, b.Cookie(csrfCookie), inputValue(t, doc, "task-"+id, csrfField))
 			}
 			for _, id := range tt.wantAbsent {
-				assert.NotContains(t, res.body, id)
+				assert.NotContains(t, res.Body, id)
 			}
 		})
 	}
@@ -141,14 +142,14 @@ func TestLogout(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	b := ts.browser(t)
 	csrf := b.signIn("alice", "alice-demo-pw")
-	stolen := b.cookie(sessionCookie)
+	stolen := b.Cookie(sessionCookie)
 	require.NotEmpty(t, stolen)
 
-	res := b.postForm("/logout", url.Values{csrfField: {csrf}}, nil)
+	res := b.PostForm("/logout", url.Values{csrfField: {csrf}}, nil)
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
 	assert.Equal(t, "/login", res.Header.Get("Location"))
-	assert.Empty(t, b.cookie(sessionCookie), "cookie cleared")
-	assert.Equal(t, http.StatusSeeOther, b.get("/").StatusCode)
+	assert.Empty(t, b.Cookie(sessionCookie), "cookie cleared")
+	assert.Equal(t, http.StatusSeeOther, b.Get("/").StatusCode)
 
 	// The old session id is dead on the server, not just forgotten by this
 	// browser: a copied cookie no longer signs anyone in.
@@ -156,23 +157,23 @@ func TestLogout(t *testing.T) {
 	req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/", nil)
 	require.NoError(t, err)
 	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: stolen})
-	assert.Equal(t, http.StatusSeeOther, replay.do(req).StatusCode)
+	assert.Equal(t, http.StatusSeeOther, replay.Do(req).StatusCode)
 }
 
 func TestSignInIssuesFreshSession(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	b := ts.browser(t)
 	csrf := b.signIn("alice", "alice-demo-pw")
-	first := b.cookie(sessionCookie)
-	res := b.postForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+	first := b.Cookie(sessionCookie)
+	res := b.PostForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
-	second := b.cookie(sessionCookie)
+	second := b.Cookie(sessionCookie)
 	require.NotEqual(t, first, second)
 
 	req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/", nil)
 	require.NoError(t, err)
 	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: first})
-	assert.Equal(t, http.StatusSeeOther, ts.browser(t).do(req).StatusCode, "the replaced session ends")
+	assert.Equal(t, http.StatusSeeOther, ts.browser(t).Do(req).StatusCode, "the replaced session ends")
 }
 
 // TestSessionBounds: a user's new sign-in replaces their oldest session,
@@ -188,19 +189,19 @@ func TestSessionBounds(t *testing.T) {
 	first.signIn("alice", "alice-demo-pw")
 	second := ts.browser(t)
 	second.signIn("alice", "alice-demo-pw")
-	assert.Equal(t, http.StatusSeeOther, first.get("/").StatusCode, "alice's oldest session was replaced")
-	assert.Equal(t, http.StatusOK, second.get("/").StatusCode)
+	assert.Equal(t, http.StatusSeeOther, first.Get("/").StatusCode, "alice's oldest session was replaced")
+	assert.Equal(t, http.StatusOK, second.Get("/").StatusCode)
 	bob := ts.browser(t)
 	bob.signIn("bob", "bob-demo-pw")
 
 	third := ts.browser(t)
-	res := third.postForm("/login", url.Values{csrfField: {third.csrfFromLogin()}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
-	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, res.body)
-	assert.Equal(t, "too_many_sessions", text(byID(t, parseHTML(t, res.body), "reason")))
+	res := third.PostForm("/login", url.Values{csrfField: {third.csrfFromLogin()}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, res.Body)
+	assert.Equal(t, "too_many_sessions", sharedtest.Text(byID(t, parseHTML(t, res.Body), "reason")))
 	assert.Equal(t, "5", res.Header.Get("Retry-After"))
-	assert.Empty(t, third.cookie(sessionCookie))
-	assert.Equal(t, http.StatusOK, second.get("/").StatusCode, "a refused sign-in ends no session")
-	assert.Equal(t, http.StatusOK, bob.get("/").StatusCode)
+	assert.Empty(t, third.Cookie(sessionCookie))
+	assert.Equal(t, http.StatusOK, second.Get("/").StatusCode, "a refused sign-in ends no session")
+	assert.Equal(t, http.StatusOK, bob.Get("/").StatusCode)
 }
 
 func TestDemoUserHashes(t *testing.T) {
@@ -247,11 +248,11 @@ func TestUsersFile(t *testing.T) {
 			require.False(t, ts.app.demoUsers)
 			b := ts.browser(t)
 			b.signIn("carol", "carol-pw-123")
-			byID(t, parseHTML(t, b.get("/").body), "no-tasks")
+			byID(t, parseHTML(t, b.Get("/").Body), "no-tasks")
 
 			other := ts.browser(t)
 			csrf := other.csrfFromLogin()
-			res := other.postForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+			res := other.PostForm("/login", url.Values{csrfField: {csrf}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
 			assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "demo users are gone")
 		})
 	}
@@ -261,7 +262,7 @@ func TestSignInAttemptsAreLimited(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 	signIn := func(user, password string) response {
 		b := ts.browser(t)
-		return b.postForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {user}, "password": {password}}, nil)
+		return b.PostForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {user}, "password": {password}}, nil)
 	}
 	for i := range loginBurst {
 		require.Equal(t, http.StatusUnauthorized, signIn("alice", "guess").StatusCode, "attempt %d", i+1)
@@ -269,7 +270,7 @@ func TestSignInAttemptsAreLimited(t *testing.T) {
 
 	res := signIn("alice", "alice-demo-pw")
 	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "even the right password waits once the budget is spent")
-	assert.Equal(t, "too_many_attempts", text(byID(t, parseHTML(t, res.body), "reason")))
+	assert.Equal(t, "too_many_attempts", sharedtest.Text(byID(t, parseHTML(t, res.Body), "reason")))
 	assert.Equal(t, "60", res.Header.Get("Retry-After"))
 	assert.Equal(t, http.StatusSeeOther, signIn("bob", "bob-demo-pw").StatusCode, "other accounts are unaffected")
 }

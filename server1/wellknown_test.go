@@ -33,7 +33,7 @@ func TestJWKS(t *testing.T) {
 			cfg.JWKSMaxAge = tt.giveMaxAge
 			ts := newTestServer(t, cfg)
 
-			res := ts.browser(t).get("/.well-known/jwks.json")
+			res := ts.browser(t).Get("/.well-known/jwks.json")
 
 			require.Equal(t, http.StatusOK, res.StatusCode)
 			assert.Equal(t, "application/jwk-set+json", res.Header.Get("Content-Type"))
@@ -42,7 +42,7 @@ func TestJWKS(t *testing.T) {
 			var set struct {
 				Keys []map[string]any `json:"keys"`
 			}
-			require.NoError(t, json.Unmarshal([]byte(res.body), &set))
+			require.NoError(t, json.Unmarshal([]byte(res.Body), &set))
 			require.Len(t, set.Keys, 1)
 			k := set.Keys[0]
 			for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
@@ -53,7 +53,7 @@ func TestJWKS(t *testing.T) {
 			assert.Equal(t, "sig", k["use"])
 			assert.Equal(t, ts.app.currentKeyID(), k["kid"])
 
-			ks, err := keys.ParseJWKS([]byte(res.body))
+			ks, err := keys.ParseJWKS([]byte(res.Body))
 			require.NoError(t, err)
 			require.Len(t, ks, 1, "the published set is usable by a verifier")
 		})
@@ -63,13 +63,13 @@ func TestJWKS(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 
-	res := ts.browser(t).get("/.well-known/handoff-configuration")
+	res := ts.browser(t).Get("/.well-known/handoff-configuration")
 
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
 	assert.Equal(t, "public, max-age=300", res.Header.Get("Cache-Control"))
 	var got map[string]any
-	require.NoError(t, json.Unmarshal([]byte(res.body), &got))
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
 	assert.Equal(t, map[string]any{
 		"issuer":                       testIssuer,
 		"jwks_uri":                     testIssuer + "/.well-known/jwks.json",
@@ -107,9 +107,9 @@ func TestReadyz(t *testing.T) {
 				tt.giveBreak(t, cfg)
 			}
 
-			res := ts.browser(t).get("/readyz")
+			res := ts.browser(t).Get("/readyz")
 
-			assert.Equal(t, tt.wantStatus, res.StatusCode, res.body)
+			assert.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
 		})
 	}
 }

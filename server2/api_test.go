@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -152,7 +153,7 @@ func TestAPITask(t *testing.T) {
 // nil), and returns the Authorization header value.
 func bearer(after func(*testApp)) func(*testing.T, *testApp) string {
 	return func(t *testing.T, ta *testApp) string {
-		tok := ta.issuer.mint(t, demoRequest())
+		tok := ta.issuer.Mint(t, demoRequest())
 		if after != nil {
 			after(ta)
 		}
@@ -162,7 +163,7 @@ func bearer(after func(*testApp)) func(*testing.T, *testApp) string {
 
 func TestAPITask_Replayed(t *testing.T) {
 	ta := newTestApp(t, nil)
-	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+	auth := "Bearer " + ta.issuer.Mint(t, demoRequest())
 	b := ta.newBrowser()
 
 	first := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
@@ -176,7 +177,7 @@ func TestAPITask_Replayed(t *testing.T) {
 
 func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {
 	ta := newTestApp(t, nil)
-	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+	auth := "Bearer " + ta.issuer.Mint(t, demoRequest())
 	b := ta.newBrowser()
 
 	wrong := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, `{"amount":"1.00","currency":"EUR","payee":"ACME Corp"}`)
@@ -187,8 +188,8 @@ func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {
 }
 
 func TestAPITask_Unavailable(t *testing.T) {
-	ta := newTestApp(t, func(_ *Config, o *Options) { o.ReplayStore = failingReplay{} })
-	auth := "Bearer " + ta.issuer.mint(t, demoRequest())
+	ta := newTestApp(t, func(_ *Config, o *Options) { o.ReplayStore = brokertest.FailingReplayStore{} })
+	auth := "Bearer " + ta.issuer.Mint(t, demoRequest())
 
 	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
 

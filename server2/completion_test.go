@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,7 +17,7 @@ import (
 
 func TestMemoryCompletions(t *testing.T) {
 	ctx := context.Background()
-	clock := newClock()
+	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
 	m := newMemoryCompletions(clock.Now)
 	m.max = 2
 	until := clock.Now().Add(time.Minute)
@@ -79,15 +80,15 @@ type completer func(t testing.TB) response
 func (ta *testApp) bySession(t testing.TB) completer {
 	t.Helper()
 	b := signedIn(t, ta)
-	page := b.get("/tasks/transfer-123")
+	page := b.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusOK, page.StatusCode, page.Body)
 	form := url.Values{"_csrf": {csrfField(t, page)}}
-	return func(testing.TB) response { return b.postForm("/tasks/transfer-123/complete", form) }
+	return func(testing.TB) response { return b.PostForm("/tasks/transfer-123/complete", form, nil) }
 }
 
 func (ta *testApp) byAPI(t testing.TB) completer {
 	t.Helper()
-	token := ta.issuer.mint(t, demoRequest())
+	token := ta.issuer.Mint(t, demoRequest())
 	return func(testing.TB) response {
 		return ta.newBrowser().callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+token, demoBody)
 	}
@@ -130,7 +131,7 @@ func TestCompleteTask_OncePerTask(t *testing.T) {
 				assert.Equal(t, CodeAlreadyCompleted, problem(t, gotSecond).Code)
 				assert.Empty(t, gotSecond.Header.Get("WWW-Authenticate"), "the token was valid")
 			}
-			page := watcher.get("/tasks/transfer-123")
+			page := watcher.Get("/tasks/transfer-123")
 			require.Equal(t, http.StatusOK, page.StatusCode)
 			assert.Contains(t, page.Body, `id="task-done"`, "the task page shows the task done")
 			assert.NotContains(t, page.Body, `id="complete-form"`)
@@ -144,7 +145,7 @@ func TestCompleteTask_OtherTaskUnaffected(t *testing.T) {
 	req := demoRequest()
 	req.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
-	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-124/approve", "Bearer "+ta.issuer.mint(t, req),
+	got := ta.newBrowser().callAPI("/api/v1/tasks/transfer-124/approve", "Bearer "+ta.issuer.Mint(t, req),
 		`{"amount":"80.00","currency":"EUR","payee":"Globex Ltd"}`)
 
 	assert.Equal(t, http.StatusOK, got.StatusCode, got.Body)
@@ -158,13 +159,13 @@ func TestCompleteTask_ConcurrentSessions(t *testing.T) {
 	browsers := make([]*browser, n)
 	for i := range browsers {
 		browsers[i] = signedIn(t, ta)
-		forms[i] = url.Values{"_csrf": {csrfField(t, browsers[i].get("/tasks/transfer-123"))}}
+		forms[i] = url.Values{"_csrf": {csrfField(t, browsers[i].Get("/tasks/transfer-123"))}}
 	}
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
 	for i, b := range browsers {
 		wg.Go(func() {
-			resp, err := b.client.PostForm(ta.srv.URL+"/tasks/transfer-123/complete", forms[i])
+			resp, err := b.Client.PostForm(ta.srv.URL+"/tasks/transfer-123/complete", forms[i])
 			if err != nil {
 				return
 			}
@@ -202,9 +203,9 @@ func TestCompleteTask_StoreDownFailsClosed(t *testing.T) {
 	})
 	b := signedIn(t, ta)
 
-	page := b.get("/tasks/transfer-123")
+	page := b.Get("/tasks/transfer-123")
 	api := completeByAPI(t, ta)
-	form := b.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"any"}})
+	form := b.PostForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"any"}}, nil)
 
 	require.Equal(t, http.StatusServiceUnavailable, page.StatusCode, page.Body)
 	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, page))

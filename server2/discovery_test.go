@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,22 +12,21 @@ import (
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/keys"
-	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// tlsIssuer is an https issuer under httptest, with a keyring, a minter and
-// a revocation list, whose handoff configuration the test chooses. Two more
-// hosts serve the same documents: other (https, another host) and plain
-// (http). A fetch refused there is refused by SERVER2's policy, not for lack
-// of a document.
+// tlsIssuer is an https test issuer (brokertest.Issuer) whose handoff
+// configuration the test chooses, served from three hosts of its own: own
+// (https, the issuer's URL), other (https, another host) and plain (http).
+// A fetch refused on other or plain is refused by SERVER2's policy, not for
+// lack of a document.
 type tlsIssuer struct {
 	URL               string
-	minter            *token.Minter
+	kit               *brokertest.Issuer
 	own, other, plain *fetchHost
 	metadata          func(*tlsIssuer) map[string]string
 }
@@ -51,8 +49,6 @@ func (h *fetchHost) host() string { return strings.SplitN(h.srv.URL, "://", 2)[1
 // and may be nil.
 func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *tlsIssuer {
 	t.Helper()
-	kr, err := keys.NewEphemeral(token.EdDSA)
-	require.NoError(t, err)
 	iss := &tlsIssuer{}
 	iss.metadata = func(iss *tlsIssuer) map[string]string {
 		md := map[string]string{
@@ -65,30 +61,16 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 		}
 		return md
 	}
-	var pub atomic.Pointer[revocation.Publisher]
+	var documents atomic.Pointer[http.Handler]
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
-		b, err := kr.JWKS()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(b)
+	mux.HandleFunc("GET /mirror"+broker.MetadataPath, func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = broker.MetadataPath
+		(*documents.Load()).ServeHTTP(w, r)
 	})
-	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, _ *http.Request) {
-		token, _, err := pub.Load().Current()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = io.WriteString(w, token)
-	})
-	serveMetadata := func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(iss.metadata(iss)) }
-	mux.HandleFunc("GET "+broker.MetadataPath, serveMetadata)
-	mux.HandleFunc("GET /mirror"+broker.MetadataPath, serveMetadata)
 	mux.HandleFunc("GET /redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
 	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { (*documents.Load()).ServeHTTP(w, r) })
 	start := func(tls bool) *fetchHost {
 		h := &fetchHost{}
 		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,12 +91,15 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 	}
 	iss.own, iss.other, iss.plain = start(true), start(true), start(false)
 	iss.URL = iss.own.srv.URL
-	iss.minter = newMinter(t, iss.URL, kr, time.Now)
-	state, err := revocation.NewState(revocation.StateConfig{})
-	require.NoError(t, err)
-	p, err := revocation.NewPublisher(state, iss.minter, 0)
-	require.NoError(t, err)
-	pub.Store(p)
+	iss.kit = brokertest.StartIssuer(t, brokertest.WithTLS(), brokertest.WithIssuer(iss.URL),
+		brokertest.WithDiscovery(func(doc map[string]any) {
+			clear(doc)
+			for k, v := range iss.metadata(iss) {
+				doc[k] = v
+			}
+		}))
+	h := iss.kit.Handler()
+	documents.Store(&h)
 	return iss
 }
 
@@ -350,7 +335,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				}, 5*time.Second, 5*time.Millisecond, "discovery never succeeded:\n%s", ta.logs.String())
 				wantURLReason(t, tt.wantFetch(t.Context(), ta.app), tt.wantReason)
 			}
-			ready := ta.newBrowser().get("/readyz")
+			ready := ta.newBrowser().Get("/readyz")
 			handoff := ta.newBrowser().handoff(mintTLS(t, iss))
 
 			assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode, ready.Body)
@@ -461,7 +446,5 @@ func TestParseConfig_FetchAllowedHosts(t *testing.T) {
 
 func mintTLS(t testing.TB, iss *tlsIssuer) string {
 	t.Helper()
-	m, err := iss.minter.Mint(demoRequest())
-	require.NoError(t, err)
-	return m.Token
+	return iss.kit.Mint(t, demoRequest())
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -24,7 +25,7 @@ func TestPostHandoff(t *testing.T) {
 	}{
 		{
 			name:       "ok/fresh_token",
-			giveToken:  func(t *testing.T, ta *testApp) string { return ta.issuer.mint(t, demoRequest()) },
+			giveToken:  func(t *testing.T, ta *testApp) string { return ta.issuer.Mint(t, demoRequest()) },
 			wantStatus: http.StatusSeeOther,
 		},
 		{
@@ -42,8 +43,8 @@ func TestPostHandoff(t *testing.T) {
 		{
 			name: "fail/bad_signature",
 			giveToken: func(t *testing.T, ta *testApp) string {
-				a := ta.issuer.mint(t, demoRequest())
-				b := ta.issuer.mint(t, demoRequest())
+				a := ta.issuer.Mint(t, demoRequest())
+				b := ta.issuer.Mint(t, demoRequest())
 				return a[:strings.LastIndexByte(a, '.')] + "." + signature(b)
 			},
 			wantStatus: http.StatusUnauthorized,
@@ -52,7 +53,7 @@ func TestPostHandoff(t *testing.T) {
 		{
 			name: "fail/expired",
 			giveToken: func(t *testing.T, ta *testApp) string {
-				tok := ta.issuer.mint(t, demoRequest())
+				tok := ta.issuer.Mint(t, demoRequest())
 				ta.clock.Advance(2 * time.Minute) // 60s lifetime + 30s leeway
 				return tok
 			},
@@ -64,7 +65,7 @@ func TestPostHandoff(t *testing.T) {
 			giveToken: func(t *testing.T, ta *testApp) string {
 				req := demoRequest()
 				req.Audience = "http://other-service.test"
-				return ta.issuer.mint(t, req)
+				return ta.issuer.Mint(t, req)
 			},
 			wantStatus: http.StatusUnauthorized,
 			wantReason: token.ReasonWrongAudience,
@@ -74,7 +75,7 @@ func TestPostHandoff(t *testing.T) {
 			giveToken: func(t *testing.T, ta *testApp) string {
 				other, err := keys.NewEphemeral(token.EdDSA)
 				require.NoError(t, err)
-				return ta.issuer.mintWith(t, newMinter(t, ta.issuer.URL, other, ta.clock.Now), demoRequest())
+				return ta.issuer.MintWith(t, ta.issuer.NewMinter(t, func(c *token.MinterConfig) { c.Keys = other }), demoRequest())
 			},
 			wantStatus: http.StatusUnauthorized,
 			wantReason: token.ReasonUnknownKey,
@@ -82,7 +83,7 @@ func TestPostHandoff(t *testing.T) {
 		{
 			name: "fail/wrong_issuer",
 			giveToken: func(t *testing.T, ta *testApp) string {
-				return ta.issuer.mintWith(t, newMinter(t, "http://evil.test", ta.issuer.keyring, ta.clock.Now), demoRequest())
+				return ta.issuer.MintWith(t, ta.issuer.NewMinter(t, func(c *token.MinterConfig) { c.Issuer = "http://evil.test" }), demoRequest())
 			},
 			wantStatus: http.StatusUnauthorized,
 			wantReason: token.ReasonWrongIssuer,
@@ -128,7 +129,7 @@ func assertSessionCookie(t testing.TB, r response) {
 
 func TestPostHandoff_ResubmitIsReplayed(t *testing.T) {
 	ta := newTestApp(t, nil)
-	tok := ta.issuer.mint(t, demoRequest())
+	tok := ta.issuer.Mint(t, demoRequest())
 
 	first := ta.newBrowser().handoff(tok)
 	second := ta.newBrowser().handoff(tok)
@@ -142,7 +143,7 @@ func TestPostHandoff_ResubmitIsReplayed(t *testing.T) {
 
 func TestPostHandoff_AuditLogNamesTheTokenID(t *testing.T) {
 	ta := newTestApp(t, nil)
-	minted := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	minted := ta.issuer.MintFull(t, demoRequest())
 
 	ta.newBrowser().handoff(minted.Token)
 	ta.newBrowser().handoff(minted.Token)
@@ -164,13 +165,13 @@ func TestPostHandoff_Unavailable(t *testing.T) {
 		},
 		{
 			name:      "fail/replay_store_down",
-			giveSetup: func(_ *Config, o *Options) { o.ReplayStore = failingReplay{} },
+			giveSetup: func(_ *Config, o *Options) { o.ReplayStore = brokertest.FailingReplayStore{} },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, tt.giveSetup)
-			tok := ta.issuer.mint(t, demoRequest())
+			tok := ta.issuer.Mint(t, demoRequest())
 
 			got := ta.newBrowser().handoff(tok)
 
@@ -187,7 +188,7 @@ func TestPostHandoff_JWKSDownIsNotReady(t *testing.T) {
 	fetchErrors := ta.app.Metrics().JWKSFetches.WithLabelValues(fetch.ResultError)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(fetchErrors) >= 1 }, 5*time.Second, 5*time.Millisecond)
 
-	got := ta.newBrowser().get("/readyz")
+	got := ta.newBrowser().Get("/readyz")
 
 	assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
 	assert.JSONEq(t, `{"jwks":"fail","replay_store":"ok","revocations":"off"}`, got.Body)
@@ -206,13 +207,13 @@ func TestGetHandoff_RefusesTokenInURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, nil)
-			tok := ta.issuer.mint(t, demoRequest())
+			tok := ta.issuer.Mint(t, demoRequest())
 			b := ta.newBrowser()
 			req, err := http.NewRequest(tt.giveMethod, ta.srv.URL+tt.givePath(tok), strings.NewReader(url.Values{"token": {tok}}.Encode()))
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 
-			got := b.do(req)
+			got := b.Do(req)
 
 			require.Equal(t, http.StatusBadRequest, got.StatusCode)
 			assert.Equal(t, CodeTokenInURL, pageReason(t, got))

@@ -16,7 +16,7 @@ import (
 func TestMetricsAreServer2s(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, b.handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, b.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 
 	families, err := ta.app.Metrics().Registry.Gather()
 	require.NoError(t, err)
@@ -32,7 +32,7 @@ func TestMetricsAreServer2s(t *testing.T) {
 		"handoff_revocation_list_entries", "handoff_verifications_total",
 	}, slices.Sorted(slices.Values(names)))
 
-	page := b.get("/metrics")
+	page := b.Get("/metrics")
 	require.Equal(t, http.StatusOK, page.StatusCode)
 	for _, theirs := range []string{"handoff_tokens_minted_total", "handoff_jwks_served_total"} {
 		assert.False(t, strings.Contains(page.Body, theirs), "/metrics shows %s", theirs)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -21,7 +22,7 @@ func waitReady(t testing.TB, ta *testApp) {
 	t.Helper()
 	b := ta.newBrowser()
 	require.Eventually(t, func() bool {
-		return b.get("/readyz").StatusCode == http.StatusOK
+		return b.Get("/readyz").StatusCode == http.StatusOK
 	}, 5*time.Second, 5*time.Millisecond, "never ready")
 }
 
@@ -36,30 +37,30 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, tt.giveSetup)
-			before := ta.newBrowser().get("/readyz")
+			before := ta.newBrowser().Get("/readyz")
 			ta.app.Start(t.Context())
 
 			waitReady(t, ta)
 
 			assert.Equal(t, http.StatusServiceUnavailable, before.StatusCode)
-			assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+			assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 		})
 	}
 }
 
 func TestPostHandoff_RecoversWhenJWKSComesBack(t *testing.T) {
 	ta := newTestApp(t, func(c *Config, _ *Options) { c.JWKSURL = "" })
-	ta.issuer.setJWKSDown(true)
+	ta.issuer.SetDown(brokertest.JWKSPath, true)
 	ta.app.Start(t.Context())
 
-	first := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
-	ta.issuer.setJWKSDown(false)
+	first := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
+	ta.issuer.SetDown(brokertest.JWKSPath, false)
 	ta.clock.Advance(time.Minute) // past the unknown-kid cool-down
 
 	require.Equal(t, http.StatusServiceUnavailable, first.StatusCode)
 	assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, first))
 	require.Eventually(t, func() bool {
-		return ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode == http.StatusSeeOther
+		return ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode == http.StatusSeeOther
 	}, 5*time.Second, 10*time.Millisecond)
 	waitReady(t, ta)
 }
@@ -130,7 +131,7 @@ func TestMetrics(t *testing.T) {
 	ta := newTestApp(t, nil)
 	m := ta.app.Metrics()
 	b := ta.newBrowser()
-	tok := ta.issuer.mint(t, demoRequest())
+	tok := ta.issuer.Mint(t, demoRequest())
 
 	b.handoff(tok)
 	b.handoff(tok)
@@ -148,22 +149,22 @@ func TestMetrics(t *testing.T) {
 	age := gaugeValue(t, ta, "handoff_jwks_age_seconds")
 	assert.InDelta(t, 42, age, 0.001)
 
-	metricsPage := b.get("/metrics")
+	metricsPage := b.Get("/metrics")
 	assert.Contains(t, metricsPage.Body, `handoff_verifications_total{reason="replayed",result="rejected"} 1`)
 	assert.Contains(t, metricsPage.Body, `handoff_jwks_fetches_total{result="ok"} 1`)
 }
 
 func TestMetrics_ReplayErrorsAndJWKSFailures(t *testing.T) {
-	ta := newTestApp(t, func(c *Config, o *Options) { o.ReplayStore = failingReplay{} })
+	ta := newTestApp(t, func(c *Config, o *Options) { o.ReplayStore = brokertest.FailingReplayStore{} })
 	m := ta.app.Metrics()
 	assert.True(t, math.IsInf(gaugeValue(t, ta, "handoff_jwks_age_seconds"), 1), "no fetch yet")
 
-	ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.ReplayErrors.WithLabelValues("other")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonUnavailable))))
 
-	ta.issuer.setJWKSDown(true)
+	ta.issuer.SetDown(brokertest.JWKSPath, true)
 	require.Error(t, ta.app.rp.Refresh(context.Background()))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(fetch.ResultError)))
 }

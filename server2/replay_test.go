@@ -56,7 +56,7 @@ func TestReplayStore_Redis(t *testing.T) {
 	ta := newTestApp(t, func(c *Config, _ *Options) { c.ReplayStore = url })
 	ta.app.Start(t.Context())
 	waitReady(t, ta)
-	tok := ta.issuer.mint(t, demoRequest())
+	tok := ta.issuer.Mint(t, demoRequest())
 
 	first := ta.newBrowser().handoff(tok)
 	second := ta.newBrowser().handoff(tok)
@@ -74,8 +74,8 @@ func TestReplayStore_RedisDown(t *testing.T) {
 	ta.app.Start(t.Context())
 	require.Eventually(t, func() bool { return !ta.app.rp.Status().Keys.FetchedAt.IsZero() }, 5*time.Second, 5*time.Millisecond)
 
-	ready := ta.newBrowser().get("/readyz")
-	got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	ready := ta.newBrowser().Get("/readyz")
+	got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 
 	assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
 	assert.JSONEq(t, `{"jwks":"ok","replay_store":"fail","revocations":"off"}`, ready.Body)
@@ -86,9 +86,11 @@ func TestReplayStore_RedisDown(t *testing.T) {
 
 func TestInstrumentedReplay_ForwardsRemembersSince(t *testing.T) {
 	ta := newTestApp(t, nil)
-	early := newMinter(t, ta.issuer.URL, ta.issuer.keyring, func() time.Time { return ta.clock.Now().Add(-time.Minute) })
+	early := ta.issuer.NewMinter(t, func(c *token.MinterConfig) {
+		c.Now = func() time.Time { return ta.clock.Now().Add(-time.Minute) }
+	})
 
-	got := ta.newBrowser().handoff(ta.issuer.mintWith(t, early, demoRequest()))
+	got := ta.newBrowser().handoff(ta.issuer.MintWith(t, early, demoRequest()))
 
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Equal(t, string(token.ReasonIssuedBeforeRestart), pageReason(t, got))

@@ -30,7 +30,7 @@ func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *re
 			edit(c, o)
 		}
 	})
-	return ta, ta.issuer.enableRevocations(t)
+	return ta, enableRevocations(ta.issuer)
 }
 
 // pollRevocations makes SERVER2 poll the revocation list now.
@@ -74,7 +74,7 @@ func TestPostHandoff_Revocation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta, state := newRevocationApp(t, nil)
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			ta.clock.Advance(time.Second) // the revocation comes after the mint
 			tt.giveRevoke(t, state, m, ta.clock.Now())
 			ta.pollRevocations()
@@ -93,31 +93,31 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations()
 	alice, bob := ta.newBrowser(), ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
-	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
-	require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+	require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.Mint(t, bobRequest())).StatusCode)
+	require.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 
 	ta.clock.Advance(time.Second)
 	now := ta.clock.Now()
 	require.NoError(t, state.RevokeSubject("alice", now, now.Add(time.Hour)))
-	before := alice.get("/tasks/transfer-123")
+	before := alice.Get("/tasks/transfer-123")
 	ta.pollRevocations()
 
 	assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 learns of the sign-out")
-	ended := alice.get("/tasks/transfer-123")
+	ended := alice.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusUnauthorized, ended.StatusCode)
 	assert.Equal(t, CodeSessionRevoked, pageReason(t, ended))
-	again := alice.get("/tasks/transfer-123")
+	again := alice.Get("/tasks/transfer-123")
 	assert.Equal(t, CodeNoSession, pageReason(t, again), "the session is gone")
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
-	complete := alice.postForm("/tasks/transfer-123/complete", nil)
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+	complete := alice.PostForm("/tasks/transfer-123/complete", nil, nil)
 	assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
 
 	ta.clock.Advance(time.Second)
 	fresh := ta.newBrowser()
-	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.mint(t, demoRequest())).StatusCode,
+	require.Equal(t, http.StatusSeeOther, fresh.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode,
 		"a token issued after the sign-out works")
-	assert.Equal(t, http.StatusOK, fresh.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, fresh.Get("/tasks/transfer-123").StatusCode)
 }
 
 // TestSession_EndsWhenRevoked: a session ends (401 session_revoked, then
@@ -149,16 +149,16 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ta, state := newRevocationApp(t, nil)
 			ta.pollRevocations()
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			alice := ta.newBrowser()
 			require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
-			require.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+			require.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 
 			ta.clock.Advance(time.Second)
 			require.NoError(t, tt.giveRevoke(state, m, ta.clock.Now()))
-			before := alice.get("/tasks/transfer-123")
+			before := alice.Get("/tasks/transfer-123")
 			ta.pollRevocations()
-			got := alice.get("/tasks/transfer-123")
+			got := alice.Get("/tasks/transfer-123")
 
 			assert.Equal(t, http.StatusOK, before.StatusCode, "the session lasts until SERVER2 holds the new list")
 			if tt.wantReason == "" {
@@ -167,8 +167,8 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 			}
 			require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
 			assert.Equal(t, tt.wantReason, pageReason(t, got))
-			assert.Equal(t, CodeNoSession, pageReason(t, alice.get("/tasks/transfer-123")), "the session is gone")
-			complete := alice.postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"x"}})
+			assert.Equal(t, CodeNoSession, pageReason(t, alice.Get("/tasks/transfer-123")), "the session is gone")
+			complete := alice.PostForm("/tasks/transfer-123/complete", url.Values{"_csrf": {"x"}}, nil)
 			assert.Equal(t, http.StatusUnauthorized, complete.StatusCode)
 		})
 	}
@@ -180,10 +180,10 @@ func TestSession_EndsWhenRevoked(t *testing.T) {
 func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations()
-	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	m := ta.issuer.MintFull(t, demoRequest())
 	alice, bob := ta.newBrowser(), ta.newBrowser()
 	require.Equal(t, http.StatusSeeOther, alice.handoff(m.Token).StatusCode)
-	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.mint(t, bobRequest())).StatusCode)
+	require.Equal(t, http.StatusSeeOther, bob.handoff(ta.issuer.Mint(t, bobRequest())).StatusCode)
 
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
@@ -192,10 +192,10 @@ func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 	require.Zero(t, ta.app.rp.Status().Revocation.Entries, "the jti entry has left the list")
 	require.True(t, ta.clock.Now().Before(m.ExpiresAt.Add(ta.app.cfg.SessionTTL)), "the session has not expired")
 
-	got := alice.get("/tasks/transfer-123")
+	got := alice.Get("/tasks/transfer-123")
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode, got.Body)
 	assert.Equal(t, CodeSessionRevoked, pageReason(t, got))
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-200").StatusCode, "bob is unaffected")
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-200").StatusCode, "bob is unaffected")
 }
 
 func TestRevocation_FailsClosedWhenStale(t *testing.T) {
@@ -220,8 +220,8 @@ func TestRevocation_FailsClosedWhenStale(t *testing.T) {
 			}
 			ta.clock.Advance(tt.giveAge)
 
-			got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
-			ready := ta.newBrowser().get("/readyz")
+			got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
+			ready := ta.newBrowser().Get("/readyz")
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
 			if tt.wantStatus == http.StatusServiceUnavailable {
@@ -256,7 +256,7 @@ func TestRevocation_Discovered(t *testing.T) {
 			})
 			var state *revocation.State
 			if tt.givePublish {
-				state = ta.issuer.enableRevocations(t)
+				state = enableRevocations(ta.issuer)
 			}
 			ta.app.Start(t.Context())
 
@@ -264,21 +264,21 @@ func TestRevocation_Discovered(t *testing.T) {
 				require.Eventually(t, func() bool {
 					return strings.Contains(ta.logs.String(), "no revocation_endpoint")
 				}, 5*time.Second, 5*time.Millisecond, "discovery never refused the issuer's configuration")
-				ready := ta.newBrowser().get("/readyz")
+				ready := ta.newBrowser().Get("/readyz")
 				assert.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
 				assert.Contains(t, ready.Body, tt.wantReadyBody)
-				got := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+				got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 				assert.Equal(t, http.StatusServiceUnavailable, got.StatusCode, "revocation is never off unless configured so")
 				assert.Equal(t, string(token.ReasonUnavailable), pageReason(t, got))
 				return
 			}
 			waitReady(t, ta)
-			assert.Contains(t, ta.newBrowser().get("/readyz").Body, tt.wantReadyBody)
+			assert.Contains(t, ta.newBrowser().Get("/readyz").Body, tt.wantReadyBody)
 			if state == nil {
-				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest())).StatusCode)
+				assert.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
 				return
 			}
-			m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+			m := ta.issuer.MintFull(t, demoRequest())
 			require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 			require.Eventually(t, func() bool { return ta.app.rp.Status().Revocation.Entries == 1 }, 5*time.Second, 5*time.Millisecond)
 			got := ta.newBrowser().handoff(m.Token)
@@ -301,7 +301,7 @@ func TestRevocation_Metrics(t *testing.T) {
 	}
 	assert.Equal(t, 2.0, fetches(fetch.ResultOK))
 	assert.Equal(t, 1.0, fetches(fetch.ResultNotModified), "the unchanged list costs a 304")
-	res := ta.newBrowser().get("/metrics")
+	res := ta.newBrowser().Get("/metrics")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, res.Body, "handoff_revocation_list_entries 1\n")
 	assert.Contains(t, res.Body, "handoff_revocation_list_age_seconds 3\n")
@@ -337,7 +337,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = other.Close() })
 	require.NoError(t, other.rp.Refresh(context.Background()))
-	m := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
+	m := ta.issuer.MintFull(t, demoRequest())
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
 
@@ -360,8 +360,8 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	ta, state := newRevocationApp(t, nil)
 	ta.pollRevocations() // fetches the JWKS for the list's unknown kid: the cool-down starts
-	old := ta.issuer.mintFull(t, ta.issuer.minter, demoRequest())
-	replacement, err := ta.issuer.keyring.RevokeAndReplace(old.KeyID, token.EdDSA)
+	old := ta.issuer.MintFull(t, demoRequest())
+	replacement, err := ta.issuer.Keyring().RevokeAndReplace(old.KeyID, token.EdDSA)
 	require.NoError(t, err)
 	require.NotNil(t, replacement)
 	require.NoError(t, state.RevokeKey(old.KeyID, ta.clock.Now().Add(24*time.Hour)))
@@ -372,6 +372,6 @@ func TestRevocation_ListSignedByNewKey(t *testing.T) {
 	got := ta.newBrowser().handoff(old.Token)
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Contains(t, []string{string(token.ReasonRevoked), string(token.ReasonUnknownKey)}, pageReason(t, got))
-	fresh := ta.newBrowser().handoff(ta.issuer.mint(t, demoRequest()))
+	fresh := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))
 	assert.Equal(t, http.StatusSeeOther, fresh.StatusCode, "the replacement key is known already")
 }

@@ -25,10 +25,10 @@ func TestHandoffRefusedForLackOfRoomLeavesTokenUsable(t *testing.T) {
 		c.MaxSessions, c.MaxSessionsPerSubject = 1, 1
 		c.SessionTTL = 20 * time.Second
 	})
-	require.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.mint(t, handoffFor("bob"))).StatusCode)
+	require.Equal(t, http.StatusSeeOther, ta.newBrowser().handoff(ta.issuer.Mint(t, handoffFor("bob"))).StatusCode)
 
 	alice := ta.newBrowser()
-	tok := ta.issuer.mint(t, handoffFor("alice"))
+	tok := ta.issuer.Mint(t, handoffFor("alice"))
 	refused := alice.handoff(tok)
 	require.Equal(t, http.StatusServiceUnavailable, refused.StatusCode, refused.Body)
 	assert.Equal(t, CodeTooManySessions, pageReason(t, refused))
@@ -38,7 +38,7 @@ func TestHandoffRefusedForLackOfRoomLeavesTokenUsable(t *testing.T) {
 	ta.clock.Advance(21 * time.Second) // bob's session expires; alice's token (60s) has not
 	got := alice.handoff(tok)
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "the refused token still works: %s", got.Body)
-	assert.Equal(t, http.StatusOK, alice.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
 	ta.clock.Advance(21 * time.Second) // room again, the token still unexpired
 	again := ta.newBrowser().handoff(tok)
 	require.Equal(t, http.StatusConflict, again.StatusCode, "and then it is used: %s", again.Body)
@@ -54,15 +54,15 @@ func TestOneSubjectCannotFillSessions(t *testing.T) {
 	var flood []*browser
 	for i := range 10 {
 		b := ta.newBrowser()
-		got := b.handoff(ta.issuer.mint(t, handoffFor("alice")))
+		got := b.handoff(ta.issuer.Mint(t, handoffFor("alice")))
 		require.Equal(t, http.StatusSeeOther, got.StatusCode, "alice's handoff %d: %s", i+1, got.Body)
 		flood = append(flood, b)
 	}
-	assert.Equal(t, http.StatusUnauthorized, flood[0].get("/tasks/transfer-123").StatusCode, "alice's oldest session was replaced")
-	assert.Equal(t, http.StatusOK, flood[9].get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, flood[0].Get("/tasks/transfer-123").StatusCode, "alice's oldest session was replaced")
+	assert.Equal(t, http.StatusOK, flood[9].Get("/tasks/transfer-123").StatusCode)
 
 	bob := ta.newBrowser()
-	got := bob.handoff(ta.issuer.mint(t, handoffFor("bob")))
+	got := bob.handoff(ta.issuer.Mint(t, handoffFor("bob")))
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, "bob's handoff after alice's flood: %s", got.Body)
-	assert.Equal(t, http.StatusOK, bob.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, bob.Get("/tasks/transfer-123").StatusCode)
 }

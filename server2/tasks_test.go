@@ -15,7 +15,7 @@ import (
 func signedIn(t testing.TB, ta *testApp) *browser {
 	t.Helper()
 	b := ta.newBrowser()
-	got := b.handoff(ta.issuer.mint(t, demoRequest()))
+	got := b.handoff(ta.issuer.Mint(t, demoRequest()))
 	require.Equal(t, http.StatusSeeOther, got.StatusCode, got.Body)
 	return b
 }
@@ -24,7 +24,7 @@ func TestTaskPage(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := signedIn(t, ta)
 
-	got := b.get("/tasks/transfer-123")
+	got := b.Get("/tasks/transfer-123")
 
 	require.Equal(t, http.StatusOK, got.StatusCode, got.Body)
 	assert.Contains(t, got.Body, `<section class="card" id="task-page" data-task-id="transfer-123">`)
@@ -72,7 +72,7 @@ func TestTaskPage_RequiresSession(t *testing.T) {
 			giveClient: func(_ *testing.T, ta *testApp) *browser {
 				b := ta.newBrowser()
 				u, _ := url.Parse(ta.srv.URL)
-				b.client.Jar.SetCookies(u, []*http.Cookie{{Name: SessionCookie, Value: "guessed"}})
+				b.Client.Jar.SetCookies(u, []*http.Cookie{{Name: SessionCookie, Value: "guessed"}})
 				return b
 			},
 			givePath:   "/tasks/transfer-123",
@@ -96,7 +96,7 @@ func TestTaskPage_RequiresSession(t *testing.T) {
 			ta := newTestApp(t, nil)
 			b := tt.giveClient(t, ta)
 
-			got := b.get(tt.givePath)
+			got := b.Get(tt.givePath)
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
 			if tt.wantCode != "" {
@@ -121,13 +121,13 @@ func TestCompleteTask(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ta := newTestApp(t, nil)
 			b := signedIn(t, ta)
-			page := b.get("/tasks/transfer-123")
+			page := b.Get("/tasks/transfer-123")
 			form := url.Values{}
 			if v := tt.giveCSRF(csrfField(t, page)); v != "" {
 				form.Set("_csrf", v)
 			}
 
-			got := b.postForm("/tasks/transfer-123/complete", form)
+			got := b.PostForm("/tasks/transfer-123/complete", form, nil)
 
 			require.Equal(t, tt.wantStatus, got.StatusCode, got.Body)
 			if tt.wantCode != "" {
@@ -144,24 +144,24 @@ func TestCompleteTask(t *testing.T) {
 func TestCompleteTask_Twice(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := signedIn(t, ta)
-	form := url.Values{"_csrf": {csrfField(t, b.get("/tasks/transfer-123"))}}
+	form := url.Values{"_csrf": {csrfField(t, b.Get("/tasks/transfer-123"))}}
 
-	first := b.postForm("/tasks/transfer-123/complete", form)
-	second := b.postForm("/tasks/transfer-123/complete", form)
+	first := b.PostForm("/tasks/transfer-123/complete", form, nil)
+	second := b.PostForm("/tasks/transfer-123/complete", form, nil)
 
 	require.Equal(t, http.StatusOK, first.StatusCode)
 	require.Equal(t, http.StatusConflict, second.StatusCode)
 	assert.Equal(t, CodeAlreadyCompleted, pageReason(t, second))
-	page := b.get("/tasks/transfer-123")
+	page := b.Get("/tasks/transfer-123")
 	assert.Contains(t, page.Body, `id="task-done"`)
 }
 
 func TestCompleteTask_RequiresSession(t *testing.T) {
 	ta := newTestApp(t, nil)
 	victim := signedIn(t, ta)
-	csrf := csrfField(t, victim.get("/tasks/transfer-123"))
+	csrf := csrfField(t, victim.Get("/tasks/transfer-123"))
 
-	got := ta.newBrowser().postForm("/tasks/transfer-123/complete", url.Values{"_csrf": {csrf}})
+	got := ta.newBrowser().PostForm("/tasks/transfer-123/complete", url.Values{"_csrf": {csrf}}, nil)
 
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Equal(t, CodeNoSession, pageReason(t, got))
@@ -173,9 +173,9 @@ func TestHandoff_NewSessionReplacesOld(t *testing.T) {
 	other := demoRequest()
 	other.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
 
-	got := b.handoff(ta.issuer.mint(t, other))
+	got := b.handoff(ta.issuer.Mint(t, other))
 
 	require.Equal(t, http.StatusSeeOther, got.StatusCode)
-	assert.Equal(t, http.StatusOK, b.get("/tasks/transfer-124").StatusCode)
-	assert.Equal(t, http.StatusUnauthorized, b.get("/tasks/transfer-123").StatusCode)
+	assert.Equal(t, http.StatusOK, b.Get("/tasks/transfer-124").StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, b.Get("/tasks/transfer-123").StatusCode)
 }

@@ -76,24 +76,26 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
 		return verifyUsage
 	}
+	keySource := src.keys
+	if src.revocations != nil {
+		keySource = revokedKeys{KeySource: src.keys, list: src.revocations, issuer: cfg.TrustedIssuer}
+	}
 	vc := token.VerifierConfig{
-		Issuers:     []string{cfg.TrustedIssuer},
+		Issuers:     []token.TrustedIssuer{{Issuer: cfg.TrustedIssuer, Keys: keySource}},
 		Audience:    cfg.Audience,
-		Keys:        src.keys,
 		Replay:      explainOnlyReplay{},
 		Leeway:      cfg.Leeway,
 		MaxLifetime: cfg.MaxTokenLifetime,
 	}
 	if src.revocations != nil {
 		vc.Revocation = src.revocations
-		vc.Keys = revokedKeys{KeySource: src.keys, list: src.revocations, issuer: cfg.TrustedIssuer}
 	}
 	v, err := token.NewVerifier(vc)
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
 		return verifyUsage
 	}
-	ex := v.Explain(ctx, tok, token.Expect{})
+	ex := v.Explain(ctx, tok, token.Expect{AnyTask: true})
 	for _, st := range ex.Steps {
 		if st.Err == nil {
 			fmt.Fprintf(stdout, "✓ %s\n", st.Name)
@@ -284,7 +286,7 @@ var claimLabels = map[string]string{
 // stepLabel names a failed step: the claim it failed on when there is one.
 func stepLabel(st token.Step) string {
 	var be *token.Error
-	if st.Name == token.StepClaims && errors.As(st.Err, &be) && be.Claim != "" {
+	if (st.Name == token.StepClaims || st.Name == token.StepIssuer) && errors.As(st.Err, &be) && be.Claim != "" {
 		name, _, _ := strings.Cut(be.Claim, ".")
 		if l, ok := claimLabels[name]; ok {
 			return l

@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	is := newIssuer(t, time.Now)
-	jwks, err := is.keyring.JWKS()
+	is := startIssuer(t, time.Now)
+	jwks, err := is.Keyring().JWKS()
 	require.NoError(t, err)
 	keysFile := filepath.Join(t.TempDir(), "jwks.json")
 	require.NoError(t, os.WriteFile(keysFile, jwks, 0o600))
@@ -95,7 +96,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := is.mint(t, tt.giveReq)
+			tok := is.Mint(t, tt.giveReq)
 			args := append([]string{"verify", "--trusted-issuer", is.URL, "--audience", testAudience}, tt.giveArgs...)
 			input := ""
 			if tt.giveStdin {
@@ -133,27 +134,27 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveURLs   bool // configure the JWKS and list URLs instead of discovering them
-		giveRevoke func(t testing.TB, is *testIssuer, m token.Minted)
+		giveRevoke func(t testing.TB, is *brokertest.Issuer, m token.Minted)
 		wantCode   int
 		wantLines  []string
 	}{
 		{
 			name:       "ok/not_revoked_discovered",
-			giveRevoke: func(testing.TB, *testIssuer, token.Minted) {},
+			giveRevoke: func(testing.TB, *brokertest.Issuer, token.Minted) {},
 			wantCode:   0,
 			wantLines:  []string{"✓ key", "✓ signature", "✓ claims", "✓ task", "✓ revocation"},
 		},
 		{
 			name:       "ok/not_revoked_configured",
 			giveURLs:   true,
-			giveRevoke: func(testing.TB, *testIssuer, token.Minted) {},
+			giveRevoke: func(testing.TB, *brokertest.Issuer, token.Minted) {},
 			wantCode:   0,
 			wantLines:  []string{"✓ revocation"},
 		},
 		{
 			name: "fail/jti_revoked",
-			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
-				require.NoError(t, is.revocations.RevokeToken(m.ID, m.ExpiresAt))
+			giveRevoke: func(t testing.TB, is *brokertest.Issuer, m token.Minted) {
+				require.NoError(t, is.Revocations().RevokeToken(m.ID, m.ExpiresAt))
 			},
 			wantCode: 1,
 			wantLines: []string{"✓ task", "✗ revocation: The handoff was withdrawn. [revoked: the token was revoked]",
@@ -162,25 +163,25 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		{
 			name:     "fail/jti_revoked_configured",
 			giveURLs: true,
-			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
-				require.NoError(t, is.revocations.RevokeToken(m.ID, m.ExpiresAt))
+			giveRevoke: func(t testing.TB, is *brokertest.Issuer, m token.Minted) {
+				require.NoError(t, is.Revocations().RevokeToken(m.ID, m.ExpiresAt))
 			},
 			wantCode:  1,
 			wantLines: []string{"token rejected: revoked"},
 		},
 		{
 			name: "fail/subject_signed_out",
-			giveRevoke: func(t testing.TB, is *testIssuer, _ token.Minted) {
+			giveRevoke: func(t testing.TB, is *brokertest.Issuer, _ token.Minted) {
 				now := time.Now()
-				require.NoError(t, is.revocations.RevokeSubject("alice", now, now.Add(time.Hour)))
+				require.NoError(t, is.Revocations().RevokeSubject("alice", now, now.Add(time.Hour)))
 			},
 			wantCode:  1,
 			wantLines: []string{"token rejected: revoked"},
 		},
 		{
 			name: "fail/key_revoked_still_published",
-			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
-				require.NoError(t, is.revocations.RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
+			giveRevoke: func(t testing.TB, is *brokertest.Issuer, m token.Minted) {
+				require.NoError(t, is.Revocations().RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
 			},
 			wantCode: 1,
 			wantLines: []string{"✓ key", "✓ signature",
@@ -188,11 +189,11 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 		},
 		{
 			name: "fail/key_revoked_and_unpublished",
-			giveRevoke: func(t testing.TB, is *testIssuer, m token.Minted) {
+			giveRevoke: func(t testing.TB, is *brokertest.Issuer, m token.Minted) {
 				// What `server1 keys revoke` does: list the kid, then drop
 				// the key from the JWKS (a replacement signs the list).
-				require.NoError(t, is.revocations.RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
-				_, err := is.keyring.RevokeAndReplace(m.KeyID, token.EdDSA)
+				require.NoError(t, is.Revocations().RevokeKey(m.KeyID, time.Now().Add(24*time.Hour)))
+				_, err := is.Keyring().RevokeAndReplace(m.KeyID, token.EdDSA)
 				require.NoError(t, err)
 			},
 			wantCode: 1,
@@ -202,9 +203,9 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			is := newIssuer(t, time.Now)
-			is.enableRevocations(t)
-			m := is.mintFull(t, is.minter, demoRequest())
+			is := startIssuer(t, time.Now)
+			enableRevocations(is)
+			m := is.MintFull(t, demoRequest())
 			tt.giveRevoke(t, is, m)
 			args := []string{"verify", "--trusted-issuer", is.URL, "--audience", testAudience}
 			if tt.giveURLs {

@@ -9,15 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// testClock is a settable clock for the store.
-type testClock struct{ now time.Time }
-
-func (c *testClock) Now() time.Time          { return c.now }
-func (c *testClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
 
 // open reserves room and fills it, failing the test on any error.
 func open(t testing.TB, s *Sessions[string], owner, data, replaced string) string {
@@ -32,11 +27,11 @@ func open(t testing.TB, s *Sessions[string], owner, data, replaced string) strin
 func TestSessions(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, s *Sessions[string], clock *testClock)
+		run  func(t *testing.T, s *Sessions[string], clock *brokertest.Clock)
 	}{
 		{
 			name: "ok/new_session_of_an_owner_replaces_its_oldest",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				var ids []string
 				for _, data := range []string{"a1", "a2", "a3"} {
 					ids = append(ids, open(t, s, "alice", data, ""))
@@ -54,7 +49,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "fail/full_store_refuses_a_reservation",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				for _, owner := range []string{"alice", "bob", "carol"} {
 					open(t, s, owner, owner, "")
 				}
@@ -64,7 +59,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "fail/reservations_count_until_released",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				var held []*Reservation[string]
 				for range 3 {
 					room, err := s.Reserve()
@@ -84,7 +79,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "fail/reservation_fills_once",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				room, err := s.Reserve()
 				require.NoError(t, err)
 				_, _, err = room.Create("alice", "a1", "")
@@ -104,7 +99,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/expired_sessions_make_room",
-			run: func(t *testing.T, s *Sessions[string], clock *testClock) {
+			run: func(t *testing.T, s *Sessions[string], clock *brokertest.Clock) {
 				for _, owner := range []string{"alice", "bob", "carol"} {
 					open(t, s, owner, owner, "")
 				}
@@ -120,7 +115,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/replaced_session_is_dropped",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				first := open(t, s, "alice", "a1", "")
 				second := open(t, s, "bob", "b1", first)
 				_, ok := s.Get(first)
@@ -135,7 +130,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/get_returns_the_session_until_it_expires",
-			run: func(t *testing.T, s *Sessions[string], clock *testClock) {
+			run: func(t *testing.T, s *Sessions[string], clock *brokertest.Clock) {
 				start := clock.Now()
 				id := open(t, s, "alice", "a1", "")
 				clock.Advance(29 * time.Second)
@@ -152,7 +147,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "fail/unknown_and_empty_ids",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				id := open(t, s, "alice", "a1", "")
 				for _, give := range []string{"", "nope", id[:len(id)-1], strings.ToUpper(id)} {
 					_, ok := s.Get(give)
@@ -166,7 +161,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/delete_owner_ends_only_that_owners_sessions",
-			run: func(t *testing.T, s *Sessions[string], _ *testClock) {
+			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
 				a1 := open(t, s, "alice", "a1", "")
 				a2 := open(t, s, "alice", "a2", "")
 				b1 := open(t, s, "bob", "b1", "")
@@ -185,7 +180,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/update_changes_live_sessions_only",
-			run: func(t *testing.T, s *Sessions[string], clock *testClock) {
+			run: func(t *testing.T, s *Sessions[string], clock *brokertest.Clock) {
 				old := open(t, s, "alice", "a1", "")
 				clock.Advance(20 * time.Second)
 				fresh := open(t, s, "bob", "b1", "")
@@ -208,7 +203,7 @@ func TestSessions(t *testing.T) {
 		},
 		{
 			name: "ok/sweep_drops_expired_sessions",
-			run: func(t *testing.T, s *Sessions[string], clock *testClock) {
+			run: func(t *testing.T, s *Sessions[string], clock *brokertest.Clock) {
 				open(t, s, "alice", "a1", "")
 				clock.Advance(20 * time.Second)
 				b1 := open(t, s, "bob", "b1", "")
@@ -223,7 +218,7 @@ func TestSessions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+			clock := brokertest.NewClock(time.Unix(1_800_000_000, 0))
 			s, err := NewSessions[string](SessionsConfig{TTL: 30 * time.Second, MaxSessions: 3, MaxPerOwner: 2, Now: clock.Now})
 			require.NoError(t, err)
 			tt.run(t, s, clock)

@@ -196,11 +196,11 @@ func (p *Policy) checkRedirect(to *url.URL, via []*http.Request) error {
 	return p.check(to)
 }
 
-// PolicyFor returns the policy a fetcher of raw applies: p after checking
+// policyFor returns the policy a Fetcher of raw applies: p after checking
 // raw with it, or, when p is nil, the policy of an issuer at raw, so
 // redirects stay on raw's host and never leave https. Errors name the
 // field "URL", for a fetcher's Config.
-func PolicyFor(p *Policy, raw string) (*Policy, error) {
+func policyFor(p *Policy, raw string) (*Policy, error) {
 	if raw == "" {
 		return nil, errors.New("field URL is required")
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -52,7 +53,7 @@ func TestNewURLPolicy(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Len(t, brokertest.JoinedErrors(err), tt.wantProblems, "%v", err)
+			assert.Len(t, fixture.JoinedErrors(err), tt.wantProblems, "%v", err)
 			assert.NotContains(t, err.Error(), "pw", "a URL may hold a password")
 		})
 	}
@@ -136,8 +137,8 @@ func (s *countingServer) host() string {
 
 func newFetchHosts(t testing.TB) *fetchHosts {
 	t.Helper()
-	clock := brokertest.NewClock(brokertest.Now)
-	ring, minter := brokertest.NewRevocationIssuer(t, clock)
+	clock := brokertest.NewClock(fixture.Now)
+	ring, minter := fixture.NewRevocationIssuer(t, clock)
 	state, err := revocation.NewState(revocation.StateConfig{Now: clock.Now})
 	require.NoError(t, err)
 	pub, err := revocation.NewPublisher(state, minter, time.Minute)
@@ -205,7 +206,7 @@ var fetchers = []fetcher{
 	}},
 	{name: "revocations", path: "/list", fetch: func(t testing.TB, h *fetchHosts, rawURL string, p *fetch.Policy) error {
 		rr, err := revocation.NewRemote(revocation.RemoteConfig{
-			URL: rawURL, Policy: p, Client: h.client(), Keys: h.ring, Issuer: brokertest.Issuer, Now: h.clock.Now,
+			URL: rawURL, Policy: p, Client: h.client(), Keys: h.ring, Issuer: fixture.Issuer, Now: h.clock.Now,
 		})
 		require.NoError(t, err)
 		return rr.Refresh(t.Context())
@@ -297,7 +298,7 @@ func allowNone(*fetchHosts) []string { return nil }
 func TestURLPolicyConfiguredURL(t *testing.T) {
 	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: "https://issuer.test", AllowedHosts: []string{"keys.test"}})
 	require.NoError(t, err)
-	ring, _ := brokertest.NewRevocationIssuer(t, brokertest.NewClock(brokertest.Now))
+	ring, _ := fixture.NewRevocationIssuer(t, brokertest.NewClock(fixture.Now))
 	tests := []struct {
 		name       string
 		giveURL    string
@@ -312,7 +313,7 @@ func TestURLPolicyConfiguredURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, keysErr := keys.NewRemote(keys.RemoteConfig{URL: tt.giveURL, Policy: policy})
-			_, listErr := revocation.NewRemote(revocation.RemoteConfig{URL: tt.giveURL, Policy: policy, Keys: ring, Issuer: brokertest.Issuer})
+			_, listErr := revocation.NewRemote(revocation.RemoteConfig{URL: tt.giveURL, Policy: policy, Keys: ring, Issuer: fixture.Issuer})
 
 			for _, err := range []error{keysErr, listErr} {
 				if tt.wantReason == "" {

@@ -10,10 +10,11 @@
 // instances sharing a key directory agree without coordination
 // (Keyring.Rotate, Keyring.RevokeAndReplace).
 //
-// Remote is the relying service's cached view of the issuer's JWK Set: an
-// immutable snapshot refreshed through singleflight, a cool-down on unknown
-// kids, the last good set kept for MaxStale, and every fetch under a
-// fetch.Policy. ParseJWKS skips, rather than trusts, keys that are private,
+// Remote is the relying service's cached view of the issuer's JWK Set,
+// fetched by a fetch.Fetcher (immutable snapshot, singleflight, conditional
+// requests, max-age clamp, every fetch under a fetch.Policy): Remote adds
+// the kid lookup, a fetch.Cooldown on unknown kids, and the last good set
+// kept for MaxStale, then fail closed. ParseJWKS skips, rather than trusts, keys that are private,
 // not for signing, outside the allowlist, or listed twice.
 //
 // # What it does not do

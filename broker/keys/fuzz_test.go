@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -16,7 +16,7 @@ import (
 // panic, and every key it returns must be a valid public verification key
 // with a unique kid: private members never survive.
 func FuzzParseJWKS(f *testing.F) {
-	ed, ec := brokertest.SeededEd25519Key(f), brokertest.SeededES256Key(f)
+	ed, ec := fixture.SeededEd25519Key(f), fixture.SeededES256Key(f)
 	pub, err := keys.MarshalJWKS([]token.PublicKey{ed.Pub, ec.Pub})
 	if err != nil {
 		f.Fatal(err)

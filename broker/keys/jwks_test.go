@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -32,7 +32,7 @@ func jwkJSON(t testing.TB, key any, kid, alg, use string) string {
 func jwksOf(ks ...string) string { return `{"keys":[` + strings.Join(ks, ",") + `]}` }
 
 func TestParseJWKS(t *testing.T) {
-	ed, ec := brokertest.NewKey(t, token.EdDSA), brokertest.NewKey(t, token.ES256)
+	ed, ec := fixture.NewKey(t, token.EdDSA), fixture.NewKey(t, token.ES256)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestParseJWKS(t *testing.T) {
 		{name: "ok/skips_p384_key_labelled_es256", give: jwksOf(edPub, jwkJSON(t, &p384.PublicKey, "p384", "ES256", "sig")), wantKIDs: []string{"ed"}},
 		{name: "ok/skips_missing_kid", give: jwksOf(edPub, jwkJSON(t, ec.Pub.Key, "", "ES256", "sig")), wantKIDs: []string{"ed"}},
 		{name: "ok/skips_long_kid", give: jwksOf(edPub, jwkJSON(t, ec.Pub.Key, strings.Repeat("k", 129), "ES256", "sig")), wantKIDs: []string{"ed"}},
-		{name: "ok/skips_duplicate_kid_both", give: jwksOf(edPub, jwkJSON(t, ec.Pub.Key, "dup", "ES256", "sig"), jwkJSON(t, brokertest.NewKey(t, token.ES256).Pub.Key, "dup", "ES256", "sig")), wantKIDs: []string{"ed"}},
+		{name: "ok/skips_duplicate_kid_both", give: jwksOf(edPub, jwkJSON(t, ec.Pub.Key, "dup", "ES256", "sig"), jwkJSON(t, fixture.NewKey(t, token.ES256).Pub.Key, "dup", "ES256", "sig")), wantKIDs: []string{"ed"}},
 		{name: "ok/skips_duplicate_kid_three_times", give: jwksOf(jwkJSON(t, ed.Pub.Key, "dup", "EdDSA", "sig"), jwkJSON(t, ec.Pub.Key, "dup", "ES256", "sig"), jwkJSON(t, ed.Pub.Key, "dup", "EdDSA", "sig"))},
 		{name: "ok/skips_point_off_curve", give: jwksOf(edPub, `{"kty":"EC","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE","alg":"ES256","use":"sig","kid":"bad"}`), wantKIDs: []string{"ed"}},
 		{name: "ok/skips_short_ed25519", give: jwksOf(ecPub, `{"kty":"OKP","crv":"Ed25519","x":"AAAA","alg":"EdDSA","use":"sig","kid":"short"}`), wantKIDs: []string{"ec"}},
@@ -113,7 +113,7 @@ func TestParseJWKS(t *testing.T) {
 func TestParseJWKS_bounded(t *testing.T) {
 	var jwks []string
 	for i := range keys.MaxJWKSKeys + 6 {
-		jwks = append(jwks, jwkJSON(t, brokertest.NewKey(t, token.EdDSA).Pub.Key, fmt.Sprint("k", i), "EdDSA", "sig"))
+		jwks = append(jwks, jwkJSON(t, fixture.NewKey(t, token.EdDSA).Pub.Key, fmt.Sprint("k", i), "EdDSA", "sig"))
 	}
 	ks, err := keys.ParseJWKS([]byte(jwksOf(jwks...)))
 	if err != nil {
@@ -125,7 +125,7 @@ func TestParseJWKS_bounded(t *testing.T) {
 }
 
 func TestMarshalJWKS(t *testing.T) {
-	ed, ec := brokertest.NewKey(t, token.EdDSA), brokertest.NewKey(t, token.ES256)
+	ed, ec := fixture.NewKey(t, token.EdDSA), fixture.NewKey(t, token.ES256)
 	raw, err := keys.MarshalJWKS([]token.PublicKey{ed.Pub, ec.Pub})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestMarshalJWKS(t *testing.T) {
 }
 
 func TestStaticKeys(t *testing.T) {
-	ed, ec := brokertest.NewKey(t, token.EdDSA), brokertest.NewKey(t, token.ES256)
+	ed, ec := fixture.NewKey(t, token.EdDSA), fixture.NewKey(t, token.ES256)
 	src, err := keys.NewStatic(ed.Pub, ec.Pub)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestStaticKeys(t *testing.T) {
 		t.Errorf("LookupKey = %+v, %v", got, err)
 	}
 	_, err = src.LookupKey(context.Background(), "nope")
-	brokertest.WantReason(t, err, token.ReasonUnknownKey)
+	fixture.WantReason(t, err, token.ReasonUnknownKey)
 
 	if _, err := keys.NewStatic(); err == nil {
 		t.Error("NewStatic() with no keys succeeded")

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
@@ -147,24 +148,6 @@ func (iss *remoteIssuer) remoteHold(release <-chan struct{}) http.HandlerFunc {
 	}
 }
 
-// fetchLog records OnFetch results.
-type fetchLog struct {
-	mu      sync.Mutex
-	results []string
-}
-
-func (l *fetchLog) record(result string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.results = append(l.results, result)
-}
-
-func (l *fetchLog) get() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.results...)
-}
-
 // newTestRemoteKeys builds RemoteKeys for url on clock, after edit adjusts
 // the config.
 func newTestRemoteKeys(t testing.TB, url string, clock *brokertest.Clock, edit func(*keys.RemoteConfig)) *keys.Remote {
@@ -218,7 +201,7 @@ func TestRemoteKeysConfig(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Len(t, brokertest.JoinedErrors(err), tt.wantProblems, "%v", err)
+			assert.Len(t, fixture.JoinedErrors(err), tt.wantProblems, "%v", err)
 		})
 	}
 }
@@ -240,20 +223,20 @@ func TestRemoteKeysRefreshInterval(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newRemoteIssuer(t, remoteIssuerOptions{cacheControl: tt.giveCacheControl})
-			clock := brokertest.NewClock(brokertest.Now)
-			var log fetchLog
-			rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.record })
+			clock := brokertest.NewClock(fixture.Now)
+			var log fixture.FetchLog
+			rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.Record })
 			require.False(t, rk.Ready())
 
 			require.NoError(t, rk.Refresh(t.Context()))
 
 			st := rk.Status()
-			assert.Equal(t, brokertest.Now, st.FetchedAt)
-			assert.Equal(t, brokertest.Now.Add(tt.wantInterval), st.RefreshAt)
+			assert.Equal(t, fixture.Now, st.FetchedAt)
+			assert.Equal(t, fixture.Now.Add(tt.wantInterval), st.RefreshAt)
 			assert.Equal(t, 1, st.Keys)
 			assert.Empty(t, st.LastError)
 			assert.True(t, rk.Ready())
-			assert.Equal(t, []string{fetch.ResultOK}, log.get())
+			assert.Equal(t, []string{fetch.ResultOK}, log.All())
 
 			kid := iss.kid(t, 0)
 			for range 10 {
@@ -270,11 +253,11 @@ func TestRemoteKeysRefreshInterval(t *testing.T) {
 func TestRemoteKeysNeverFetched(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
 	iss.override(remoteStatus(http.StatusServiceUnavailable))
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), nil)
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), nil)
 
 	require.Error(t, rk.Refresh(t.Context()))
 	_, err := rk.LookupKey(t.Context(), iss.kid(t, 0))
-	brokertest.WantReason(t, err, token.ReasonUnavailable)
+	fixture.WantReason(t, err, token.ReasonUnavailable)
 	assert.False(t, rk.Ready())
 	st := rk.Status()
 	assert.True(t, st.FetchedAt.IsZero())
@@ -297,7 +280,7 @@ func TestRemoteKeysIssuerDown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newRemoteIssuer(t, remoteIssuerOptions{})
-			clock := brokertest.NewClock(brokertest.Now)
+			clock := brokertest.NewClock(fixture.Now)
 			rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) {
 				c.MaxStale = maxStale
 				c.UnknownKidCooldown = cooldown
@@ -310,12 +293,12 @@ func TestRemoteKeysIssuerDown(t *testing.T) {
 			require.Error(t, rk.Refresh(t.Context()))
 			st := rk.Status()
 			assert.NotEmpty(t, st.LastError)
-			assert.Equal(t, brokertest.Now, st.FetchedAt, "a failed fetch keeps the last good set")
+			assert.Equal(t, fixture.Now, st.FetchedAt, "a failed fetch keeps the last good set")
 
 			_, err := rk.LookupKey(t.Context(), kid)
 			require.NoError(t, err, "cached keys keep verifying while the issuer is down")
 
-			clock.Set(brokertest.Now.Add(maxStale))
+			clock.Set(fixture.Now.Add(maxStale))
 			_, err = rk.LookupKey(t.Context(), kid)
 			require.NoError(t, err, "cached keys are served up to MaxStale")
 			require.True(t, rk.Ready())
@@ -324,12 +307,12 @@ func TestRemoteKeysIssuerDown(t *testing.T) {
 			clock.Advance(time.Second)
 			assert.False(t, rk.Ready())
 			_, err = rk.LookupKey(t.Context(), kid)
-			brokertest.WantReason(t, err, token.ReasonUnavailable)
+			fixture.WantReason(t, err, token.ReasonUnavailable)
 			assert.Equal(t, hits+1, iss.hits.Load(), "a lookup past MaxStale tries one fetch")
 
 			iss.restore()
 			_, err = rk.LookupKey(t.Context(), kid)
-			brokertest.WantReason(t, err, token.ReasonUnavailable)
+			fixture.WantReason(t, err, token.ReasonUnavailable)
 			assert.Equal(t, hits+1, iss.hits.Load(), "no second fetch within the cool-down")
 
 			clock.Advance(cooldown)
@@ -348,7 +331,7 @@ func TestRemoteKeysUnknownKidFlood(t *testing.T) {
 		perWorker  = 20
 	)
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), nil)
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), nil)
 	kid := iss.kid(t, 0)
 	require.NoError(t, rk.Refresh(t.Context()))
 
@@ -390,7 +373,7 @@ func TestRemoteKeysUnknownKidFlood(t *testing.T) {
 
 func TestRemoteKeysKeyAddedAfterFetch(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), nil)
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), nil)
 	require.NoError(t, rk.Refresh(t.Context()))
 
 	iss.addKeyring(t, token.ES256)
@@ -411,7 +394,7 @@ func TestRemoteKeysKeyAddedAfterFetch(t *testing.T) {
 // right after still gets its unknown-kid refresh, with no cool-down wait.
 func TestRemoteKeysFirstFetchByLookupKeepsUnknownKidRefresh(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), nil)
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), nil)
 
 	_, err := rk.LookupKey(t.Context(), iss.kid(t, 0))
 	require.NoError(t, err, "the first lookup fetches the set")
@@ -423,7 +406,7 @@ func TestRemoteKeysFirstFetchByLookupKeepsUnknownKidRefresh(t *testing.T) {
 	assert.EqualValues(t, 2, iss.hits.Load())
 
 	_, err = rk.LookupKey(t.Context(), "no-such-kid")
-	brokertest.WantReason(t, err, token.ReasonUnknownKey)
+	fixture.WantReason(t, err, token.ReasonUnknownKey)
 	assert.EqualValues(t, 2, iss.hits.Load(), "the unknown-kid cool-down still holds")
 }
 
@@ -433,24 +416,23 @@ func TestRemoteKeysVerifierAcceptsNewKey(t *testing.T) {
 	require.NoError(t, rk.Refresh(t.Context()))
 
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers:  []string{brokertest.Issuer},
-		Audience: brokertest.Audience,
-		Keys:     rk,
-		Replay:   brokertest.NewStore(t, brokertest.NewClock(time.Now().Add(-time.Hour)), token.MemoryReplayConfig{}),
+		Issuers:  []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: rk}},
+		Audience: fixture.Audience,
+		Replay:   fixture.NewStore(t, brokertest.NewClock(time.Now().Add(-time.Hour)), token.MemoryReplayConfig{}),
 	})
 	require.NoError(t, err)
 
 	newRing := iss.addKeyring(t, token.ES256)
-	m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: newRing})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: newRing})
 	require.NoError(t, err)
 	tok, err := m.Mint(token.MintRequest{
 		Subject:  "alice",
-		Audience: brokertest.Audience,
+		Audience: fixture.Audience,
 		Task:     token.Task{ID: "transfer-42", Action: "approve"},
 	})
 	require.NoError(t, err)
 
-	got, err := v.Verify(t.Context(), tok.Token, token.Expect{})
+	got, err := v.Verify(t.Context(), tok.Token, token.Expect{AnyTask: true})
 	require.NoError(t, err)
 	assert.Equal(t, iss.kid(t, 1), got.Claims().KeyID)
 	assert.Equal(t, token.ES256, got.Claims().Algorithm)
@@ -460,7 +442,7 @@ func TestRemoteKeysVerifierAcceptsNewKey(t *testing.T) {
 func TestRemoteKeysUnknownKidCooldown(t *testing.T) {
 	const cooldown = 10 * time.Second
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.UnknownKidCooldown = cooldown })
 	require.NoError(t, rk.Refresh(t.Context()))
 	known := iss.kid(t, 0)
@@ -483,7 +465,7 @@ func TestRemoteKeysUnknownKidCooldown(t *testing.T) {
 	for _, st := range steps {
 		clock.Advance(st.giveAdvance)
 		_, err := rk.LookupKey(t.Context(), st.giveKid)
-		brokertest.WantReason(t, err, st.wantReason)
+		fixture.WantReason(t, err, st.wantReason)
 		assert.Equal(t, st.wantHits, iss.hits.Load(), st.name)
 	}
 }
@@ -532,11 +514,11 @@ func TestRemoteKeysBadResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newRemoteIssuer(t, remoteIssuerOptions{})
-			var log fetchLog
-			rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), func(c *keys.RemoteConfig) {
+			var log fixture.FetchLog
+			rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), func(c *keys.RemoteConfig) {
 				c.MaxResponseBytes = maxBytes
 				c.Timeout = tt.giveTimeout
-				c.OnFetch = log.record
+				c.OnFetch = log.Record
 			})
 			require.NoError(t, rk.Refresh(t.Context()))
 
@@ -545,9 +527,9 @@ func TestRemoteKeysBadResponse(t *testing.T) {
 
 			st := rk.Status()
 			assert.NotEmpty(t, st.LastError)
-			assert.Equal(t, brokertest.Now, st.FetchedAt)
+			assert.Equal(t, fixture.Now, st.FetchedAt)
 			assert.Equal(t, 1, st.Keys)
-			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, log.get())
+			assert.Equal(t, []string{fetch.ResultOK, fetch.ResultError}, log.All())
 			_, err := rk.LookupKey(t.Context(), iss.kid(t, 0))
 			require.NoError(t, err, "the last good set stays in use")
 		})
@@ -555,9 +537,9 @@ func TestRemoteKeysBadResponse(t *testing.T) {
 }
 
 func TestRemoteKeysIgnoresUnusableKeys(t *testing.T) {
-	good := brokertest.NewKey(t, token.EdDSA)
-	ec := brokertest.NewKey(t, token.ES256)
-	private := brokertest.NewKey(t, token.EdDSA)
+	good := fixture.NewKey(t, token.EdDSA)
+	ec := fixture.NewKey(t, token.ES256)
+	private := fixture.NewKey(t, token.EdDSA)
 
 	doc, err := keys.MarshalJWKS([]token.PublicKey{good.Pub, ec.Pub})
 	require.NoError(t, err)
@@ -578,8 +560,8 @@ func TestRemoteKeysIgnoresUnusableKeys(t *testing.T) {
 	)
 
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	iss.override(remoteBody([]byte(brokertest.MustJSON(t, set))))
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), func(c *keys.RemoteConfig) {
+	iss.override(remoteBody([]byte(fixture.MustJSON(t, set))))
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), func(c *keys.RemoteConfig) {
 		c.Algorithms = []token.Algorithm{token.EdDSA}
 	})
 	require.NoError(t, rk.Refresh(t.Context()))
@@ -598,7 +580,7 @@ func TestRemoteKeysIgnoresUnusableKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			key, err := rk.LookupKey(t.Context(), tt.giveKid)
-			brokertest.WantReason(t, err, tt.wantReason)
+			fixture.WantReason(t, err, tt.wantReason)
 			if tt.wantReason == "" {
 				assert.Equal(t, good.Pub.Key, key.Key)
 			}
@@ -608,15 +590,15 @@ func TestRemoteKeysIgnoresUnusableKeys(t *testing.T) {
 
 func TestRemoteKeysNotModified(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{etag: true})
-	clock := brokertest.NewClock(brokertest.Now)
-	var log fetchLog
-	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.record })
+	clock := brokertest.NewClock(fixture.Now)
+	var log fixture.FetchLog
+	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) { c.OnFetch = log.Record })
 	require.NoError(t, rk.Refresh(t.Context()))
 
 	clock.Advance(10 * time.Minute)
 	require.NoError(t, rk.Refresh(t.Context()))
 
-	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified}, log.get())
+	assert.Equal(t, []string{fetch.ResultOK, fetch.ResultNotModified}, log.All())
 	st := rk.Status()
 	assert.Equal(t, clock.Now(), st.FetchedAt, "a 304 counts as a fresh fetch")
 	assert.Equal(t, 1, st.Keys)
@@ -647,7 +629,7 @@ func TestRemoteKeysRedirects(t *testing.T) {
 					iss.serveJWKS(w, r)
 				}
 			})
-			rk := newTestRemoteKeys(t, iss.srv.URL+tt.giveURL, brokertest.NewClock(brokertest.Now), nil)
+			rk := newTestRemoteKeys(t, iss.srv.URL+tt.giveURL, brokertest.NewClock(fixture.Now), nil)
 			err := rk.Refresh(t.Context())
 			if tt.wantErr {
 				require.Error(t, err)
@@ -665,7 +647,7 @@ func TestRemoteKeysLookupHonoursContext(t *testing.T) {
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	iss.override(iss.remoteHold(release))
-	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(brokertest.Now), nil)
+	rk := newTestRemoteKeys(t, iss.url(), brokertest.NewClock(fixture.Now), nil)
 	kid := iss.kid(t, 0)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -676,7 +658,7 @@ func TestRemoteKeysLookupHonoursContext(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return iss.hits.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
 	cancel()
-	brokertest.WantReason(t, <-errs, token.ReasonUnavailable)
+	fixture.WantReason(t, <-errs, token.ReasonUnavailable)
 
 	releaseOnce.Do(func() { close(release) })
 	require.Eventually(t, rk.Ready, 10*time.Second, 5*time.Millisecond,
@@ -691,7 +673,7 @@ func TestRemoteKeysLookupHonoursContext(t *testing.T) {
 // checks that the lookup uses that refresh instead of fetching again.
 func TestRemoteKeysRefreshLandedWhileWaiting(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	var pause atomic.Bool
 	paused, resume := make(chan struct{}), make(chan struct{})
 	rk := newTestRemoteKeys(t, iss.url(), clock, func(c *keys.RemoteConfig) {
@@ -730,7 +712,7 @@ func TestRemoteKeysRefreshLandedWhileWaiting(t *testing.T) {
 
 func TestRemoteKeysConcurrentLookupAndRefresh(t *testing.T) {
 	iss := newRemoteIssuer(t, remoteIssuerOptions{})
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	rk := newTestRemoteKeys(t, iss.url(), clock, nil)
 	require.NoError(t, rk.Refresh(t.Context()))
 	kid := iss.kid(t, 0)

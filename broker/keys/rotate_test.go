@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -48,7 +49,7 @@ func TestKeyringRotation(t *testing.T) {
 		retain     = 12 * time.Minute
 	)
 	dir := t.TempDir()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	open := func() *keys.Keyring {
 		k, err := keys.Open(keys.KeyringConfig{Dir: dir, RetainRetired: retain, Now: clock.Now})
 		if err != nil {
@@ -57,13 +58,13 @@ func TestKeyringRotation(t *testing.T) {
 		return k
 	}
 	a, b := open(), open()
-	old := brokertest.Generate(t, a, token.EdDSA, time.Time{})
+	old := fixture.Generate(t, a, token.EdDSA, time.Time{})
 	rotated, err := a.Rotate(token.EdDSA, publishFor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rotated.ActivatesAt.Equal(brokertest.Now.Add(publishFor)) || rotated.State != keys.Next {
-		t.Fatalf("Rotate = %+v, want a next key activating at %v", rotated, brokertest.Now.Add(publishFor))
+	if !rotated.ActivatesAt.Equal(fixture.Now.Add(publishFor)) || rotated.State != keys.Next {
+		t.Fatalf("Rotate = %+v, want a next key activating at %v", rotated, fixture.Now.Add(publishFor))
 	}
 	next := rotated.ID
 
@@ -105,7 +106,7 @@ func TestKeyringRotation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock.Set(brokertest.Now.Add(tt.giveAt))
+			clock.Set(fixture.Now.Add(tt.giveAt))
 			for name, k := range map[string]*keys.Keyring{"rotated": a, "reloaded": b} {
 				if err := k.Reload(); err != nil {
 					t.Fatal(err)
@@ -116,7 +117,7 @@ func TestKeyringRotation(t *testing.T) {
 				if got := jwksKids(t, k); !slices.Equal(got, tt.wantJWKS) {
 					t.Errorf("%s: JWKS kids = %v, want %v", name, got, tt.wantJWKS)
 				}
-				minted, err := brokertest.NewMinter(t, k, clock).Mint(brokertest.MintRequest())
+				minted, err := fixture.NewMinter(t, k, clock).Mint(fixture.MintRequest())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -157,14 +158,14 @@ func TestKeyringRotation_guards(t *testing.T) {
 	}{
 		{
 			name:      "ok/rotate_from_current",
-			giveSetup: func(t testing.TB, k *keys.Keyring) { brokertest.Generate(t, k, token.EdDSA, time.Time{}) },
+			giveSetup: func(t testing.TB, k *keys.Keyring) { fixture.Generate(t, k, token.EdDSA, time.Time{}) },
 			giveFor:   time.Minute,
 		},
 		{
 			name: "fail/rotation_in_progress",
 			giveSetup: func(t testing.TB, k *keys.Keyring) {
-				brokertest.Generate(t, k, token.EdDSA, time.Time{})
-				brokertest.Generate(t, k, token.EdDSA, brokertest.Now.Add(time.Hour))
+				fixture.Generate(t, k, token.EdDSA, time.Time{})
+				fixture.Generate(t, k, token.EdDSA, fixture.Now.Add(time.Hour))
 			},
 			giveFor:    time.Minute,
 			wantErr:    true,
@@ -178,14 +179,14 @@ func TestKeyringRotation_guards(t *testing.T) {
 		},
 		{
 			name:      "fail/zero_publish_time",
-			giveSetup: func(t testing.TB, k *keys.Keyring) { brokertest.Generate(t, k, token.EdDSA, time.Time{}) },
+			giveSetup: func(t testing.TB, k *keys.Keyring) { fixture.Generate(t, k, token.EdDSA, time.Time{}) },
 			giveFor:   0,
 			wantErr:   true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := brokertest.OpenKeyring(t, t.TempDir(), brokertest.NewClock(brokertest.Now))
+			k := fixture.OpenKeyring(t, t.TempDir(), brokertest.NewClock(fixture.Now))
 			tt.giveSetup(t, k)
 			before := len(k.Keys())
 			_, err := k.Rotate(token.ES256, tt.giveFor)
@@ -213,17 +214,17 @@ func TestKeyringRotation_revokeAndReplace(t *testing.T) {
 	}
 	setup := func(t testing.TB) ring {
 		t.Helper()
-		clock := brokertest.NewClock(brokertest.Now.Add(-20 * time.Minute))
+		clock := brokertest.NewClock(fixture.Now.Add(-20 * time.Minute))
 		k, err := keys.Open(keys.KeyringConfig{Dir: t.TempDir(), RetainRetired: retain, Now: clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := ring{k: k, clock: clock}
-		r.expired = brokertest.Generate(t, k, token.EdDSA, brokertest.Now.Add(-20*time.Minute)).ID
-		r.retired = brokertest.Generate(t, k, token.EdDSA, brokertest.Now.Add(-13*time.Minute)).ID
-		r.current = brokertest.Generate(t, k, token.EdDSA, brokertest.Now.Add(-time.Minute)).ID
-		r.nextKey = brokertest.Generate(t, k, token.EdDSA, brokertest.Now.Add(time.Hour)).ID
-		clock.Set(brokertest.Now)
+		r.expired = fixture.Generate(t, k, token.EdDSA, fixture.Now.Add(-20*time.Minute)).ID
+		r.retired = fixture.Generate(t, k, token.EdDSA, fixture.Now.Add(-13*time.Minute)).ID
+		r.current = fixture.Generate(t, k, token.EdDSA, fixture.Now.Add(-time.Minute)).ID
+		r.nextKey = fixture.Generate(t, k, token.EdDSA, fixture.Now.Add(time.Hour)).ID
+		clock.Set(fixture.Now)
 		return r
 	}
 
@@ -255,7 +256,7 @@ func TestKeyringRotation_revokeAndReplace(t *testing.T) {
 			if slices.Contains(published, r.expired) {
 				t.Errorf("expired key %s published again", r.expired)
 			}
-			minted, err := brokertest.NewMinter(t, r.k, r.clock).Mint(brokertest.MintRequest())
+			minted, err := fixture.NewMinter(t, r.k, r.clock).Mint(fixture.MintRequest())
 			if err != nil {
 				t.Fatalf("minting after revoke: %v", err)
 			}

@@ -7,11 +7,11 @@
 // token.RevocationChecker; Publisher serves its live entries as a signed
 // list, "revocation+jwt" (token.Minter.SignRevocationList), re-signed only
 // when the entries or the signing key change or half the list's lifetime
-// has passed. On the
-// relying service, Remote polls that list, verifies it with its own
-// validation profile (so a list is never accepted as a handoff token nor the
-// reverse, RFC 8725 §3.12), refuses a list older than the one held
-// (rollback), and fails closed once no poll has succeeded for MaxStale.
+// has passed. On the relying service, Remote polls that list through a
+// fetch.Fetcher, verifies it with its own validation profile (so a list is
+// never accepted as a handoff token nor the reverse, RFC 8725 §3.12),
+// refuses a list older than the one held (rollback) and a 304 for an
+// expired one, and fails closed once no poll has succeeded for MaxStale.
 // A Sharer (the Redis replay store) spreads revoked jtis among replicas.
 //
 // # What it does not do

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker/fetch"
@@ -27,8 +24,8 @@ type Sharer interface {
 }
 
 // SharedKey is the key under which a revoked token is recorded in
-// a Sharer: "jti:" and the token's token.ReplayKey.
-func SharedKey(issuer, jti string) string { return "jti:" + token.ReplayKey(issuer, jti) }
+// a Sharer: "jti:", the token's issuer, a space and its jti.
+func SharedKey(issuer, jti string) string { return "jti:" + issuer + " " + jti }
 
 // RemoteConfig configures Remote.
 type RemoteConfig struct {
@@ -81,41 +78,34 @@ type RemoteConfig struct {
 }
 
 // Remote is a token.RevocationChecker over an issuer's signed
-// revocation list, polled over HTTP: the way a relying service learns of
-// withdrawn tokens, subjects and keys. Each list is verified with the
-// revocation list profile and replaces the held one whole. Checks read an
-// immutable snapshot and never touch the network (except through Shared).
-// It is safe for concurrent use.
+// revocation list, polled over HTTP by a fetch.Fetcher: the way a relying
+// service learns of withdrawn tokens, subjects and keys. Each list is
+// verified with the revocation list profile and replaces the held one
+// whole. Checks read an immutable snapshot and never touch the network
+// (except through Shared). It is safe for concurrent use.
 type Remote struct {
 	cfg      RemoteConfig
 	verifier *token.RevocationListVerifier
-
-	snap    atomic.Pointer[remoteRevocationSet]
-	fetchMu sync.Mutex // one poll at a time
-	lastErr atomic.Pointer[string]
-	started atomic.Bool
+	lists    *fetch.Fetcher[heldList]
 }
 
-// remoteRevocationSet is one verified list with its fetch metadata.
-type remoteRevocationSet struct {
+// heldList is one verified list.
+type heldList struct {
 	ix        *revocationIndex
 	issuedAt  time.Time
 	expiresAt time.Time
-	etag      string
-	fetchedAt time.Time
 }
 
 // RemoteStatus describes the held list, for metrics and
 // readiness.
 type RemoteStatus struct {
-	// FetchedAt is the time of the last successful poll; zero if none.
-	FetchedAt time.Time
+	// Status is the last poll's: FetchedAt, RefreshAt (the next scheduled
+	// poll), LastError.
+	fetch.Status
 	// IssuedAt is the held list's "iat"; zero if none.
 	IssuedAt time.Time
 	// Entries is the number of entries in the held list.
 	Entries int
-	// LastError is the error of the last poll if it failed; "" otherwise.
-	LastError string
 }
 
 // NewRemote validates cfg, reporting every problem at once. It
@@ -139,11 +129,34 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var errs []error
-	policy, err := fetch.PolicyFor(cfg.Policy, cfg.URL)
-	if err != nil {
-		errs = append(errs, err)
+	r := &Remote{cfg: cfg}
+	// A negative Interval or an out-of-range MaxResponseBytes is reported
+	// below, once: the fetcher gets its defaults instead.
+	interval := max(cfg.Interval, 0)
+	maxBytes := cfg.MaxResponseBytes
+	if maxBytes < 0 || maxBytes > token.MaxRevocationListSize {
+		maxBytes = 0
 	}
+	var err error
+	r.lists, err = fetch.New(fetch.Config[heldList]{
+		Name:               "broker: remote revocations",
+		URL:                cfg.URL,
+		Policy:             cfg.Policy,
+		Client:             cfg.Client,
+		Accept:             token.RevocationListMediaType,
+		Timeout:            cfg.Timeout,
+		MaxResponseBytes:   maxBytes,
+		MinRefresh:         interval,
+		MaxRefresh:         interval,
+		DefaultRefresh:     interval,
+		Retry:              fetch.Backoff{First: interval, Max: interval},
+		Parse:              r.parse,
+		ConfirmNotModified: r.confirmNotModified,
+		OnChange:           r.share,
+		Now:                cfg.Now,
+		OnFetch:            cfg.OnFetch,
+	})
+	errs := fetch.Problems(err)
 	if cfg.Keys == nil {
 		errs = append(errs, errors.New("field Keys is required"))
 	}
@@ -156,18 +169,14 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if cfg.MaxStale < cfg.Interval {
 		errs = append(errs, fmt.Errorf("field MaxStale %v must be at least Interval %v", cfg.MaxStale, cfg.Interval))
 	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, errors.New("field Timeout must be positive"))
-	}
 	if cfg.MaxResponseBytes < 0 || cfg.MaxResponseBytes > token.MaxRevocationListSize {
 		errs = append(errs, fmt.Errorf("field MaxResponseBytes must be between 1 and %d", token.MaxRevocationListSize))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)
 	}
-	v, err := token.NewRevocationListVerifier(token.RevocationListVerifierConfig{
-		Issuers: []string{cfg.Issuer},
-		Keys:    cfg.Keys,
+	r.verifier, err = token.NewRevocationListVerifier(token.RevocationListVerifierConfig{
+		Issuers: []token.TrustedIssuer{{Issuer: cfg.Issuer, Keys: cfg.Keys}},
 		Leeway:  cfg.Leeway,
 		MaxSize: int(cfg.MaxResponseBytes),
 		Now:     cfg.Now,
@@ -175,11 +184,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: remote revocations config: %w", err)
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout}
-	}
-	cfg.Policy, cfg.Client = policy, policy.Client(cfg.Client)
-	return &Remote{cfg: cfg, verifier: v}, nil
+	return r, nil
 }
 
 // CheckRevoked implements token.RevocationChecker. It fails closed
@@ -191,12 +196,12 @@ func (r *Remote) CheckRevoked(ctx context.Context, t token.TokenRef) error {
 		return unavailable("iss", "no revocation list for this issuer")
 	}
 	now := r.cfg.Now()
-	s := r.snap.Load()
+	s := r.lists.Load()
 	if !r.fresh(s, now) && !r.cfg.FailOpen {
 		return r.stale(s)
 	}
 	if s != nil {
-		if err := s.ix.check(t, now); err != nil {
+		if err := s.Value.ix.check(t, now); err != nil {
 			return err
 		}
 	}
@@ -212,13 +217,13 @@ func (r *Remote) CheckRevoked(ctx context.Context, t token.TokenRef) error {
 	return nil
 }
 
-func (r *Remote) stale(s *remoteRevocationSet) error {
+func (r *Remote) stale(s *fetch.Snapshot[heldList]) error {
 	detail := "no revocation list fetched within MaxStale"
 	if s == nil {
 		detail = "no revocation list fetched yet"
 	}
-	if last := r.lastErr.Load(); last != nil {
-		detail += "; last poll: " + *last
+	if last := r.lists.Status().LastError; last != "" {
+		detail += "; last poll: " + last
 	}
 	return unavailable("", "%s", detail)
 }
@@ -226,19 +231,19 @@ func (r *Remote) stale(s *remoteRevocationSet) error {
 // fresh reports whether s may be trusted at now. MaxStale bounds how long
 // an attacker who cuts the verifier off from the issuer can keep a revoked
 // token usable.
-func (r *Remote) fresh(s *remoteRevocationSet, now time.Time) bool {
-	return s != nil && now.Sub(s.fetchedAt) <= r.cfg.MaxStale
+func (r *Remote) fresh(s *fetch.Snapshot[heldList], now time.Time) bool {
+	return s != nil && now.Sub(s.FetchedAt) <= r.cfg.MaxStale
 }
 
 // SubjectNotBefore returns the time before which sub's tokens are revoked
 // according to the held list, or the zero time. A relying service ends the
 // sessions it created from sub's tokens issued earlier.
 func (r *Remote) SubjectNotBefore(sub string) time.Time {
-	s := r.snap.Load()
+	s := r.lists.Load()
 	if s == nil {
 		return time.Time{}
 	}
-	return s.ix.notBefore(sub, r.cfg.Now())
+	return s.Value.ix.notBefore(sub, r.cfg.Now())
 }
 
 // HeldRevocation returns a token.ReasonRevoked *token.Error when the held list names t:
@@ -248,97 +253,52 @@ func (r *Remote) SubjectNotBefore(sub string) time.Time {
 // on a session it created from t: a session outlives its token, so without
 // it revoking the key or the token would leave the session working.
 func (r *Remote) HeldRevocation(t token.TokenRef) error {
-	s := r.snap.Load()
+	s := r.lists.Load()
 	if s == nil || t.Issuer != r.cfg.Issuer {
 		return nil
 	}
-	return s.ix.check(t, r.cfg.Now())
+	return s.Value.ix.check(t, r.cfg.Now())
 }
 
 // Ready reports whether a list fetched within MaxStale is held, that is,
 // whether CheckRevoked can pass a token.
-func (r *Remote) Ready() bool { return r.fresh(r.snap.Load(), r.cfg.Now()) }
+func (r *Remote) Ready() bool { return r.fresh(r.lists.Load(), r.cfg.Now()) }
 
 // Status describes the held list and the last poll.
 func (r *Remote) Status() RemoteStatus {
-	var st RemoteStatus
-	if s := r.snap.Load(); s != nil {
-		st.FetchedAt, st.IssuedAt, st.Entries = s.fetchedAt, s.issuedAt, s.ix.len()
-	}
-	if last := r.lastErr.Load(); last != nil {
-		st.LastError = *last
+	st := RemoteStatus{Status: r.lists.Status()}
+	if s := r.lists.Load(); s != nil {
+		st.IssuedAt, st.Entries = s.Value.issuedAt, s.Value.ix.len()
 	}
 	return st
 }
 
-// Start polls in the background every Interval (±10% jitter, so replicas
-// do not poll in step) until ctx is done, starting at once. It returns
-// immediately; calls after the first do nothing.
-func (r *Remote) Start(ctx context.Context) {
-	if !r.started.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		wait := time.Duration(0)
-		for {
-			timer := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			case <-timer.C:
-			}
-			_ = r.Refresh(ctx) // recorded in Status and OnFetch
-			wait = fetch.Jitter(r.cfg.Interval)
-		}
-	}()
-}
+// Start polls in the background until ctx is done: at once if no list is
+// held, then every Interval (±10% jitter, so replicas do not poll in step),
+// after a failed poll too. It returns immediately; calls after the first do
+// nothing.
+func (r *Remote) Start(ctx context.Context) { r.lists.Start(ctx) }
 
-// Refresh polls the issuer now and returns the poll's error. When it fails,
-// the held list stays in use until MaxStale.
+// Refresh polls the issuer now, or joins a poll already under way, and
+// returns the poll's error (or Shared's, for a new list it could not
+// share). When it fails, the held list stays in use until MaxStale.
 func (r *Remote) Refresh(ctx context.Context) error {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
-	prev := r.snap.Load()
-	s, result, err := r.get(ctx, prev)
-	if errors.Is(err, errNotModifiedExpired) {
-		// Ask without If-None-Match next time, for a freshly signed list.
-		unconditional := *prev
-		unconditional.etag = ""
-		r.snap.Store(&unconditional)
-	}
-	if err != nil {
-		msg := err.Error()
-		r.lastErr.Store(&msg)
-		r.report(fetch.ResultError)
-		return err
-	}
-	r.snap.Store(s)
-	r.lastErr.Store(nil)
-	r.report(result)
-	if result == fetch.ResultOK && r.cfg.Shared != nil {
-		if err := r.share(ctx, prev, s); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := r.lists.Refresh(ctx)
+	return err
 }
 
-func (r *Remote) report(result string) {
-	if r.cfg.OnFetch != nil {
-		r.cfg.OnFetch(result)
-	}
-}
-
-// share records in Shared the jtis that s has and prev had not, within
+// share records in Shared the jtis that cur has and prev had not, within
 // Timeout.
-func (r *Remote) share(ctx context.Context, prev, s *remoteRevocationSet) error {
+func (r *Remote) share(ctx context.Context, prev, cur *fetch.Snapshot[heldList]) error {
+	if r.cfg.Shared == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	var errs []error
-	for jti, exp := range s.ix.tokens {
+	for jti, exp := range cur.Value.ix.tokens {
 		if prev != nil {
-			if old, ok := prev.ix.tokens[jti]; ok && !exp.After(old) {
+			if old, ok := prev.Value.ix.tokens[jti]; ok && !exp.After(old) {
 				continue
 			}
 		}
@@ -352,68 +312,28 @@ func (r *Remote) share(ctx context.Context, prev, s *remoteRevocationSet) error 
 	return nil
 }
 
-var errNotModifiedExpired = errors.New("broker: remote revocations: 304 Not Modified for an expired list")
+// confirmNotModified refuses a 304 for an expired list. A 304 is not
+// signed: it may confirm only a list that is itself still valid, so an
+// attacker on the path who answers 304 forever freezes the verifier's view
+// for at most the list's lifetime.
+func (r *Remote) confirmNotModified(prev *fetch.Snapshot[heldList], now time.Time) error {
+	if !now.Before(prev.Value.expiresAt.Add(r.cfg.Leeway)) {
+		return errors.New("304 Not Modified for an expired list")
+	}
+	return nil
+}
 
-// get requests the list and builds a snapshot from the response. Every
-// failure leaves prev in place.
-func (r *Remote) get(ctx context.Context, prev *remoteRevocationSet) (*remoteRevocationSet, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.URL, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("broker: remote revocations: %w", err)
-	}
-	req.Header.Set("Accept", token.RevocationListMediaType)
-	if prev != nil && prev.etag != "" {
-		req.Header.Set("If-None-Match", prev.etag)
-	}
-	resp, err := r.cfg.Client.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("broker: remote revocations: fetch: %w", err)
-	}
-	defer resp.Body.Close()
-
-	now := r.cfg.Now()
-	if resp.StatusCode == http.StatusNotModified && prev != nil && prev.etag != "" {
-		// A 304 is not signed. It may confirm only a list that is itself
-		// still valid, so an attacker on the path who answers 304 forever
-		// freezes the verifier's view for at most the list's lifetime.
-		if !now.Before(prev.expiresAt.Add(r.cfg.Leeway)) {
-			return nil, "", errNotModifiedExpired
-		}
-		next := *prev
-		next.fetchedAt = now
-		return &next, fetch.ResultNotModified, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("broker: remote revocations: issuer answered HTTP %d", resp.StatusCode)
-	}
-	limit := r.cfg.MaxResponseBytes
-	if resp.ContentLength > limit {
-		return nil, "", fmt.Errorf("broker: remote revocations: response of %d bytes exceeds the %d byte limit", resp.ContentLength, limit)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, "", fmt.Errorf("broker: remote revocations: read: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, "", fmt.Errorf("broker: remote revocations: response exceeds the %d byte limit", limit)
-	}
+// parse verifies a list and refuses one older than the one held.
+func (r *Remote) parse(ctx context.Context, body []byte, prev *fetch.Snapshot[heldList]) (heldList, error) {
 	l, err := r.verifier.Verify(ctx, strings.TrimSpace(string(body)))
 	if err != nil {
-		return nil, "", fmt.Errorf("broker: remote revocations: %w", err)
+		return heldList{}, err
 	}
 	// Rollback: an older list, replayed while still within its lifetime,
 	// would hide the revocations made since.
-	if prev != nil && l.IssuedAt.Before(prev.issuedAt) {
-		return nil, "", fmt.Errorf("broker: remote revocations: list issued at %s is older than the one held (%s)",
-			l.IssuedAt.UTC().Format(time.RFC3339), prev.issuedAt.UTC().Format(time.RFC3339))
+	if prev != nil && l.IssuedAt.Before(prev.Value.issuedAt) {
+		return heldList{}, fmt.Errorf("list issued at %s is older than the one held (%s)",
+			l.IssuedAt.UTC().Format(time.RFC3339), prev.Value.issuedAt.UTC().Format(time.RFC3339))
 	}
-	return &remoteRevocationSet{
-		ix:        newRevocationIndex(*l),
-		issuedAt:  l.IssuedAt,
-		expiresAt: l.ExpiresAt,
-		etag:      resp.Header.Get("ETag"),
-		fetchedAt: now,
-	}, fetch.ResultOK, nil
+	return heldList{ix: newRevocationIndex(*l), issuedAt: l.IssuedAt, expiresAt: l.ExpiresAt}, nil
 }

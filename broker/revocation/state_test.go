@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -26,8 +27,8 @@ func newTestRevocationState(t testing.TB, dir string, clock *brokertest.Clock) *
 // tokenRef describes a token of alice issued 10 s before testNow, signed by
 // "kid-1", like validClaims.
 func tokenRef(jti string) token.TokenRef {
-	iat := brokertest.Now.Add(-10 * time.Second)
-	return token.TokenRef{Issuer: brokertest.Issuer, Subject: "alice", ID: jti, KeyID: "kid-1", IssuedAt: iat, ExpiresAt: iat.Add(time.Minute)}
+	iat := fixture.Now.Add(-10 * time.Second)
+	return token.TokenRef{Issuer: fixture.Issuer, Subject: "alice", ID: jti, KeyID: "kid-1", IssuedAt: iat, ExpiresAt: iat.Add(time.Minute)}
 }
 
 // wantRevoked fails t unless err is a ReasonRevoked rejection naming claim,
@@ -35,10 +36,10 @@ func tokenRef(jti string) token.TokenRef {
 func wantRevoked(t testing.TB, err error, claim string) {
 	t.Helper()
 	if claim == "" {
-		brokertest.WantReason(t, err, "")
+		fixture.WantReason(t, err, "")
 		return
 	}
-	brokertest.WantReason(t, err, token.ReasonRevoked)
+	fixture.WantReason(t, err, token.ReasonRevoked)
 	var be *token.Error
 	if errors.As(err, &be); be.Claim != claim {
 		t.Fatalf("revoked for claim %q, want %q", be.Claim, claim)
@@ -49,10 +50,10 @@ func TestRevocationState_check(t *testing.T) {
 	revokeAll := func(t testing.TB, s *revocation.State) {
 		t.Helper()
 		for _, err := range []error{
-			s.RevokeToken("jti-revoked", brokertest.Now.Add(50*time.Second)),
+			s.RevokeToken("jti-revoked", fixture.Now.Add(50*time.Second)),
 			// alice signed out everywhere 5 s ago.
-			s.RevokeSubject("alice", brokertest.Now.Add(-5*time.Second), brokertest.Now.Add(12*time.Minute)),
-			s.RevokeKey("kid-compromised", brokertest.Now.Add(24*time.Hour)),
+			s.RevokeSubject("alice", fixture.Now.Add(-5*time.Second), fixture.Now.Add(12*time.Minute)),
+			s.RevokeKey("kid-compromised", fixture.Now.Add(24*time.Hour)),
 		} {
 			if err != nil {
 				t.Fatal(err)
@@ -67,7 +68,7 @@ func TestRevocationState_check(t *testing.T) {
 	}{
 		{name: "fail/jti_revoked", giveRef: func(r *token.TokenRef) { r.ID = "jti-revoked" }, wantClaim: "jti"},
 		{name: "fail/subject_token_before_nbf", wantClaim: "sub"},
-		{name: "ok/subject_token_after_nbf", giveRef: func(r *token.TokenRef) { r.IssuedAt = brokertest.Now }},
+		{name: "ok/subject_token_after_nbf", giveRef: func(r *token.TokenRef) { r.IssuedAt = fixture.Now }},
 		{name: "ok/other_subject", giveRef: func(r *token.TokenRef) { r.Subject = "bob" }},
 		{name: "fail/key_revoked", giveRef: func(r *token.TokenRef) { r.Subject, r.KeyID = "bob", "kid-compromised" }, wantClaim: "kid"},
 		{
@@ -85,7 +86,7 @@ func TestRevocationState_check(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := brokertest.NewClock(brokertest.Now)
+			clock := brokertest.NewClock(fixture.Now)
 			s := newTestRevocationState(t, "", clock)
 			revokeAll(t, s)
 			ref := tokenRef("jti-other")
@@ -102,15 +103,15 @@ func TestRevocationState_check(t *testing.T) {
 // second of a "sign out everywhere", before it, is revoked: iat has
 // one-second resolution.
 func TestRevocationState_subjectSameSecond(t *testing.T) {
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	s := newTestRevocationState(t, "", clock)
-	if err := s.RevokeSubject("alice", brokertest.Now.Add(700*time.Millisecond), brokertest.Now.Add(time.Hour)); err != nil {
+	if err := s.RevokeSubject("alice", fixture.Now.Add(700*time.Millisecond), fixture.Now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	ref := tokenRef("jti-1")
-	ref.IssuedAt = brokertest.Now
+	ref.IssuedAt = fixture.Now
 	wantRevoked(t, s.CheckRevoked(context.Background(), ref), "sub")
-	if got, want := s.SubjectNotBefore("alice"), brokertest.Now.Add(time.Second); !got.Equal(want) {
+	if got, want := s.SubjectNotBefore("alice"), fixture.Now.Add(time.Second); !got.Equal(want) {
 		t.Fatalf("SubjectNotBefore = %v, want %v", got, want)
 	}
 	if got := s.SubjectNotBefore("bob"); !got.IsZero() {
@@ -119,12 +120,12 @@ func TestRevocationState_subjectSameSecond(t *testing.T) {
 }
 
 func TestRevocationState_snapshotDropsExpired(t *testing.T) {
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	s := newTestRevocationState(t, t.TempDir(), clock)
-	if err := s.RevokeToken("jti-short", brokertest.Now); err != nil {
+	if err := s.RevokeToken("jti-short", fixture.Now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeToken("jti-long", brokertest.Now.Add(time.Hour)); err != nil {
+	if err := s.RevokeToken("jti-long", fixture.Now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(s.Snapshot().Tokens); got != 2 {
@@ -145,15 +146,15 @@ func TestRevocationState_snapshotDropsExpired(t *testing.T) {
 // instances and a restart see through one state directory.
 func TestRevocationState_sharedDirectory(t *testing.T) {
 	dir := t.TempDir()
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	a := newTestRevocationState(t, dir, clock)
 	b := newTestRevocationState(t, dir, clock)
 	ctx := context.Background()
 
-	if err := a.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := a.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RevokeSubject("alice", brokertest.Now, brokertest.Now.Add(time.Hour)); err != nil {
+	if err := b.RevokeSubject("alice", fixture.Now, fixture.Now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]*revocation.State{"a": a, "b": b, "restarted": newTestRevocationState(t, dir, clock)} {
@@ -199,34 +200,34 @@ func TestRevocationState_corruptFileFailsClosed(t *testing.T) {
 }
 
 func TestRevocationState_full(t *testing.T) {
-	clock := brokertest.NewClock(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now)
 	s, err := revocation.NewState(revocation.StateConfig{MaxEntries: 2, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, exp := range []time.Duration{time.Second, time.Hour} {
-		if err := s.RevokeToken(fmt.Sprintf("jti-%d", i), brokertest.Now.Add(exp)); err != nil {
+		if err := s.RevokeToken(fmt.Sprintf("jti-%d", i), fixture.Now.Add(exp)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RevokeToken("jti-2", brokertest.Now.Add(time.Hour)); !errors.Is(err, revocation.ErrFull) {
+	if err := s.RevokeToken("jti-2", fixture.Now.Add(time.Hour)); !errors.Is(err, revocation.ErrFull) {
 		t.Fatalf("RevokeToken on a full state = %v, want ErrRevocationsFull", err)
 	}
 	clock.Advance(time.Second + token.MaxLeeway)
-	if err := s.RevokeToken("jti-2", brokertest.Now.Add(time.Hour)); err != nil {
+	if err := s.RevokeToken("jti-2", fixture.Now.Add(time.Hour)); err != nil {
 		t.Fatalf("RevokeToken once an entry expired = %v, want success", err)
 	}
 	wantRevoked(t, s.CheckRevoked(context.Background(), tokenRef("jti-1")), "jti")
 }
 
 func TestRevocationState_concurrent(t *testing.T) {
-	s := newTestRevocationState(t, t.TempDir(), brokertest.NewClock(brokertest.Now))
+	s := newTestRevocationState(t, t.TempDir(), brokertest.NewClock(fixture.Now))
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 20 {
 				jti := fmt.Sprintf("jti-%d-%d", i, j)
-				if err := s.RevokeToken(jti, brokertest.Now.Add(time.Minute)); err != nil {
+				if err := s.RevokeToken(jti, fixture.Now.Add(time.Minute)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -244,8 +245,8 @@ func TestRevocationState_concurrent(t *testing.T) {
 }
 
 func TestRevocationPublisher(t *testing.T) {
-	clock := brokertest.NewClock(brokertest.Now)
-	ring, m := brokertest.NewRevocationIssuer(t, clock)
+	clock := brokertest.NewClock(fixture.Now)
+	ring, m := fixture.NewRevocationIssuer(t, clock)
 	s := newTestRevocationState(t, "", clock)
 	p, err := revocation.NewPublisher(s, m, time.Minute)
 	if err != nil {
@@ -263,14 +264,14 @@ func TestRevocationPublisher(t *testing.T) {
 	if tok, etag := current(); tok != tok1 || etag != etag1 {
 		t.Fatal("an unchanged state was signed again")
 	}
-	if err := s.RevokeToken("jti-1", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := s.RevokeToken("jti-1", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	tok2, etag2 := current()
 	if etag2 == etag1 {
 		t.Fatal("a revocation did not change the ETag")
 	}
-	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []string{brokertest.Issuer}, Keys: ring, Now: clock.Now}).
+	l, err := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Now: clock.Now}).
 		Verify(context.Background(), tok2)
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +289,8 @@ func TestRevocationPublisher(t *testing.T) {
 // entry another SERVER1 instance wrote to the shared directory a moment ago.
 func TestRevocationPublisher_otherProcess(t *testing.T) {
 	dir := t.TempDir()
-	clock := brokertest.NewClock(brokertest.Now)
-	ring, m := brokertest.NewRevocationIssuer(t, clock)
+	clock := brokertest.NewClock(fixture.Now)
+	ring, m := fixture.NewRevocationIssuer(t, clock)
 	p, err := revocation.NewPublisher(newTestRevocationState(t, dir, clock), m, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -297,14 +298,14 @@ func TestRevocationPublisher_otherProcess(t *testing.T) {
 	if _, _, err := p.Current(); err != nil {
 		t.Fatal(err)
 	}
-	if err := newTestRevocationState(t, dir, clock).RevokeToken("jti-elsewhere", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := newTestRevocationState(t, dir, clock).RevokeToken("jti-elsewhere", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, err := p.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := brokertest.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []string{brokertest.Issuer}, Keys: ring, Now: clock.Now}).
+	l, err := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Now: clock.Now}).
 		Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)

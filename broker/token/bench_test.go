@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -23,7 +24,7 @@ import (
 // what the baselines sign and verify.
 func benchMessage(b *testing.B) []byte {
 	b.Helper()
-	tok := validToken(b, brokertest.NewKey(b, token.EdDSA))
+	tok := validToken(b, fixture.NewKey(b, token.EdDSA))
 	return []byte(tok[:strings.LastIndexByte(tok, '.')])
 }
 
@@ -32,8 +33,8 @@ func benchMessage(b *testing.B) []byte {
 func BenchmarkBaseline(b *testing.B) {
 	msg := benchMessage(b)
 	b.Logf("message: %d bytes", len(msg))
-	ed := brokertest.NewKey(b, token.EdDSA).Priv.(ed25519.PrivateKey)
-	ec := brokertest.NewKey(b, token.ES256).Priv.(*ecdsa.PrivateKey)
+	ed := fixture.NewKey(b, token.EdDSA).Priv.(ed25519.PrivateKey)
+	ec := fixture.NewKey(b, token.ES256).Priv.(*ecdsa.PrivateKey)
 	edSig := ed25519.Sign(ed, msg)
 	sum := sha256.Sum256(msg)
 	r, s, err := ecdsa.Sign(rand.Reader, ec, sum[:])
@@ -82,11 +83,11 @@ func BenchmarkMint(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring})
+			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 			if err != nil {
 				b.Fatal(err)
 			}
-			req := brokertest.MintRequest()
+			req := fixture.MintRequest()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -107,26 +108,26 @@ func BenchmarkVerify(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			clock := brokertest.NewClock(brokertest.Now)
-			m := brokertest.NewMinter(b, ring, clock)
+			clock := brokertest.NewClock(fixture.Now)
+			m := fixture.NewMinter(b, ring, clock)
 			tokens := make([]string, b.N)
 			for i := range tokens {
-				minted, err := m.Mint(brokertest.MintRequest())
+				minted, err := m.Mint(fixture.MintRequest())
 				if err != nil {
 					b.Fatal(err)
 				}
 				tokens[i] = minted.Token
 			}
-			store := brokertest.NewStore(b, brokertest.NewClock(brokertest.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
-			v := brokertest.NewVerifier(b, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring, Replay: store,
-				Now: func() time.Time { return brokertest.Now.Add(time.Second) },
+			store := fixture.NewStore(b, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
+			v := fixture.NewVerifier(b, token.VerifierConfig{
+				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
+				Now: func() time.Time { return fixture.Now.Add(time.Second) },
 			})
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := v.Verify(ctx, tokens[i], token.Expect{}); err != nil {
+				if _, err := v.Verify(ctx, tokens[i], token.Expect{AnyTask: true}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -139,10 +140,10 @@ func BenchmarkMemoryReplayConsume(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			keys := make([]string, b.N)
 			for i := range keys {
-				keys[i] = token.ReplayKey(brokertest.Issuer, "0e2d4c6a-8b1f-4c3e-9a7d-"+strconv.Itoa(100000000000+i))
+				keys[i] = fixture.Issuer + " 0e2d4c6a-8b1f-4c3e-9a7d-" + strconv.Itoa(100000000000+i)
 			}
-			store := brokertest.NewStore(b, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
-			exp := brokertest.Now.Add(time.Minute)
+			store := fixture.NewStore(b, brokertest.NewClock(fixture.Now), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
+			exp := fixture.Now.Add(time.Minute)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -171,15 +172,15 @@ func BenchmarkMemoryReplayConsume(b *testing.B) {
 // memory replay store of 1,000,000 live entries.
 func BenchmarkMemoryReplayFootprint(b *testing.B) {
 	const entries = 1_000_000
-	exp := brokertest.Now.Add(time.Hour)
+	exp := fixture.Now.Add(time.Hour)
 	ctx := context.Background()
 	var perEntry float64
 	for i := 0; i < b.N; i++ {
 		before := heapInUse()
-		store := brokertest.NewStore(b, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{MaxEntries: 2 * entries})
+		store := fixture.NewStore(b, brokertest.NewClock(fixture.Now), token.MemoryReplayConfig{MaxEntries: 2 * entries})
 		var buf []byte
 		for j := range entries {
-			buf = strconv.AppendInt(append(buf[:0], brokertest.Issuer+" jti-"...), int64(j), 10)
+			buf = strconv.AppendInt(append(buf[:0], fixture.Issuer+" jti-"...), int64(j), 10)
 			if err := store.Consume(ctx, string(buf), exp); err != nil {
 				b.Fatal(err)
 			}
@@ -212,7 +213,7 @@ func heapInUse() uint64 {
 func BenchmarkPaired(b *testing.B) {
 	msg := benchMessage(b)
 	for _, alg := range token.Algorithms() {
-		raw := brokertest.NewKey(b, alg)
+		raw := fixture.NewKey(b, alg)
 		rawSig := raw.RawSign(b, msg)
 
 		b.Run("mint_"+strings.ToLower(string(alg)), func(b *testing.B) {
@@ -220,11 +221,11 @@ func BenchmarkPaired(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring})
+			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 			if err != nil {
 				b.Fatal(err)
 			}
-			req := brokertest.MintRequest()
+			req := fixture.MintRequest()
 			runPaired(b,
 				func(int) { rawSignOnce(b, raw, msg) },
 				func(int) {
@@ -239,19 +240,19 @@ func BenchmarkPaired(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m := brokertest.NewMinter(b, ring, brokertest.NewClock(brokertest.Now))
+			m := fixture.NewMinter(b, ring, brokertest.NewClock(fixture.Now))
 			tokens := make([]string, b.N)
 			for i := range tokens {
-				minted, err := m.Mint(brokertest.MintRequest())
+				minted, err := m.Mint(fixture.MintRequest())
 				if err != nil {
 					b.Fatal(err)
 				}
 				tokens[i] = minted.Token
 			}
-			store := brokertest.NewStore(b, brokertest.NewClock(brokertest.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
-			v := brokertest.NewVerifier(b, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring, Replay: store,
-				Now: func() time.Time { return brokertest.Now.Add(time.Second) },
+			store := fixture.NewStore(b, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
+			v := fixture.NewVerifier(b, token.VerifierConfig{
+				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
+				Now: func() time.Time { return fixture.Now.Add(time.Second) },
 			})
 			ctx := context.Background()
 			runPaired(b,
@@ -261,7 +262,7 @@ func BenchmarkPaired(b *testing.B) {
 					}
 				},
 				func(i int) {
-					if _, err := v.Verify(ctx, tokens[i], token.Expect{}); err != nil {
+					if _, err := v.Verify(ctx, tokens[i], token.Expect{AnyTask: true}); err != nil {
 						b.Fatal(err)
 					}
 				})
@@ -269,7 +270,7 @@ func BenchmarkPaired(b *testing.B) {
 	}
 }
 
-func rawSignOnce(b *testing.B, k brokertest.Key, msg []byte) {
+func rawSignOnce(b *testing.B, k fixture.Key, msg []byte) {
 	switch p := k.Priv.(type) {
 	case ed25519.PrivateKey:
 		ed25519.Sign(p, msg)

@@ -1,9 +1,7 @@
 package token
 
 import (
-	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -14,10 +12,9 @@ import (
 // nonsense rather than risk overflow in arithmetic on them.
 const maxNumericDate = 253402300799
 
-// incomingClaims is the untrusted payload as decoded. Times and "aud" stay
-// raw so their JSON types can be checked strictly. Decoding rejects duplicate
-// member names and matches names case-sensitively, so two parsers can never
-// read different claims from one payload.
+// incomingClaims is a handoff token's payload as decoded (decodePayload),
+// before the signature is checked. Times and "aud" stay raw so their JSON
+// types can be checked strictly.
 type incomingClaims struct {
 	Issuer    *string        `json:"iss"`
 	Subject   *string        `json:"sub"`
@@ -30,32 +27,18 @@ type incomingClaims struct {
 	Actor     *Actor         `json:"act"`
 }
 
-func decodeClaims(payload []byte) (incomingClaims, error) {
-	var in incomingClaims
-	if err := json.Unmarshal(payload, &in); err != nil {
-		var se *json.SemanticError
-		if errors.As(err, &se) && se.JSONPointer != "" {
-			claim := strings.TrimPrefix(string(se.JSONPointer), "/")
-			return in, rejectWrap(ReasonInvalidClaim, claim, err)
-		}
-		return in, rejectWrap(ReasonMalformed, "", err)
-	}
-	return in, nil
-}
+func (in *incomingClaims) unverifiedIssuer() *string { return in.Issuer }
 
-// checkClaims validates a handoff token's claims at now.
-func (v *Verifier) checkClaims(payload []byte, now time.Time) (Claims, error) {
-	in, err := decodeClaims(payload)
-	if err != nil {
-		return Claims{}, err
-	}
+// checkClaims validates a handoff token's claims at now. in is the payload
+// of jws, whose signature and issuer the pipeline has checked.
+func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Time) (Claims, error) {
 	var c Claims
 	// Presence first, so a missing claim is named as missing.
 	for _, req := range []struct {
 		name    string
 		present bool
 	}{
-		{"iss", in.Issuer != nil}, {"sub", in.Subject != nil}, {"aud", in.Audience != nil},
+		{"sub", in.Subject != nil}, {"aud", in.Audience != nil},
 		{"exp", in.Expiry != nil}, {"iat", in.IssuedAt != nil}, {"jti", in.ID != nil},
 		{"task", in.Task != nil},
 	} {
@@ -63,14 +46,13 @@ func (v *Verifier) checkClaims(payload []byte, now time.Time) (Claims, error) {
 			return c, reject(ReasonMissingClaim, req.name, "required claim is absent")
 		}
 	}
-	c.Issuer, c.Subject, c.ID, c.Task, c.Actor = *in.Issuer, *in.Subject, *in.ID, *in.Task, in.Actor
-	if !v.issuers[c.Issuer] {
-		return c, reject(ReasonWrongIssuer, "iss", "issuer is not trusted")
-	}
+	c.Issuer, c.Subject, c.ID, c.Task, c.Actor = jws.issuer, *in.Subject, *in.ID, *in.Task, in.Actor
+	c.KeyID, c.Algorithm = jws.key.KeyID, jws.key.Algorithm
 	if err := checkAudience(in.Audience, v.cfg.Audience); err != nil {
 		return c, err
 	}
 	c.Audience = v.cfg.Audience
+	var err error
 	if c.ExpiresAt, err = numericDate("exp", in.Expiry); err != nil {
 		return c, err
 	}
@@ -85,20 +67,7 @@ func (v *Verifier) checkClaims(payload []byte, now time.Time) (Claims, error) {
 	if err := checkStrings(c); err != nil {
 		return c, err
 	}
-	leeway := v.cfg.Leeway
-	switch {
-	case !now.Before(c.ExpiresAt.Add(leeway)):
-		return c, reject(ReasonExpired, "exp", "expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))
-	case !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore):
-		return c, reject(ReasonNotYetValid, "nbf", "not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
-	case now.Add(leeway).Before(c.IssuedAt):
-		return c, reject(ReasonIssuedInFuture, "iat", "issued at %s, in the future", c.IssuedAt.UTC().Format(time.RFC3339))
-	case c.ExpiresAt.Before(c.IssuedAt):
-		return c, reject(ReasonInvalidClaim, "exp", "exp is before iat")
-	case c.ExpiresAt.Sub(c.IssuedAt) > v.cfg.MaxLifetime:
-		return c, reject(ReasonLifetimeTooLong, "exp", "lifetime %v exceeds %v", c.ExpiresAt.Sub(c.IssuedAt), v.cfg.MaxLifetime)
-	}
-	return c, nil
+	return c, v.validity.check(now, c.IssuedAt, c.NotBefore, c.ExpiresAt)
 }
 
 // checkAudience requires "aud" to be a single string equal to want. An array

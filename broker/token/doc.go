@@ -4,14 +4,28 @@
 // revocation lists the relying services poll.
 //
 // Servers call Minter.Mint and Verifier.Verify and map the returned
-// *Error's Reason to a response. Keys come from a KeySource (keys.Static,
-// keys.Remote, or the issuer's own keys.Keyring) and a Signer (keys.Keyring);
+// *Error's Reason to a response. A verifier trusts a list of issuers, each a
+// TrustedIssuer with its own KeySource (keys.Static, keys.Remote, or the
+// issuer's own keys.Keyring); the Minter signs with a Signer (keys.Keyring);
 // used tokens are recorded in a ReplayStore (MemoryReplayStore here, Redis
 // in replaystore/redisstore); withdrawn tokens are reported by a
 // RevocationChecker (revocation.State, revocation.Remote).
 //
+// # One pipeline, two profiles
+//
+// A handoff token ("handoff+jwt") and a signed revocation list
+// ("revocation+jwt", Minter.SignRevocationList, RevocationListVerifier) are
+// two validation profiles of one JWS pipeline: raw string → checked (size,
+// structure, header; nothing authentic yet) → verified (the key of the
+// claimed issuer, the signature). Each profile then validates its own claims
+// with the same time rules. Neither is ever accepted as the other (RFC 8725
+// §3.12).
+//
 // # What Verify checks, in order
 //
+//  0. The caller's Expect: it must name the task (Expect.Task) or say any
+//     task will do (Expect.AnyTask); the zero Expect is refused
+//     (ReasonInvalidExpect), never read as "skip the task check".
 //  1. Size (DefaultMaxTokenSize) before any parsing.
 //  2. Structure: JWS Compact Serialization only (RFC 7515 §7.1), three
 //     unpadded base64url segments; JSON serialization and JWE are refused.
@@ -19,28 +33,26 @@
 //     "typ" exactly "handoff+jwt" (RFC 8725 §3.11, compared as RFC 7515
 //     §4.1.9 allows), "kid" present; any other member, "crit", "jwk",
 //     "jku", "x5u" and "x5c" included, is refused.
-//  4. Key: looked up by "kid" in a KeySource; its algorithm must equal "alg".
-//  5. Signature, checked over the JWS Signing Input exactly as received
+//  4. Issuer: the payload, decoded with strict JSON types and no duplicate
+//     members, names a trusted "iss". Still unverified, it only selects
+//     whose keys may verify the token.
+//  5. Key: looked up by "kid" in that issuer's KeySource, never another
+//     trusted issuer's; its algorithm must equal "alg".
+//  6. Signature, checked over the JWS Signing Input exactly as received
 //     (RFC 7515 §5.2) with the key's one algorithm, after the strict header
 //     parse: the header is never read by a second parser. One opaque reason
 //     for every failure.
-//  6. Claims (RFC 7519 §4.1) with strict JSON types and no duplicate
-//     members: trusted "iss", "aud" exactly this audience (a single
+//  7. Claims (RFC 7519 §4.1): "aud" exactly this audience (a single
 //     string), "exp", "nbf", "iat" with bounded leeway, a lifetime capped
 //     by the verifier, "jti", "sub" and "task".
-//  7. The expected task, when the caller states one.
-//  8. Revocation, through an optional RevocationChecker.
-//  9. Single use: the (iss, jti) pair is consumed atomically in a
+//  8. The expected task, unless the caller said AnyTask.
+//  9. Revocation, through an optional RevocationChecker.
+//  10. Single use: the (iss, jti) pair is consumed atomically in a
 //     ReplayStore, only after every other check passed.
 //
 // Every rejection is an *Error carrying a stable Reason (see Reasons).
 // Errors from key sources and stores become ReasonUnavailable: the caller
 // must refuse the token.
-//
-// Revocation travels as a signed list of its own type, "revocation+jwt",
-// signed by Minter.SignRevocationList and checked by RevocationListVerifier:
-// a distinct validation profile, so a list is never accepted as a handoff
-// token nor the reverse (RFC 8725 §3.12).
 //
 // # What it does not do
 //
@@ -51,6 +63,8 @@
 // MemoryReplayStore protects one process only; replicas need a shared store.
 //
 // The files: errors.go (reasons), key.go (algorithms, public and signing
-// keys, KeySource, Signer), mint.go, verify.go and claims.go, replay.go,
-// revocation.go (RevocationChecker), revocationlist.go (the list profile).
+// keys, KeySource, Signer), profile.go (TrustedIssuer and the JWS pipeline
+// both profiles run), mint.go, verify.go and claims.go (the handoff
+// profile), replay.go, revocation.go (RevocationChecker), revocationlist.go
+// (the list profile).
 package token

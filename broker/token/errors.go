@@ -14,6 +14,11 @@ type Reason string
 
 // The rejection reasons, in roughly the order the checks run.
 const (
+	// ReasonInvalidExpect: the caller's Expect states neither a task (Task)
+	// nor that any task will do (AnyTask), or states both. A mistake in the
+	// relying service, not in the token: the token is refused unread and its
+	// "jti" is not consumed.
+	ReasonInvalidExpect Reason = "invalid_expect"
 	// ReasonTooLarge: the token is longer than the verifier's size limit.
 	ReasonTooLarge Reason = "too_large"
 	// ReasonMalformed: not a compact JWS of three base64url segments, or the
@@ -65,7 +70,7 @@ const (
 )
 
 var reasons = []Reason{
-	ReasonTooLarge, ReasonMalformed, ReasonUnsupportedAlg, ReasonBadType,
+	ReasonInvalidExpect, ReasonTooLarge, ReasonMalformed, ReasonUnsupportedAlg, ReasonBadType,
 	ReasonBadHeader, ReasonUnknownKey, ReasonBadSignature, ReasonMissingClaim,
 	ReasonInvalidClaim, ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetimeTooLong,

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -21,8 +21,8 @@ import (
 // with the standard library alone, under a trusted key; the fuzzer cannot
 // forge a signature, so any other acceptance is a verifier bug.
 func FuzzVerify(f *testing.F) {
-	ed, ec := brokertest.SeededEd25519Key(f), brokertest.SeededES256Key(f)
-	for _, k := range []brokertest.Key{ed, ec} {
+	ed, ec := fixture.SeededEd25519Key(f), fixture.SeededES256Key(f)
+	for _, k := range []fixture.Key{ed, ec} {
 		tok := validToken(f, k)
 		f.Add(tok)
 		parts := strings.Split(tok, ".")
@@ -31,13 +31,13 @@ func FuzzVerify(f *testing.F) {
 		f.Add(strings.ToUpper(tok))
 		h := k.Header()
 		h["alg"] = "none"
-		f.Add(k.Sign(f, h, brokertest.ValidClaims(testJTI)))
+		f.Add(k.Sign(f, h, fixture.ValidClaims(testJTI)))
 		h = k.Header()
 		h["typ"] = "JWT"
-		f.Add(k.Sign(f, h, brokertest.ValidClaims(testJTI)))
-		f.Add(k.SignRaw(f, brokertest.MustJSON(f, k.Header()), `{"exp":1,"exp":2}`))
-		c := brokertest.ValidClaims(testJTI)
-		c["aud"] = []string{brokertest.Audience, "x"}
+		f.Add(k.Sign(f, h, fixture.ValidClaims(testJTI)))
+		f.Add(k.SignRaw(f, fixture.MustJSON(f, k.Header()), `{"exp":1,"exp":2}`))
+		c := fixture.ValidClaims(testJTI)
+		c["aud"] = []string{fixture.Audience, "x"}
 		f.Add(k.Sign(f, k.Header(), c))
 	}
 	f.Add("")
@@ -50,27 +50,27 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	trusted := map[string]token.PublicKey{ed.Pub.KeyID: ed.Pub, ec.Pub.KeyID: ec.Pub}
-	store, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: func() time.Time { return brokertest.Now.Add(-time.Hour) }})
+	store, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: func() time.Time { return fixture.Now.Add(-time.Hour) }})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { store.Close() })
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: static, Replay: store,
-		Now: func() time.Time { return brokertest.Now },
+		Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: static}}, Audience: fixture.Audience, Replay: store,
+		Now: func() time.Time { return fixture.Now },
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
 
-	for _, k := range []brokertest.Key{ed, ec} {
-		if ex := v.Explain(context.Background(), validToken(f, k), token.Expect{}); ex.Err != nil {
+	for _, k := range []fixture.Key{ed, ec} {
+		if ex := v.Explain(context.Background(), validToken(f, k), token.Expect{AnyTask: true}); ex.Err != nil {
 			f.Fatalf("the harness refuses a valid %s token: %v", k.Alg, ex.Err)
 		}
 	}
 
 	f.Fuzz(func(t *testing.T, tok string) {
-		ex := v.Explain(context.Background(), tok, token.Expect{})
+		ex := v.Explain(context.Background(), tok, token.Expect{AnyTask: true})
 		if ex.Err != nil {
 			if token.ReasonOf(ex.Err) == "" {
 				t.Fatalf("rejection without a reason: %v", ex.Err)
@@ -96,7 +96,7 @@ func FuzzVerify(f *testing.F) {
 		if !signatureValid(key, []byte(parts[0]+"."+parts[1]), sig) {
 			t.Fatalf("accepted a token whose signature does not verify under %s", c.KeyID)
 		}
-		if c.Issuer != brokertest.Issuer || c.Audience != brokertest.Audience || !brokertest.Now.Before(c.ExpiresAt.Add(token.DefaultLeeway)) {
+		if c.Issuer != fixture.Issuer || c.Audience != fixture.Audience || !fixture.Now.Before(c.ExpiresAt.Add(token.DefaultLeeway)) {
 			t.Fatalf("accepted claims %+v", c)
 		}
 	})

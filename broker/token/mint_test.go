@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -19,9 +20,9 @@ func TestMint_roundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock := brokertest.NewClock(brokertest.Now.Add(700 * time.Millisecond))
-			m := brokertest.NewMinter(t, ring, clock)
-			req := brokertest.MintRequest()
+			clock := brokertest.NewClock(fixture.Now.Add(700 * time.Millisecond))
+			m := fixture.NewMinter(t, ring, clock)
+			req := fixture.MintRequest()
 			req.Task.Params = map[string]string{"amount": "10.00", "currency": "EUR"}
 			req.Actor = &token.Actor{Subject: "payments-service"}
 
@@ -32,14 +33,14 @@ func TestMint_roundTrip(t *testing.T) {
 			if minted.ID != "jti-0001" || minted.Algorithm != alg || minted.KeyID != ring.Keys()[0].ID {
 				t.Errorf("minted = %+v", minted)
 			}
-			if !minted.IssuedAt.Equal(brokertest.Now) || !minted.ExpiresAt.Equal(brokertest.Now.Add(token.DefaultTTL)) {
-				t.Errorf("iat %v exp %v, want %v and %v later", minted.IssuedAt, minted.ExpiresAt, brokertest.Now, token.DefaultTTL)
+			if !minted.IssuedAt.Equal(fixture.Now) || !minted.ExpiresAt.Equal(fixture.Now.Add(token.DefaultTTL)) {
+				t.Errorf("iat %v exp %v, want %v and %v later", minted.IssuedAt, minted.ExpiresAt, fixture.Now, token.DefaultTTL)
 			}
 
 			clock.Advance(5 * time.Second)
-			v := brokertest.NewVerifier(t, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring,
-				Replay: brokertest.NewStore(t, brokertest.NewClock(brokertest.Now.Add(-time.Hour)), token.MemoryReplayConfig{}),
+			v := fixture.NewVerifier(t, token.VerifierConfig{
+				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience,
+				Replay: fixture.NewStore(t, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{}),
 				Now:    clock.Now,
 			})
 			want := token.Task{ID: "transfer-42", Action: "approve", ParamsDigest: token.DigestParams(req.Task.Params)}
@@ -85,11 +86,11 @@ func TestMint_ttl(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, MaxTTL: tt.giveMaxTTL})
+			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, MaxTTL: tt.giveMaxTTL})
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := brokertest.MintRequest()
+			req := fixture.MintRequest()
 			req.TTL = tt.giveTTL
 			minted, err := m.Mint(req)
 			if errors.Is(err, token.ErrTTLTooLong) != tt.wantTooLong {
@@ -119,7 +120,7 @@ func TestMint_request(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestMint_request(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := brokertest.MintRequest()
+			req := fixture.MintRequest()
 			tt.give(&req)
 			_, err := m.Mint(req)
 			if tt.wantCount == 0 {
@@ -149,7 +150,7 @@ func TestMint_request(t *testing.T) {
 				}
 				return
 			}
-			if got := len(brokertest.JoinedErrors(err)); got != tt.wantCount {
+			if got := len(fixture.JoinedErrors(err)); got != tt.wantCount {
 				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
 			}
 		})
@@ -162,11 +163,11 @@ func TestMint_badID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"", strings.Repeat("j", 129)} {
-		m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, NewID: func() string { return id }})
+		m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, NewID: func() string { return id }})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Mint(brokertest.MintRequest()); err == nil {
+		if _, err := m.Mint(fixture.MintRequest()); err == nil {
 			t.Errorf("Mint accepted jti of %d bytes", len(id))
 		}
 	}
@@ -177,13 +178,13 @@ func TestMint_uniqueIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring})
+	m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := make(map[string]bool)
 	for range 1000 {
-		minted, err := m.Mint(brokertest.MintRequest())
+		minted, err := m.Mint(fixture.MintRequest())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,10 +205,10 @@ func TestNewMinter_config(t *testing.T) {
 		give     token.MinterConfig
 		wantErrs []string // the config fields the error must name
 	}{
-		{name: "ok/defaults", give: token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring}},
+		{name: "ok/defaults", give: token.MinterConfig{Issuer: fixture.Issuer, Keys: ring}},
 		{name: "fail/empty_config_lists_every_problem", wantErrs: []string{"Issuer", "Keys"}},
-		{name: "fail/default_ttl_above_max", give: token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, DefaultTTL: 5 * time.Minute, MaxTTL: time.Minute}, wantErrs: []string{"DefaultTTL"}},
-		{name: "fail/default_ttl_below_1s", give: token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, DefaultTTL: time.Millisecond}, wantErrs: []string{"DefaultTTL"}},
+		{name: "fail/default_ttl_above_max", give: token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, DefaultTTL: 5 * time.Minute, MaxTTL: time.Minute}, wantErrs: []string{"DefaultTTL"}},
+		{name: "fail/default_ttl_below_1s", give: token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, DefaultTTL: time.Millisecond}, wantErrs: []string{"DefaultTTL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,7 +219,7 @@ func TestNewMinter_config(t *testing.T) {
 				}
 				return
 			}
-			if got := len(brokertest.JoinedErrors(err)); got != len(tt.wantErrs) {
+			if got := len(fixture.JoinedErrors(err)); got != len(tt.wantErrs) {
 				t.Fatalf("got %d problems (%v), want %d", got, err, len(tt.wantErrs))
 			}
 			for _, field := range tt.wantErrs {
@@ -257,8 +258,8 @@ func TestMint_invalidUTF8Params(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := brokertest.NewMinter(t, ring, brokertest.NewClock(brokertest.Now))
-	req := brokertest.MintRequest()
+	m := fixture.NewMinter(t, ring, brokertest.NewClock(fixture.Now))
+	req := fixture.MintRequest()
 	req.Task.Params = params
 	if minted, err := m.Mint(req); err == nil {
 		t.Fatalf("Mint signed parameters that are not UTF-8 (%d-byte token)", len(minted.Token))

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/internal/brokertest"
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/internal/fixture"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
@@ -23,8 +24,8 @@ import (
 func TestVerify_replayRace(t *testing.T) {
 	for _, alg := range token.Algorithms() {
 		t.Run(string(alg), func(t *testing.T) {
-			k := brokertest.NewKey(t, alg)
-			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+			k := fixture.NewKey(t, alg)
+			v := fixture.NewVerifier(t, fixture.VerifierConfig(t, k.Pub))
 			tok := validToken(t, k)
 
 			const n = 100
@@ -34,7 +35,7 @@ func TestVerify_replayRace(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 					reasons[i] = token.ReasonOf(err)
 					if err != nil && reasons[i] == "" {
 						reasons[i] = "not a broker error"
@@ -59,47 +60,47 @@ func TestVerify_replayRace(t *testing.T) {
 // token's jti (but cannot sign) cannot spend it first with a forged or
 // otherwise invalid token carrying the same jti.
 func TestVerify_invalidTokenDoesNotBurnJTI(t *testing.T) {
-	k := brokertest.NewKey(t, token.EdDSA)
-	wrongAud := brokertest.ValidClaims(testJTI)
+	k := fixture.NewKey(t, token.EdDSA)
+	wrongAud := fixture.ValidClaims(testJTI)
 	wrongAud["aud"] = "https://other.test"
 	tests := []struct {
 		name       string
 		giveFirst  string
 		wantReason token.Reason
 	}{
-		{name: "fail/bad_signature", giveFirst: brokertest.NewKey(t, token.EdDSA).Sign(t, k.Header(), brokertest.ValidClaims(testJTI)), wantReason: token.ReasonBadSignature},
+		{name: "fail/bad_signature", giveFirst: fixture.NewKey(t, token.EdDSA).Sign(t, k.Header(), fixture.ValidClaims(testJTI)), wantReason: token.ReasonBadSignature},
 		{name: "fail/wrong_audience", giveFirst: k.Sign(t, k.Header(), wrongAud), wantReason: token.ReasonWrongAudience},
 		{name: "fail/task_mismatch", giveFirst: validToken(t, k), wantReason: token.ReasonTaskMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
-			expect := token.Expect{}
+			v := fixture.NewVerifier(t, fixture.VerifierConfig(t, k.Pub))
+			expect := token.Expect{AnyTask: true}
 			if tt.wantReason == token.ReasonTaskMismatch {
-				expect.Task = &token.Task{ID: "transfer-99", Action: "approve"}
+				expect = token.Expect{Task: &token.Task{ID: "transfer-99", Action: "approve"}}
 			}
 			_, err := v.Verify(context.Background(), tt.giveFirst, expect)
-			brokertest.WantReason(t, err, tt.wantReason)
+			fixture.WantReason(t, err, tt.wantReason)
 
-			_, err = v.Verify(context.Background(), validToken(t, k), token.Expect{})
-			brokertest.WantReason(t, err, "")
+			_, err = v.Verify(context.Background(), validToken(t, k), token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, "")
 		})
 	}
 }
 
 func TestExplain_doesNotConsume(t *testing.T) {
-	k := brokertest.NewKey(t, token.EdDSA)
-	v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+	k := fixture.NewKey(t, token.EdDSA)
+	v := fixture.NewVerifier(t, fixture.VerifierConfig(t, k.Pub))
 	tok := validToken(t, k)
 	for range 3 {
-		if ex := v.Explain(context.Background(), tok, token.Expect{}); ex.Err != nil {
+		if ex := v.Explain(context.Background(), tok, token.Expect{AnyTask: true}); ex.Err != nil {
 			t.Fatalf("Explain: %v", ex.Err)
 		}
 	}
-	_, err := v.Verify(context.Background(), tok, token.Expect{})
-	brokertest.WantReason(t, err, "")
-	_, err = v.Verify(context.Background(), tok, token.Expect{})
-	brokertest.WantReason(t, err, token.ReasonReplayed)
+	_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
+	fixture.WantReason(t, err, "")
+	_, err = v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
+	fixture.WantReason(t, err, token.ReasonReplayed)
 }
 
 // TestVerify_respelledTokenIsReplayed checks that the replay key is (iss,
@@ -138,22 +139,22 @@ func TestVerify_respelledTokenIsReplayed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := brokertest.NewKey(t, tt.alg)
-			v := brokertest.NewVerifier(t, brokertest.VerifierConfig(t, k.Pub))
+			k := fixture.NewKey(t, tt.alg)
+			v := fixture.NewVerifier(t, fixture.VerifierConfig(t, k.Pub))
 			tok := validToken(t, k)
 			twin := tt.respell(t, tok)
 			if twin == tok {
 				t.Fatal("respell returned the same token")
 			}
-			if ex := v.Explain(context.Background(), twin, token.Expect{}); ex.Err != nil {
+			if ex := v.Explain(context.Background(), twin, token.Expect{AnyTask: true}); ex.Err != nil {
 				// The verifier may refuse the twin outright; then there is
 				// nothing to replay.
 				t.Skipf("twin spelling is refused outright: %v", ex.Err)
 			}
-			_, err := v.Verify(context.Background(), tok, token.Expect{})
-			brokertest.WantReason(t, err, "")
-			_, err = v.Verify(context.Background(), twin, token.Expect{})
-			brokertest.WantReason(t, err, token.ReasonReplayed)
+			_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, "")
+			_, err = v.Verify(context.Background(), twin, token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, token.ReasonReplayed)
 		})
 	}
 }
@@ -163,7 +164,7 @@ const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 // TestVerify_es256Malleable checks the premise of the test above: a negated-s
 // signature really does verify, so only the replay key stops it.
 func TestVerify_es256Malleable(t *testing.T) {
-	k := brokertest.NewKey(t, token.ES256)
+	k := fixture.NewKey(t, token.ES256)
 	input := []byte("header.payload")
 	sig := k.RawSign(t, input)
 	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
@@ -176,32 +177,32 @@ func TestVerify_es256Malleable(t *testing.T) {
 
 func TestMemoryReplayStore_consume(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
-	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+	clock := brokertest.NewClock(fixture.Now)
+	s := fixture.NewStore(t, clock, token.MemoryReplayConfig{})
 
-	if err := s.Consume(ctx, "a", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := s.Consume(ctx, "a", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Consume(ctx, "a", brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
+	if err := s.Consume(ctx, "a", fixture.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
 		t.Fatalf("second Consume = %v, want ErrAlreadyUsed", err)
 	}
-	if err := s.Consume(ctx, "b", brokertest.Now.Add(time.Minute)); err != nil {
+	if err := s.Consume(ctx, "b", fixture.Now.Add(time.Minute)); err != nil {
 		t.Fatalf("other key: %v", err)
 	}
 	clock.Advance(time.Minute)
-	if err := s.Consume(ctx, "a", brokertest.Now.Add(2*time.Minute)); err != nil {
+	if err := s.Consume(ctx, "a", fixture.Now.Add(2*time.Minute)); err != nil {
 		t.Fatalf("Consume after expiry = %v, want success", err)
 	}
 }
 
 func TestMemoryReplayStore_sweep(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now)
-	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{SweepInterval: time.Hour})
+	clock := brokertest.NewClock(fixture.Now)
+	s := fixture.NewStore(t, clock, token.MemoryReplayConfig{SweepInterval: time.Hour})
 	for i := range 10 {
-		exp := brokertest.Now.Add(time.Minute)
+		exp := fixture.Now.Add(time.Minute)
 		if i%2 == 0 {
-			exp = brokertest.Now.Add(time.Hour)
+			exp = fixture.Now.Add(time.Hour)
 		}
 		if err := s.Consume(ctx, fmt.Sprint("key-", i), exp); err != nil {
 			t.Fatal(err)
@@ -216,7 +217,7 @@ func TestMemoryReplayStore_sweep(t *testing.T) {
 	if got := s.Len(); got != 5 {
 		t.Fatalf("Len after sweep = %d, want 5 live entries", got)
 	}
-	if err := s.Consume(ctx, "key-0", brokertest.Now.Add(time.Hour)); !errors.Is(err, token.ErrAlreadyUsed) {
+	if err := s.Consume(ctx, "key-0", fixture.Now.Add(time.Hour)); !errors.Is(err, token.ErrAlreadyUsed) {
 		t.Fatalf("live entry swept: Consume = %v", err)
 	}
 }
@@ -226,36 +227,36 @@ func TestMemoryReplayStore_sweep(t *testing.T) {
 // evicting a live one, which would let that token be replayed.
 func TestMemoryReplayStore_full(t *testing.T) {
 	ctx := context.Background()
-	clock := brokertest.NewClock(brokertest.Now.Add(-time.Hour))
-	s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{MaxEntries: 3, Shards: 1})
-	clock.Set(brokertest.Now)
+	clock := brokertest.NewClock(fixture.Now.Add(-time.Hour))
+	s := fixture.NewStore(t, clock, token.MemoryReplayConfig{MaxEntries: 3, Shards: 1})
+	clock.Set(fixture.Now)
 	for i := range 3 {
-		if err := s.Consume(ctx, fmt.Sprint("key-", i), brokertest.Now.Add(time.Minute)); err != nil {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), fixture.Now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Consume(ctx, "key-3", brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrStoreFull) {
+	if err := s.Consume(ctx, "key-3", fixture.Now.Add(time.Minute)); !errors.Is(err, token.ErrStoreFull) {
 		t.Fatalf("Consume on a full store = %v, want ErrStoreFull", err)
 	}
 	for i := range 3 {
-		if err := s.Consume(ctx, fmt.Sprint("key-", i), brokertest.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
+		if err := s.Consume(ctx, fmt.Sprint("key-", i), fixture.Now.Add(time.Minute)); !errors.Is(err, token.ErrAlreadyUsed) {
 			t.Fatalf("live entry key-%d lost: %v", i, err)
 		}
 	}
 
-	k := brokertest.NewKey(t, token.EdDSA)
-	cfg := brokertest.VerifierConfig(t, k.Pub)
+	k := fixture.NewKey(t, token.EdDSA)
+	cfg := fixture.VerifierConfig(t, k.Pub)
 	cfg.Replay = s
-	v := brokertest.NewVerifier(t, cfg)
-	_, err := v.Verify(ctx, validToken(t, k), token.Expect{})
-	brokertest.WantReason(t, err, token.ReasonUnavailable)
+	v := fixture.NewVerifier(t, cfg)
+	_, err := v.Verify(ctx, validToken(t, k), token.Expect{AnyTask: true})
+	fixture.WantReason(t, err, token.ReasonUnavailable)
 	if !errors.Is(err, token.ErrStoreFull) {
 		t.Errorf("error %v does not wrap ErrStoreFull", err)
 	}
 
 	clock.Advance(time.Minute)
-	_, err = v.Verify(ctx, validToken(t, k), token.Expect{})
-	brokertest.WantReason(t, err, "")
+	_, err = v.Verify(ctx, validToken(t, k), token.Expect{AnyTask: true})
+	fixture.WantReason(t, err, "")
 }
 
 // TestMemoryReplayStore_usesEveryShard checks that capacity is spread over
@@ -275,9 +276,9 @@ func TestMemoryReplayStore_usesEveryShard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := brokertest.NewStore(t, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{MaxEntries: tt.giveMax, Shards: tt.giveShards})
+			s := fixture.NewStore(t, brokertest.NewClock(fixture.Now), token.MemoryReplayConfig{MaxEntries: tt.giveMax, Shards: tt.giveShards})
 			for i := range tt.giveFill {
-				if err := s.Consume(context.Background(), fmt.Sprint("issuer jti-", i), brokertest.Now.Add(time.Minute)); err != nil {
+				if err := s.Consume(context.Background(), fmt.Sprint("issuer jti-", i), fixture.Now.Add(time.Minute)); err != nil {
 					t.Fatalf("Consume #%d of %d (MaxEntries %d): %v", i, tt.giveFill, tt.giveMax, err)
 				}
 			}
@@ -286,7 +287,7 @@ func TestMemoryReplayStore_usesEveryShard(t *testing.T) {
 }
 
 func TestMemoryReplayStore_concurrent(t *testing.T) {
-	s := brokertest.NewStore(t, brokertest.NewClock(brokertest.Now), token.MemoryReplayConfig{})
+	s := fixture.NewStore(t, brokertest.NewClock(fixture.Now), token.MemoryReplayConfig{})
 	const workers, perWorker = 8, 500
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -295,7 +296,7 @@ func TestMemoryReplayStore_concurrent(t *testing.T) {
 			for i := range perWorker {
 				// Every worker tries every key: each must succeed once.
 				key := fmt.Sprint("k-", (i+w*perWorker/workers)%perWorker)
-				err := s.Consume(context.Background(), key, brokertest.Now.Add(time.Minute))
+				err := s.Consume(context.Background(), key, fixture.Now.Add(time.Minute))
 				if err != nil && !errors.Is(err, token.ErrAlreadyUsed) {
 					errs <- err
 					return
@@ -318,7 +319,7 @@ func TestMemoryReplayStore_concurrent(t *testing.T) {
 // second, since iat has one-second resolution) are refused, and tokens
 // minted after it are accepted.
 func TestVerify_restartGuard(t *testing.T) {
-	start := brokertest.Now.Add(500 * time.Millisecond)
+	start := fixture.Now.Add(500 * time.Millisecond)
 	tests := []struct {
 		name       string
 		giveMintAt time.Time
@@ -333,25 +334,25 @@ func TestVerify_restartGuard(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := brokertest.NewClock(start)
-			store := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+			store := fixture.NewStore(t, clock, token.MemoryReplayConfig{})
 			ring, err := keys.NewEphemeral(token.EdDSA)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := token.NewMinter(token.MinterConfig{Issuer: brokertest.Issuer, Keys: ring, Now: func() time.Time { return tt.giveMintAt }})
+			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, Now: func() time.Time { return tt.giveMintAt }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: brokertest.Audience, Task: token.Task{ID: "t", Action: "a"}})
+			minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: fixture.Audience, Task: token.Task{ID: "t", Action: "a"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := brokertest.NewVerifier(t, token.VerifierConfig{
-				Issuers: []string{brokertest.Issuer}, Audience: brokertest.Audience, Keys: ring, Replay: store,
+			v := fixture.NewVerifier(t, token.VerifierConfig{
+				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
 				Now: func() time.Time { return tt.giveMintAt.Add(time.Second) },
 			})
-			_, err = v.Verify(context.Background(), minted.Token, token.Expect{})
-			brokertest.WantReason(t, err, tt.wantReason)
+			_, err = v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, tt.wantReason)
 		})
 	}
 }
@@ -382,7 +383,7 @@ func TestNewMemoryReplayStore_config(t *testing.T) {
 				}
 				return
 			}
-			if got := len(brokertest.JoinedErrors(err)); got != tt.wantCount {
+			if got := len(fixture.JoinedErrors(err)); got != tt.wantCount {
 				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
 			}
 		})
@@ -396,7 +397,7 @@ func TestNewMemoryReplayStore_config(t *testing.T) {
 // a shared store) or a second verifier on the same store tolerates more
 // leeway.
 func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
-	exp := time.Unix(brokertest.ValidClaims(testJTI)["exp"].(int64), 0)
+	exp := time.Unix(fixture.ValidClaims(testJTI)["exp"].(int64), 0)
 	lastInstant := exp.Add(token.DefaultLeeway - time.Nanosecond)
 	tests := []struct {
 		name             string
@@ -417,20 +418,20 @@ func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := brokertest.NewKey(t, token.EdDSA)
-			storeClock := brokertest.NewClock(brokertest.Now.Add(-time.Hour))
-			cfg := brokertest.VerifierConfig(t, k.Pub)
-			cfg.Replay = brokertest.NewStore(t, storeClock, token.MemoryReplayConfig{})
-			storeClock.Set(brokertest.Now)
+			k := fixture.NewKey(t, token.EdDSA)
+			storeClock := brokertest.NewClock(fixture.Now.Add(-time.Hour))
+			cfg := fixture.VerifierConfig(t, k.Pub)
+			cfg.Replay = fixture.NewStore(t, storeClock, token.MemoryReplayConfig{})
+			storeClock.Set(fixture.Now)
 			tok := validToken(t, k)
-			_, err := brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
-			brokertest.WantReason(t, err, "")
+			_, err := fixture.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, "")
 
 			cfg.Leeway = tt.giveSecondLeeway
 			cfg.Now = func() time.Time { return tt.giveSecondAt }
 			storeClock.Set(tt.giveSecondAt.Add(tt.giveStoreAhead))
-			_, err = brokertest.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{})
-			brokertest.WantReason(t, err, tt.wantReason)
+			_, err = fixture.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{AnyTask: true})
+			fixture.WantReason(t, err, tt.wantReason)
 		})
 	}
 }
@@ -452,8 +453,8 @@ func (c *tickingClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 // one is accepted a second time.
 func TestVerify_resubmissionsAcrossExpiry(t *testing.T) {
 	const tokens, workers = 30, 4
-	k := brokertest.NewKey(t, token.EdDSA)
-	boundary := time.Unix(brokertest.ValidClaims(testJTI)["exp"].(int64), 0).Add(token.DefaultLeeway)
+	k := fixture.NewKey(t, token.EdDSA)
+	boundary := time.Unix(fixture.ValidClaims(testJTI)["exp"].(int64), 0).Add(token.DefaultLeeway)
 	var (
 		wg       sync.WaitGroup
 		accepted atomic.Int64
@@ -462,25 +463,25 @@ func TestVerify_resubmissionsAcrossExpiry(t *testing.T) {
 	)
 	for i := range tokens {
 		clock := &tickingClock{tick: time.Microsecond}
-		clock.Set(brokertest.Now.Add(-time.Hour))
+		clock.Set(fixture.Now.Add(-time.Hour))
 		store, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { store.Close() })
-		cfg := brokertest.VerifierConfig(t, k.Pub)
+		cfg := fixture.VerifierConfig(t, k.Pub)
 		cfg.Replay, cfg.Now = store, clock.Now
-		v := brokertest.NewVerifier(t, cfg)
-		tok := k.Sign(t, k.Header(), brokertest.ValidClaims(fmt.Sprint("jti-", i)))
-		clock.Set(brokertest.Now)
-		_, err = v.Verify(context.Background(), tok, token.Expect{})
-		brokertest.WantReason(t, err, "")
+		v := fixture.NewVerifier(t, cfg)
+		tok := k.Sign(t, k.Header(), fixture.ValidClaims(fmt.Sprint("jti-", i)))
+		clock.Set(fixture.Now)
+		_, err = v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
+		fixture.WantReason(t, err, "")
 
 		clock.Set(boundary.Add(-20 * time.Microsecond))
 		for range workers {
 			wg.Go(func() {
 				for {
-					_, err := v.Verify(context.Background(), tok, token.Expect{})
+					_, err := v.Verify(context.Background(), tok, token.Expect{AnyTask: true})
 					switch r := token.ReasonOf(err); {
 					case err == nil:
 						accepted.Add(1)
@@ -513,14 +514,14 @@ func TestMemoryReplayStore_pastExpiryIsFloored(t *testing.T) {
 		name          string
 		giveExpiresAt time.Time
 	}{
-		{name: "fail/second_use_expiry_in_past", giveExpiresAt: brokertest.Now.Add(-time.Hour)},
+		{name: "fail/second_use_expiry_in_past", giveExpiresAt: fixture.Now.Add(-time.Hour)},
 		{name: "fail/second_use_zero_expiry"},
-		{name: "fail/second_use_expiry_now", giveExpiresAt: brokertest.Now},
+		{name: "fail/second_use_expiry_now", giveExpiresAt: fixture.Now},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := brokertest.NewClock(brokertest.Now)
-			s := brokertest.NewStore(t, clock, token.MemoryReplayConfig{})
+			clock := brokertest.NewClock(fixture.Now)
+			s := fixture.NewStore(t, clock, token.MemoryReplayConfig{})
 			if err := s.Consume(context.Background(), "k", tt.giveExpiresAt); err != nil {
 				t.Fatal(err)
 			}
@@ -537,7 +538,7 @@ func TestMemoryReplayStore_pastExpiryIsFloored(t *testing.T) {
 }
 
 func TestReplayRetention(t *testing.T) {
-	exp := brokertest.Now.Add(time.Minute)
+	exp := fixture.Now.Add(time.Minute)
 	for _, leeway := range []time.Duration{time.Nanosecond, token.DefaultLeeway, token.MaxLeeway} {
 		if got, want := token.ReplayRetention(exp, leeway), exp.Add(leeway+token.MaxLeeway); !got.Equal(want) {
 			t.Errorf("ReplayRetention(exp, %v) = exp + %v, want exp + %v", leeway, got.Sub(exp), want.Sub(exp))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -235,11 +234,11 @@ func (m *Minter) SignRevocationList(l RevocationList, ttl time.Duration) (string
 
 // RevocationListVerifierConfig configures a RevocationListVerifier.
 type RevocationListVerifierConfig struct {
-	// Issuers are the trusted "iss" values. Required.
-	Issuers []string
-	// Keys finds verification keys by "kid": the issuer's JWKS, the same
-	// KeySource that verifies its handoff tokens. Required.
-	Keys KeySource
+	// Issuers are the trusted issuers, each with the only keys that may sign
+	// its lists: the issuer's JWKS, the same KeySource that verifies its
+	// handoff tokens. A list claiming one issuer is never checked against
+	// another's keys. Required.
+	Issuers []TrustedIssuer
 	// Algorithms narrows the fixed allowlist. Default Algorithms().
 	Algorithms []Algorithm
 	// Leeway is the clock skew tolerated on "exp" and "iat". Default 30s, at
@@ -261,9 +260,9 @@ type RevocationListVerifierConfig struct {
 // RevocationListVerifier checks signed revocation lists. It is safe for
 // concurrent use.
 type RevocationListVerifier struct {
-	cfg     RevocationListVerifierConfig
-	algs    []jose.SignatureAlgorithm
-	issuers map[string]bool
+	cfg      RevocationListVerifierConfig
+	profile  profile
+	validity validity
 }
 
 // NewRevocationListVerifier validates cfg, reporting every problem at once.
@@ -283,19 +282,8 @@ func NewRevocationListVerifier(cfg RevocationListVerifierConfig) (*RevocationLis
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = supportedAlgorithms
-	}
-	var errs []error
-	if len(cfg.Issuers) == 0 || slices.Contains(cfg.Issuers, "") {
-		errs = append(errs, errors.New("field Issuers is required and may not contain an empty issuer"))
-	}
-	if cfg.Keys == nil {
-		errs = append(errs, errors.New("field Keys is required"))
-	}
-	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
-		errs = append(errs, fmt.Errorf("field Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
-	}
+	p, errs := newProfile(RevocationListType, cfg.Issuers, cfg.Algorithms, cfg.MaxSize)
+	errs = append(errs, checkLeeway(cfg.Leeway))
 	if cfg.MaxLifetime < 0 || cfg.MaxLifetime > MaxRevocationListTTL {
 		errs = append(errs, fmt.Errorf("field MaxLifetime must be between 1s and %v", MaxRevocationListTTL))
 	}
@@ -305,31 +293,33 @@ func NewRevocationListVerifier(cfg RevocationListVerifierConfig) (*RevocationLis
 	if cfg.MaxEntries < 0 || cfg.MaxEntries > MaxRevocationEntries {
 		errs = append(errs, fmt.Errorf("field MaxEntries must be between 1 and %d", MaxRevocationEntries))
 	}
-	algs, err := allowlist(cfg.Algorithms)
-	if err := errors.Join(append(errs, err)...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: revocation list verifier config: %w", err)
 	}
-	return &RevocationListVerifier{cfg: cfg, algs: algs, issuers: issuerSet(cfg.Issuers)}, nil
+	return &RevocationListVerifier{cfg: cfg, profile: p, validity: validity{leeway: cfg.Leeway, maxLifetime: cfg.MaxLifetime}}, nil
 }
 
-// Verify checks a signed revocation list as Verifier.Verify checks a
-// handoff token (size, structure, header, key, signature), but with its own
-// profile: "typ" must be revocation+jwt, so a handoff token is refused here
-// and a revocation list is refused by Verifier (both ReasonBadType). Then
-// the claims: trusted "iss", "iat" and "exp" with leeway and a capped
-// lifetime, and every entry well-formed, with strict JSON types and no
-// duplicate member names. It returns the list or a *Error.
+// Verify checks a signed revocation list with the pipeline that checks
+// handoff tokens (size, structure, header, issuer, key, signature), but its
+// own profile: "typ" must be revocation+jwt, so a handoff token is refused
+// here and a revocation list is refused by Verifier (both ReasonBadType),
+// and its key must belong to the issuer the list names. Then the claims:
+// "iat" and "exp" with leeway and a capped lifetime, and every entry
+// well-formed, with strict JSON types and no duplicate member names. It
+// returns the list or a *Error.
 func (v *RevocationListVerifier) Verify(ctx context.Context, token string) (*RevocationList, error) {
 	pass := func(_ string, err error) error { return err }
-	payload, _, _, err := verifySignature(ctx, token, RevocationListType, v.algs, v.cfg.MaxSize, v.cfg.Keys, pass)
+	var in incomingRevocationList
+	jws, err := v.profile.verify(ctx, token, &in, pass)
 	if err != nil {
 		return nil, err
 	}
-	return v.checkClaims(payload, v.cfg.Now())
+	return v.checkClaims(&in, jws, v.cfg.Now())
 }
 
-// incomingRevocationList is the untrusted payload as decoded; times stay raw
-// so their JSON types are checked strictly (see incomingClaims).
+// incomingRevocationList is a list's payload as decoded (decodePayload),
+// before the signature is checked; times stay raw so their JSON types are
+// checked strictly (see incomingClaims).
 type incomingRevocationList struct {
 	Issuer   *string        `json:"iss"`
 	IssuedAt jsontext.Value `json:"iat"`
@@ -349,27 +339,18 @@ type incomingRevocationList struct {
 	} `json:"kids"`
 }
 
-func (v *RevocationListVerifier) checkClaims(payload []byte, now time.Time) (*RevocationList, error) {
-	var in incomingRevocationList
-	if err := json.Unmarshal(payload, &in); err != nil {
-		var se *json.SemanticError
-		if errors.As(err, &se) && se.JSONPointer != "" {
-			return nil, rejectWrap(ReasonInvalidClaim, strings.TrimPrefix(string(se.JSONPointer), "/"), err)
-		}
-		return nil, rejectWrap(ReasonMalformed, "", err)
-	}
+func (in *incomingRevocationList) unverifiedIssuer() *string { return in.Issuer }
+
+// checkClaims validates a list's claims at now. in is the payload of jws,
+// whose signature and issuer the pipeline has checked.
+func (v *RevocationListVerifier) checkClaims(in *incomingRevocationList, jws verifiedJWS, now time.Time) (*RevocationList, error) {
 	switch {
-	case in.Issuer == nil:
-		return nil, reject(ReasonMissingClaim, "iss", "required claim is absent")
 	case in.IssuedAt == nil:
 		return nil, reject(ReasonMissingClaim, "iat", "required claim is absent")
 	case in.Expiry == nil:
 		return nil, reject(ReasonMissingClaim, "exp", "required claim is absent")
 	}
-	l := &RevocationList{Issuer: *in.Issuer}
-	if !v.issuers[l.Issuer] {
-		return nil, reject(ReasonWrongIssuer, "iss", "issuer is not trusted")
-	}
+	l := &RevocationList{Issuer: jws.issuer}
 	var err error
 	if l.IssuedAt, err = numericDate("iat", in.IssuedAt); err != nil {
 		return nil, err
@@ -377,16 +358,8 @@ func (v *RevocationListVerifier) checkClaims(payload []byte, now time.Time) (*Re
 	if l.ExpiresAt, err = numericDate("exp", in.Expiry); err != nil {
 		return nil, err
 	}
-	leeway := v.cfg.Leeway
-	switch {
-	case !now.Before(l.ExpiresAt.Add(leeway)):
-		return nil, reject(ReasonExpired, "exp", "list expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
-	case now.Add(leeway).Before(l.IssuedAt):
-		return nil, reject(ReasonIssuedInFuture, "iat", "list issued at %s, in the future", l.IssuedAt.UTC().Format(time.RFC3339))
-	case l.ExpiresAt.Before(l.IssuedAt):
-		return nil, reject(ReasonInvalidClaim, "exp", "exp is before iat")
-	case l.ExpiresAt.Sub(l.IssuedAt) > v.cfg.MaxLifetime:
-		return nil, reject(ReasonLifetimeTooLong, "exp", "lifetime %v exceeds %v", l.ExpiresAt.Sub(l.IssuedAt), v.cfg.MaxLifetime)
+	if err := v.validity.check(now, l.IssuedAt, time.Time{}, l.ExpiresAt); err != nil {
+		return nil, err
 	}
 	if n := len(in.Tokens) + len(in.Subjects) + len(in.Keys); n > v.cfg.MaxEntries {
 		return nil, reject(ReasonTooLarge, "", "%d entries exceed the limit of %d", n, v.cfg.MaxEntries)

@@ -2,33 +2,23 @@ package token
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/handoffbroker/handoff/broker/internal/seconds"
 )
 
 // VerifierConfig configures a Verifier. A required field left empty is a
 // construction error, never a skipped check.
 type VerifierConfig struct {
-	// Issuers are the trusted "iss" values. Required.
-	Issuers []string
+	// Issuers are the trusted issuers, each with the only keys that may sign
+	// its tokens: a token's key is looked up in the source of the issuer
+	// its "iss" names, never in another's. Required.
+	Issuers []TrustedIssuer
 	// Audience is this service's identifier; "aud" must equal it exactly.
 	// Required.
 	Audience string
-	// Keys finds verification keys by "kid". Required.
-	Keys KeySource
 	// Replay records used "jti" values. Required.
 	Replay ReplayStore
 	// Revocation, when set, is asked about every token that passed the other
@@ -50,8 +40,8 @@ type VerifierConfig struct {
 // Verifier checks handoff tokens. It is safe for concurrent use.
 type Verifier struct {
 	cfg           VerifierConfig
-	algs          []jose.SignatureAlgorithm
-	issuers       map[string]bool
+	profile       profile
+	validity      validity
 	rememberSince func() time.Time
 }
 
@@ -69,71 +59,52 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = supportedAlgorithms
-	}
-	var errs []error
-	if len(cfg.Issuers) == 0 || slices.Contains(cfg.Issuers, "") {
-		errs = append(errs, errors.New("field Issuers is required and may not contain an empty issuer"))
-	}
+	p, errs := newProfile(HandoffTokenType, cfg.Issuers, cfg.Algorithms, cfg.MaxTokenSize)
 	if cfg.Audience == "" {
 		errs = append(errs, errors.New("field Audience is required"))
-	}
-	if cfg.Keys == nil {
-		errs = append(errs, errors.New("field Keys is required"))
 	}
 	if cfg.Replay == nil {
 		errs = append(errs, errors.New("field Replay is required"))
 	}
-	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
-		errs = append(errs, fmt.Errorf("field Leeway %v must be between 0 and %v", cfg.Leeway, MaxLeeway))
-	}
+	errs = append(errs, checkLeeway(cfg.Leeway))
 	if cfg.MaxLifetime < 0 {
 		errs = append(errs, errors.New("field MaxLifetime must be positive"))
 	}
 	if cfg.MaxTokenSize < 0 || cfg.MaxTokenSize > 64<<10 {
 		errs = append(errs, errors.New("field MaxTokenSize must be between 1 and 65536"))
 	}
-	algs, err := allowlist(cfg.Algorithms)
-	if err := errors.Join(append(errs, err)...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: verifier config: %w", err)
 	}
-	v := &Verifier{cfg: cfg, algs: algs, issuers: issuerSet(cfg.Issuers)}
+	v := &Verifier{cfg: cfg, profile: p, validity: validity{leeway: cfg.Leeway, maxLifetime: cfg.MaxLifetime}}
 	if f, ok := cfg.Replay.(interface{ RemembersSince() time.Time }); ok {
 		v.rememberSince = f.RemembersSince
 	}
 	return v, nil
 }
 
-// allowlist returns algs, each of which must be in the fixed allowlist, as
-// the values go-jose and parseHeader compare "alg" against.
-func allowlist(algs []Algorithm) ([]jose.SignatureAlgorithm, error) {
-	out := make([]jose.SignatureAlgorithm, 0, len(algs))
-	var errs []error
-	for _, a := range algs {
-		if !a.Supported() {
-			errs = append(errs, fmt.Errorf("algorithm %q is not supported", a))
-			continue
-		}
-		out = append(out, jose.SignatureAlgorithm(a))
-	}
-	return out, errors.Join(errs...)
-}
-
-func issuerSet(issuers []string) map[string]bool {
-	set := make(map[string]bool, len(issuers))
-	for _, iss := range issuers {
-		set[iss] = true
-	}
-	return set
-}
-
-// Expect is what the caller already knows the token must say.
+// Expect is what the caller already knows the token must say. It fails
+// closed: the zero Expect states nothing, and Verify refuses it with
+// ReasonInvalidExpect rather than skip the task check.
 type Expect struct {
 	// Task, when set, must equal the token's task exactly, parameters digest
-	// included. Leave it nil only where the caller shows the task to the user
-	// for confirmation instead (the browser handoff).
+	// included.
 	Task *Task
+	// AnyTask accepts a token for any task. Set it, instead of Task, only
+	// where the caller shows the token's task to the user for confirmation
+	// before acting on it (the browser handoff); everywhere else the caller
+	// knows the task and states it.
+	AnyTask bool
+}
+
+func (e Expect) check() error {
+	if (e.Task != nil) != e.AnyTask {
+		return nil
+	}
+	if e.AnyTask {
+		return reject(ReasonInvalidExpect, "task", "Expect sets both Task and AnyTask")
+	}
+	return reject(ReasonInvalidExpect, "task", "Expect states no task: set Task, or AnyTask where the user confirms the task")
 }
 
 // Claims are the contents of a token that passed every check.
@@ -160,11 +131,12 @@ type Verified struct {
 // Claims returns a copy of the verified claims.
 func (v *Verified) Claims() Claims { return v.claims }
 
-// Verify runs every check on token, in order: size, structure, header, key,
-// signature, claims, expected task, revocation, and finally consumes the
-// token's "jti" so it can never be used again. It returns the verified
-// claims or a *Error. The jti is consumed only when everything else passed:
-// an invalid token never burns the jti of a valid one.
+// Verify runs every check on token, in order: the caller's Expect, size,
+// structure, header, issuer, key, signature, claims, expected task,
+// revocation, and finally consumes the token's "jti" so it can never be used
+// again. It returns the verified claims or a *Error. The jti is consumed only
+// when everything else passed: an invalid token never burns the jti of a
+// valid one.
 func (v *Verifier) Verify(ctx context.Context, token string, want Expect) (*Verified, error) {
 	return v.run(ctx, token, want, true, nil)
 }
@@ -198,6 +170,7 @@ const (
 	StepSize       = "size"
 	StepStructure  = "structure"
 	StepHeader     = "header"
+	StepIssuer     = "issuer"
 	StepKey        = "key"
 	StepSignature  = "signature"
 	StepClaims     = "claims"
@@ -209,26 +182,30 @@ const (
 func (v *Verifier) run(ctx context.Context, token string, want Expect, consume bool, trace func(string, error)) (*Verified, error) {
 	var jti string // set once the signature has verified
 	step := func(name string, err error) error {
-		var e *Error
-		if jti != "" && errors.As(err, &e) && e.TokenID == "" {
-			e.TokenID = jti
+		if err != nil && jti != "" {
+			var e *Error
+			if errors.As(err, &e) && e.TokenID == "" {
+				e.TokenID = jti
+			}
 		}
 		if trace != nil {
 			trace(name, err)
 		}
 		return err
 	}
-	payload, hdr, key, err := verifySignature(ctx, token, HandoffTokenType, v.algs, v.cfg.MaxTokenSize, v.cfg.Keys, step)
+	if err := want.check(); err != nil {
+		return nil, step(StepTask, err)
+	}
+	var in incomingClaims
+	jws, err := v.profile.verify(ctx, token, &in, step)
 	if err != nil {
 		return nil, err
 	}
-	now := v.cfg.Now()
-	c, err := v.checkClaims(payload, now)
+	c, err := v.checkClaims(&in, jws, v.cfg.Now())
 	jti = c.ID
 	if err := step(StepClaims, err); err != nil {
 		return nil, err
 	}
-	c.KeyID, c.Algorithm = hdr.kid, key.Algorithm
 	if err := step(StepTask, checkTask(c.Task, want.Task)); err != nil {
 		return nil, err
 	}
@@ -250,7 +227,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, ReplayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
+	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
 	switch {
 	case err == nil:
 		return nil
@@ -275,12 +252,11 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	return rejectWrap(ReasonUnavailable, "", fmt.Errorf("revocation: %w", err))
 }
 
-// ReplayKey is the key under which a token's use is recorded: the pair
-// (iss, jti). It is never the token string, which an attacker can re-spell
-// (ECDSA signatures are malleable; base64 has twin encodings). The Verifier
-// passes it to ReplayStore.Consume; it is exported for store implementers
-// and for keys derived from it (revocation.SharedKey), not for callers.
-func ReplayKey(issuer, jti string) string { return issuer + " " + jti }
+// replayKey is the key under which a token's use is recorded: the pair
+// (iss, jti), as "iss jti" (docs/PROTOCOL.md, Replay store). It is never the
+// token string, which an attacker can re-spell (ECDSA signatures are
+// malleable; base64 has twin encodings).
+func replayKey(issuer, jti string) string { return issuer + " " + jti }
 
 func checkTask(got Task, want *Task) error {
 	if want == nil {
@@ -295,164 +271,4 @@ func checkTask(got Task, want *Task) error {
 		return reject(ReasonTaskMismatch, "task.params_digest", "token is for other task parameters")
 	}
 	return nil
-}
-
-// header is the part of a JOSE header the broker reads. The kid is
-// unverified until the signature checks out: it only selects a key.
-type header struct {
-	alg Algorithm
-	kid string
-	typ string
-}
-
-// allowedHeader lists the only members a token header may carry. Anything
-// else is refused: "crit" (RFC 7515 §4.1.11: we understand no extension),
-// and "jwk", "jku", "x5u", "x5c" (an attacker naming their own key or key
-// URL: key confusion / SSRF).
-var allowedHeader = map[string]bool{"alg": true, "kid": true, "typ": true}
-
-// verifySignature runs the checks every token profile shares: size,
-// structure, header, key lookup, and the signature. It returns the verified
-// payload bytes.
-func verifySignature(ctx context.Context, token, wantTyp string, algs []jose.SignatureAlgorithm, maxSize int, keys KeySource, step func(string, error) error) ([]byte, header, PublicKey, error) {
-	var hdr header
-	if len(token) > maxSize {
-		return nil, hdr, PublicKey{}, step(StepSize, reject(ReasonTooLarge, "", "token is %d bytes, limit %d", len(token), maxSize))
-	}
-	step(StepSize, nil)
-	rawHeader, err := checkStructure(token)
-	if err := step(StepStructure, err); err != nil {
-		return nil, hdr, PublicKey{}, err
-	}
-	hdr, err = parseHeader(rawHeader, wantTyp, algs)
-	if err := step(StepHeader, err); err != nil {
-		return nil, hdr, PublicKey{}, err
-	}
-	key, err := keys.LookupKey(ctx, hdr.kid)
-	if err != nil && ReasonOf(err) == "" {
-		err = rejectWrap(ReasonUnavailable, "kid", err)
-	}
-	if err == nil && key.Algorithm != hdr.alg {
-		// RFC 8725 §3.1: the key fixes the algorithm; a token may not
-		// pick another one for it (algorithm confusion).
-		err = reject(ReasonUnsupportedAlg, "alg", "alg %s does not match the key's %s", hdr.alg, key.Algorithm)
-	}
-	if err := step(StepKey, err); err != nil {
-		return nil, hdr, PublicKey{}, err
-	}
-	payload, err := verifyJWS(token, key)
-	if err := step(StepSignature, err); err != nil {
-		return nil, hdr, PublicKey{}, err
-	}
-	return payload, hdr, key, nil
-}
-
-// verifyJWS checks the signature over the JWS Signing Input exactly as
-// received (RFC 7515 §5.2 step 8) and returns the decoded payload. It runs
-// after checkStructure and parseHeader, so the header has been read once, by
-// the strict parser: handing the token to a second, more lenient JOSE parser
-// here would let the two disagree about what the header says (a parser
-// differential). Every mismatch is the one opaque ReasonBadSignature.
-func verifyJWS(token string, key PublicKey) ([]byte, error) {
-	dot := strings.LastIndexByte(token, '.')
-	input := token[:dot]
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(token[dot+1:])
-	if err != nil {
-		return nil, &Error{Reason: ReasonBadSignature, Err: err}
-	}
-	valid := false
-	switch k := key.Key.(type) {
-	case ed25519.PublicKey:
-		valid = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, []byte(input), sig)
-	case *ecdsa.PublicKey:
-		// RFC 7518 §3.4: R and S as two 32-byte big-endian integers. ecdsa.Verify
-		// refuses r or s of zero or above the group order (the "psychic
-		// signature" class of bugs).
-		if len(sig) == 64 {
-			digest := sha256.Sum256([]byte(input))
-			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-			valid = ecdsa.Verify(k, digest[:], r, s)
-		}
-	}
-	if !valid {
-		return nil, &Error{Reason: ReasonBadSignature}
-	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(input[strings.IndexByte(input, '.')+1:])
-	if err != nil {
-		return nil, rejectWrap(ReasonMalformed, "", fmt.Errorf("payload: %w", err))
-	}
-	return payload, nil
-}
-
-// checkStructure accepts only the JWS Compact Serialization: three non-empty
-// segments of unpadded base64url, no whitespace. JSON serialization, JWE
-// (five segments) and unsigned tokens fail here. It returns the decoded
-// header.
-func checkStructure(token string) ([]byte, error) {
-	if token == "" {
-		return nil, reject(ReasonMalformed, "", "empty token")
-	}
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		switch {
-		case c == '.':
-			dots++
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return nil, reject(ReasonMalformed, "", "character %q at offset %d is not base64url", c, i)
-		}
-	}
-	if dots != 2 {
-		return nil, reject(ReasonMalformed, "", "compact JWS has 3 segments, this has %d", dots+1)
-	}
-	h, rest, _ := strings.Cut(token, ".")
-	p, s, _ := strings.Cut(rest, ".")
-	if h == "" || p == "" || s == "" {
-		return nil, reject(ReasonMalformed, "", "empty segment")
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(h)
-	if err != nil {
-		return nil, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
-	}
-	return raw, nil
-}
-
-func parseHeader(raw []byte, wantTyp string, algs []jose.SignatureAlgorithm) (header, error) {
-	var members map[string]jsontext.Value
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return header{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
-	}
-	for name := range members {
-		if !allowedHeader[name] {
-			return header{}, reject(ReasonBadHeader, name, "header member %q is not accepted", name)
-		}
-	}
-	var h struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return header{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
-	}
-	if !slices.Contains(algs, jose.SignatureAlgorithm(h.Alg)) {
-		return header{}, reject(ReasonUnsupportedAlg, "alg", "alg %q is not allowed", h.Alg)
-	}
-	if !typeMatches(h.Typ, wantTyp) {
-		return header{}, reject(ReasonBadType, "typ", "typ %q, want %q", h.Typ, wantTyp)
-	}
-	if h.Kid == "" || len(h.Kid) > maxKidLen {
-		return header{}, reject(ReasonBadHeader, "kid", "kid is required (at most %d bytes)", maxKidLen)
-	}
-	return header{alg: Algorithm(h.Alg), kid: h.Kid, typ: h.Typ}, nil
-}
-
-// typeMatches compares media types as RFC 7515 §4.1.9 allows: ignoring case,
-// with the "application/" prefix optional.
-func typeMatches(got, want string) bool {
-	if len(got) > len("application/") && strings.EqualFold(got[:len("application/")], "application/") {
-		got = got[len("application/"):]
-	}
-	return strings.EqualFold(got, want)
 }

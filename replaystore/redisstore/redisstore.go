@@ -261,7 +261,7 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 }
 
 // RedisKey returns the Redis key under which Consume records a replay key
-// (token.ReplayKey), for operators looking one up.
+// (a token's issuer, a space and its jti), for operators looking one up.
 //
 // The replay key is hashed: "iss jti" is bounded by the verifier, but
 // hashing gives fixed-size keys of plain hex whatever an issuer puts in its

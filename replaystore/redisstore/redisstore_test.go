@@ -101,7 +101,7 @@ func TestConsume(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := token.ReplayKey("https://issuer.test", tt.name)
+			key := "https://issuer.test " + tt.name
 			var exp time.Time
 			if tt.giveExpiresIn != 0 {
 				exp = time.Now().Add(tt.giveExpiresIn)

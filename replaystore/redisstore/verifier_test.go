@@ -28,9 +28,8 @@ func mintFor(t testing.TB, store token.ReplayStore) (*token.Minter, *token.Verif
 	m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring})
 	require.NoError(t, err)
 	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers:  []string{testIssuer},
+		Issuers:  []token.TrustedIssuer{{Issuer: testIssuer, Keys: ring}},
 		Audience: testAudience,
-		Keys:     ring,
 		Replay:   store,
 	})
 	require.NoError(t, err)
@@ -71,7 +70,7 @@ func TestVerifier_WithRedisStore(t *testing.T) {
 	require.NoError(t, err)
 	verifier := func(store *redisstore.Store) *token.Verifier {
 		v, err := token.NewVerifier(token.VerifierConfig{
-			Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: store,
+			Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ring}}, Audience: testAudience, Replay: store,
 		})
 		require.NoError(t, err)
 		return v
@@ -81,10 +80,10 @@ func TestVerifier_WithRedisStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := mint(t, m)
 			if tt.giveFirst != nil {
-				_, err := verifier(tt.giveFirst).Verify(ctx, tok, token.Expect{})
+				_, err := verifier(tt.giveFirst).Verify(ctx, tok, token.Expect{AnyTask: true})
 				require.NoError(t, err)
 			}
-			got, err := verifier(tt.giveStore).Verify(ctx, tok, token.Expect{})
+			got, err := verifier(tt.giveStore).Verify(ctx, tok, token.Expect{AnyTask: true})
 			if tt.wantReason == "" {
 				require.NoError(t, err)
 				assert.Equal(t, "alice", got.Claims().Subject)
@@ -106,7 +105,7 @@ func TestVerifier_SlowRedisIsUnavailable(t *testing.T) {
 
 	admin := adminClient(t, rs.url())
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", 1000, "WRITE").Err())
-	_, err = v.Verify(ctx, mint(t, m), token.Expect{})
+	_, err = v.Verify(ctx, mint(t, m), token.Expect{AnyTask: true})
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
 	assert.Equal(t, token.ReasonUnavailable, token.ReasonOf(err))
 }
@@ -143,18 +142,18 @@ func TestVerifier_RedisClockAheadOfVerifiers(t *testing.T) {
 			verifiers := make([]*token.Verifier, len(replicas))
 			for i, s := range replicas {
 				verifiers[i], err = token.NewVerifier(token.VerifierConfig{
-					Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: s, Now: now,
+					Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ring}}, Audience: testAudience, Replay: s, Now: now,
 				})
 				require.NoError(t, err)
 			}
 
 			setClock(mintAt.Add(time.Second))
-			_, err = verifiers[0].Verify(ctx, minted.Token, token.Expect{})
+			_, err = verifiers[0].Verify(ctx, minted.Token, token.Expect{AnyTask: true})
 			require.NoError(t, err)
 
 			setClock(minted.ExpiresAt.Add(token.DefaultLeeway - time.Millisecond))
 			for _, v := range verifiers {
-				_, err = v.Verify(ctx, minted.Token, token.Expect{})
+				_, err = v.Verify(ctx, minted.Token, token.Expect{AnyTask: true})
 				assert.Equal(t, token.ReasonReplayed, token.ReasonOf(err), "resubmission at the verifiers' last instant: %v", err)
 			}
 		})
@@ -180,7 +179,7 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 	for g := range verifiers {
 		for _, s := range replicas {
 			v, err := token.NewVerifier(token.VerifierConfig{
-				Issuers: []string{testIssuer}, Audience: testAudience, Keys: ring, Replay: s, Leeway: leeway(g),
+				Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ring}}, Audience: testAudience, Replay: s, Leeway: leeway(g),
 			})
 			require.NoError(t, err)
 			verifiers[g] = append(verifiers[g], v)
@@ -199,7 +198,7 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 			for range tokens {
 				minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
 				require.NoError(t, err)
-				_, err = verifiers[g][0].Verify(ctx, minted.Token, token.Expect{})
+				_, err = verifiers[g][0].Verify(ctx, minted.Token, token.Expect{AnyTask: true})
 				require.NoError(t, err)
 				used[g] = append(used[g], minted.Token)
 				exp = later(exp, minted.ExpiresAt)
@@ -214,7 +213,7 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 					v := verifiers[g][(i+w)%len(replicas)]
 					wg.Go(func() {
 						for {
-							_, err := v.Verify(ctx, tok, token.Expect{})
+							_, err := v.Verify(ctx, tok, token.Expect{AnyTask: true})
 							switch r := token.ReasonOf(err); {
 							case err == nil:
 								accepted.Add(1)
@@ -249,10 +248,10 @@ func TestVerifier_RecordsUntilReplayRetention(t *testing.T) {
 	m, v := mintFor(t, s)
 	minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
 	require.NoError(t, err)
-	got, err := v.Verify(context.Background(), minted.Token, token.Expect{})
+	got, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
 	require.NoError(t, err)
 
-	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(token.ReplayKey(testIssuer, got.Claims().ID))).Int64()
+	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(testIssuer+" "+got.Claims().ID)).Int64()
 	require.NoError(t, err)
 	want := token.ReplayRetention(minted.ExpiresAt, token.DefaultLeeway)
 	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), token.DefaultLeeway, token.ReplayMargin)
