@@ -1,8 +1,52 @@
-// Package broker is the token engine of the handoff broker: it mints,
-// verifies and keys short-lived, audience-scoped, single-task JWTs that carry
-// a signed-in user from one server (the issuer) to another (the relying
-// service) for one task. Its subpackages are the engine; this package holds
-// no code of its own yet.
+// Package broker is the relying-party library of the handoff broker: what a
+// Go service needs to accept a signed-in user handed over by an issuer
+// (SERVER1) for one task, with short-lived, audience-scoped, single-use
+// JWTs. Its subpackages are the token engine.
+//
+// # Accepting handoffs
+//
+// NewRelyingParty is the one call: given the issuer's URL and this
+// service's audience it returns a RelyingParty that discovers the issuer's
+// handoff configuration (MetadataPath), keeps the issuer's JWK Set and
+// signed revocation list fresh in the background, records used tokens in a
+// replay store (an embedded memory store unless Config.Replay names one,
+// such as replaystore/redisstore for replicas), and reports readiness.
+//
+//   - Verify checks a token and consumes it; Explain runs the same checks
+//     without consuming, step by step.
+//   - HandoffHandler is the net/http handler of the browser's form POST:
+//     it verifies, then calls the application's Open with the claims.
+//   - Middleware protects Bearer routes (RFC 6750) and puts the claims in
+//     the request context (ClaimsFromContext).
+//   - Ready, Checks and Status serve /readyz and metrics; HeldRevocation
+//     lets sessions made from tokens end when the issuer revokes them.
+//
+// Every refusal is an *Error with a stable code (a token.Reason, or
+// CodeTokenInURL, CodeMissingToken, CodeInvalidRequest) rendered by an
+// ErrorFunc: WriteError by default, an HTML page for browsers and RFC 9457
+// problem+json otherwise, with the RFC 6750 §3 challenge its status calls
+// for on Bearer routes. Nothing here writes or logs a token.
+//
+// # What it guarantees
+//
+// A token is accepted only when signed by a key the configured issuer
+// publishes (never one a token names), of type handoff+jwt, for exactly
+// this audience, unexpired, not revoked and never used before; see
+// token.Verifier for the checks in order. Keys, list and metadata are
+// fetched only from the configured or discovered URLs, under one
+// fetch.Policy (no downgrade from https, no other host unless allowed).
+// Until the keys and the revocation list are in, every token fails closed
+// as unavailable; revocation is off only when Config.RevocationURL is
+// RevocationOff.
+//
+// # What it does not do
+//
+// It keeps no sessions and knows no framework: the application opens its
+// own session in Open (and should confirm the task with the user before
+// acting: the handoff form is cross-site by design). The embedded memory
+// store protects one process only. It trusts one issuer.
+//
+// # The engine
 //
 //   - [github.com/handoffbroker/handoff/broker/token]: the token core. The
 //     Minter signs handoff tokens and revocation lists; the Verifier checks
@@ -14,14 +58,16 @@
 //   - [github.com/handoffbroker/handoff/broker/revocation]: the issuer's
 //     revocation State and the Publisher of its signed list; Remote, the
 //     relying service's poller of that list.
-//   - [github.com/handoffbroker/handoff/broker/fetch]: the URL Policy every
-//     remote fetch (keys, revocation list, discovery) obeys.
+//   - [github.com/handoffbroker/handoff/broker/fetch]: the one Fetcher of
+//     the issuer's documents (keys, revocation list, discovery) and the URL
+//     Policy every fetch obeys.
 //   - [github.com/handoffbroker/handoff/broker/brokertest]: the test kit for
 //     relying services: an issuer on httptest and a settable Clock.
 //
 // The subpackages are the only code in this module that touches JOSE
-// (go-jose v4); they know nothing of HTTP frameworks. token imports neither
-// keys nor revocation: it declares the interfaces it consumes (KeySource,
-// Signer, ReplayStore, RevocationChecker) and the other packages implement
-// them.
+// (go-jose v4); none of this module's broker code knows an HTTP framework
+// (SERVER2 mounts these net/http handlers in echo with a thin adapter of
+// its own). token imports neither keys nor revocation: it declares the
+// interfaces it consumes (KeySource, Signer, ReplayStore,
+// RevocationChecker) and the other packages implement them.
 package broker

@@ -46,7 +46,7 @@ func TestAPITask(t *testing.T) {
 			giveBody:      `{"amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
 			wantStatus:    http.StatusForbidden,
 			wantCode:      string(token.ReasonTaskMismatch),
-			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`,
 		},
 		{
 			name:          "fail/other_task",
@@ -55,7 +55,7 @@ func TestAPITask(t *testing.T) {
 			giveBody:      demoBody,
 			wantStatus:    http.StatusForbidden,
 			wantCode:      string(token.ReasonTaskMismatch),
-			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`,
 		},
 		{
 			name:          "fail/other_action",
@@ -64,7 +64,7 @@ func TestAPITask(t *testing.T) {
 			giveBody:      demoBody,
 			wantStatus:    http.StatusForbidden,
 			wantCode:      string(token.ReasonTaskMismatch),
-			wantChallenge: `Bearer error="invalid_token", error_description="task_mismatch"`,
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`,
 		},
 		{
 			name:          "fail/missing_authorization",
@@ -91,7 +91,7 @@ func TestAPITask(t *testing.T) {
 			giveBody:      demoBody,
 			wantStatus:    http.StatusBadRequest,
 			wantCode:      string(token.ReasonMalformed),
-			wantChallenge: `Bearer error="invalid_token", error_description="malformed"`,
+			wantChallenge: `Bearer error="invalid_request", error_description="malformed"`,
 		},
 		{
 			name:     "fail/expired",
@@ -172,6 +172,7 @@ func TestAPITask_Replayed(t *testing.T) {
 	require.Equal(t, http.StatusOK, first.StatusCode)
 	require.Equal(t, http.StatusConflict, second.StatusCode)
 	assert.Equal(t, string(token.ReasonReplayed), problem(t, second).Code)
+	assert.Empty(t, second.Header.Get("WWW-Authenticate"), "RFC 6750 sends invalid_token only with 401")
 }
 
 func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/handoffbroker/handoff/broker/fetch"
-	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
@@ -40,7 +40,8 @@ type Options struct {
 	// redisstore.Store does); otherwise they are recorded in memory.
 	ReplayStore token.ReplayStore
 	// DiscoveryRetry is the first wait before retrying a failed issuer
-	// metadata fetch; it doubles up to 30s. Default 1s.
+	// metadata fetch; it doubles up to 30s. Default 1s
+	// (broker.Config.DiscoveryRetry).
 	DiscoveryRetry time.Duration
 	// Transport carries every fetch from the issuer (metadata, JWKS,
 	// revocation list), for a private CA or a test server's certificate;
@@ -50,21 +51,17 @@ type Options struct {
 }
 
 // App is SERVER2, the relying service: it verifies handoff tokens from the
-// trusted issuer, opens its own session for the task a token names, and
-// serves the task API for bearer tokens.
+// trusted issuer through a broker.RelyingParty, opens its own session for
+// the task a token names, and serves the task API for bearer tokens.
 type App struct {
 	cfg      Config
 	opts     Options
 	log      *slog.Logger
 	metrics  *Metrics
-	keys     *issuerKeys
-	fetch    *fetch.Policy
+	rp       *broker.RelyingParty
 	replay   replayBackend
-	verifier *token.Verifier
 	sessions *shared.Sessions[session]
 	echo     *echo.Echo
-
-	revocations *issuerRevocations
 }
 
 // NewApp builds SERVER2 from cfg. It does not touch the network: call
@@ -82,37 +79,14 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel)
 	}
-	if opts.DiscoveryRetry <= 0 {
-		opts.DiscoveryRetry = time.Second
-	}
-	fetch, err := cfg.fetchPolicy()
-	if err != nil {
-		return nil, err
-	}
-	a := &App{
-		cfg:     cfg,
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newMetrics(),
-		keys:    &issuerKeys{},
-		fetch:   fetch,
-
-		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
-	}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics()}
+	var err error
 	if a.sessions, err = shared.NewSessions[session](shared.SessionsConfig{
 		TTL: cfg.SessionTTL, MaxSessions: cfg.MaxSessions, MaxPerOwner: cfg.MaxSessionsPerSubject,
 		Now: opts.Now, Rand: opts.Rand,
 	}); err != nil {
 		return nil, err
 	}
-	if cfg.JWKSURL != "" {
-		rk, err := a.newRemoteKeys(cfg.JWKSURL)
-		if err != nil {
-			return nil, err
-		}
-		a.keys.remote.Store(rk)
-	}
-
 	if opts.ReplayStore != nil {
 		a.replay = replayBackend{
 			Store:       opts.ReplayStore,
@@ -123,98 +97,63 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		if cs, ok := opts.ReplayStore.(completionStore); ok {
 			a.replay.Completions = cs
 		}
-	} else {
-		rb, err := openReplayStore(cfg.ReplayStore, opts.Now)
-		if err != nil {
-			return nil, err
-		}
-		a.replay = rb
+	} else if a.replay, err = openReplayStore(cfg.ReplayStore, opts.Now); err != nil {
+		return nil, err
 	}
-	switch cfg.RevocationURL {
-	case RevocationOff:
-		a.revocations.off.Store(true)
-		a.log.Warn("revocation checks are off (revocation-url=off): revoked tokens, subjects and keys are accepted")
-	case "":
-		// Discovered in Start, with the JWKS URL (validate requires
-		// revocation-url whenever jwks-url is set).
-	default:
-		rr, err := a.newRemoteRevocations(cfg.RevocationURL)
-		if err != nil {
-			_ = a.replay.Close()
-			return nil, err
-		}
-		a.revocations.remote.Store(rr)
-	}
-	v, err := token.NewVerifier(token.VerifierConfig{
-		Issuers:     []token.TrustedIssuer{{Issuer: cfg.TrustedIssuer, Keys: a.keys}},
-		Audience:    cfg.Audience,
-		Replay:      newInstrumentedReplay(a.replay.Store, a.replay.Kind, a.metrics),
-		Revocation:  a.revocations,
-		Leeway:      cfg.Leeway,
-		MaxLifetime: cfg.MaxTokenLifetime,
-		Now:         opts.Now,
-	})
-	if err != nil {
+	if a.rp, err = a.newRelyingParty(); err != nil {
 		_ = a.replay.Close()
 		return nil, err
 	}
-	a.verifier = v
-
 	a.registerGauges()
-
 	if err := a.routes(); err != nil {
-		_ = a.replay.Close()
+		_ = a.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-// newRemoteKeys builds the cached JWKS client for jwksURL, counting every
-// fetch in JWKSFetches.
-func (a *App) newRemoteKeys(jwksURL string) (*keys.Remote, error) {
+// newRelyingParty is the one place SERVER2's configuration becomes a
+// broker.Config: the replay store instrumented, fetches counted, sessions
+// marked when a new revocation list names them.
+func (a *App) newRelyingParty() (*broker.RelyingParty, error) {
 	c := a.cfg
-	return keys.NewRemote(keys.RemoteConfig{
-		URL:                jwksURL,
-		Policy:             a.fetch,
-		Client:             &http.Client{Timeout: c.JWKSTimeout, Transport: a.opts.Transport},
-		Timeout:            c.JWKSTimeout,
-		MinRefresh:         c.JWKSMinRefresh,
-		MaxRefresh:         max(c.JWKSMinRefresh, min(time.Hour, c.JWKSMaxStale)),
-		UnknownKidCooldown: c.JWKSCooldown,
-		MaxStale:           c.JWKSMaxStale,
+	bc := broker.Config{
+		Issuer:             c.TrustedIssuer,
+		Audience:           c.Audience,
+		Replay:             newInstrumentedReplay(a.replay, a.metrics),
+		JWKSURL:            c.JWKSURL,
+		RevocationURL:      c.RevocationURL,
+		AllowedHosts:       c.FetchAllowedHosts,
+		Transport:          a.opts.Transport,
+		FetchTimeout:       c.JWKSTimeout,
+		Leeway:             c.Leeway,
+		MaxTokenLifetime:   c.MaxTokenLifetime,
+		JWKSMaxStale:       c.JWKSMaxStale,
+		JWKSCooldown:       c.JWKSCooldown,
+		JWKSMinRefresh:     c.JWKSMinRefresh,
+		RevocationInterval: c.RevocationInterval,
+		RevocationMaxStale: c.RevocationMaxStale,
+		RevocationFailOpen: c.RevocationFailOpen,
+		DiscoveryRetry:     a.opts.DiscoveryRetry,
+		OnJWKSFetch:        func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() },
+		OnRevocationFetch:  a.onRevocationFetch,
+		Logger:             a.log,
 		Now:                a.opts.Now,
-		OnFetch:            func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() },
-	})
+	}
+	// With a replay store replicas share (Redis), each replica records
+	// the revocations it learns there.
+	if sh, ok := a.replay.Store.(revocation.Sharer); ok {
+		bc.RevocationShared = sh
+	}
+	return broker.New(bc)
 }
 
-// Start runs the background work until ctx is done: discovering the JWKS
-// URL when it was not configured, keeping the issuer's keys fresh, and
-// sweeping expired sessions and completions. It returns at once.
+// Start runs the background work until ctx is done: discovering the
+// issuer's URLs when they were not configured, keeping its keys and
+// revocation list fresh, and sweeping expired sessions and completions.
+// It returns at once.
 func (a *App) Start(ctx context.Context) {
-	if rr := a.revocations.remote.Load(); rr != nil {
-		rr.Start(ctx)
-	}
-	if rk := a.keys.remote.Load(); rk != nil {
-		rk.Start(ctx)
-	} else {
-		go discoverLoop(ctx, a.log, metadataClient(a.fetch, a.cfg.JWKSTimeout, a.opts.Transport), a.fetch, a.opts.DiscoveryRetry, 30*time.Second,
-			func(md issuerMetadata) error {
-				rk, err := a.newRemoteKeys(md.JWKSURI)
-				if err != nil {
-					return err
-				}
-				// The list is in place before the keys: no token passes
-				// verification while revocation is still undecided.
-				if err := a.startDiscoveredRevocations(ctx, md.RevocationEndpoint); err != nil {
-					return err
-				}
-				if !a.keys.remote.CompareAndSwap(nil, rk) {
-					return errors.New("JWKS URL already set")
-				}
-				rk.Start(ctx)
-				return nil
-			})
-	}
+	a.rp.Start(ctx)
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -232,54 +171,31 @@ func (a *App) Start(ctx context.Context) {
 	}()
 }
 
-// errNoRevocationEndpoint fails discovery when the issuer advertises no
-// revocation list and revocation was not turned off explicitly.
-var errNoRevocationEndpoint = errors.New(`the issuer's handoff configuration has no revocation_endpoint: set revocation-url to its revocation list, or to "off" to run without revocation checks`)
-
-// startDiscoveredRevocations starts polling the revocation list the
-// issuer advertises, unless one is configured or revocation is off. An
-// issuer that advertises none fails discovery (retried): revocation is off
-// only when configured so.
-func (a *App) startDiscoveredRevocations(ctx context.Context, endpoint string) error {
-	switch {
-	case a.revocations.remote.Load() != nil || a.revocations.off.Load():
-		return nil
-	case endpoint == "":
-		return errNoRevocationEndpoint
-	}
-	rr, err := a.newRemoteRevocations(endpoint)
-	if err != nil {
-		return err
-	}
-	if a.revocations.remote.CompareAndSwap(nil, rr) {
-		rr.Start(ctx)
-	}
-	return nil
-}
-
 // Handler returns the HTTP handler serving every route.
 func (a *App) Handler() http.Handler { return a.echo }
 
 // Metrics returns SERVER2's Prometheus series.
 func (a *App) Metrics() *Metrics { return a.metrics }
 
-// Close releases the replay store.
-func (a *App) Close() error { return a.replay.Close() }
+// Close stops the relying party and releases the replay store.
+func (a *App) Close() error { return errors.Join(a.rp.Close(), a.replay.Close()) }
 
-// readyChecks are the /readyz conditions: SERVER1's keys are held, the
-// replay store answers and a fresh revocation list is held (unless
-// revocation is off).
+// readyChecks are the /readyz conditions, the relying party's: SERVER1's
+// keys are held, the replay store answers and a fresh revocation list is
+// held ("off" when revocation is off).
 func (a *App) readyChecks() []shared.Check {
-	return []shared.Check{
-		{Name: "jwks", Check: func(context.Context) error {
-			if !a.keys.Ready() {
-				return errors.New("no usable JWKS")
+	var checks []shared.Check
+	for _, c := range a.rp.Checks() {
+		check := c.Check
+		checks = append(checks, shared.Check{Name: c.Name, Check: func(ctx context.Context) error {
+			if err := check(ctx); errors.Is(err, broker.ErrRevocationOff) {
+				return shared.ErrCheckOff
+			} else {
+				return err
 			}
-			return nil
-		}},
-		{Name: "replay_store", Check: a.replay.Check},
-		{Name: "revocations", Check: a.revocations.check},
+		}})
 	}
+	return checks
 }
 
 func (a *App) routes() error {
@@ -291,11 +207,14 @@ func (a *App) routes() error {
 	e.Renderer = r
 	e.GET("/readyz", shared.Readyz(a.readyChecks()...))
 	e.GET("/", a.index)
-	e.POST("/handoff", a.postHandoff)
-	e.Match([]string{http.MethodGet, http.MethodHead}, "/handoff", a.getHandoff)
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost}, "/handoff", echoHandler(a.rp.HandoffHandler(broker.HandoffConfig{
+		Admit: a.reserveSession,
+		Open:  a.openSession,
+		Error: a.handoffRefused,
+	})))
 	e.GET("/tasks/:id", a.taskPage)
 	e.POST("/tasks/:id/complete", a.completeTask)
-	e.POST("/api/v1/tasks/:id/:action", a.apiTask)
+	e.POST("/api/v1/tasks/:id/:action", echoBehind(a.rp.Middleware(a.expectTask, a.apiRefused), a.apiTask))
 	a.echo = e
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
@@ -19,7 +20,7 @@ import (
 // revocation checks off: revoked tokens, signed-out subjects and revoked
 // keys are then accepted until the tokens expire or the key leaves the
 // JWKS. /readyz reports "revocations":"off".
-const RevocationOff = "off"
+const RevocationOff = broker.RevocationOff
 
 // envPrefix names SERVER2's environment variables: flag --jwks-url is
 // SERVER2_JWKS_URL.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -62,8 +63,8 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 	}
 	var documents atomic.Pointer[http.Handler]
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /mirror"+MetadataPath, func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Path = MetadataPath
+	mux.HandleFunc("GET /mirror"+broker.MetadataPath, func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = broker.MetadataPath
 		(*documents.Load()).ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /redirect", func(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +75,7 @@ func newTLSIssuer(t testing.TB, metadata func(*tlsIssuer, map[string]string)) *t
 		h := &fetchHost{}
 		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.hits.Add(1)
-			if to := h.redirectMetadata.Load(); to != nil && r.URL.Path == MetadataPath {
+			if to := h.redirectMetadata.Load(); to != nil && r.URL.Path == broker.MetadataPath {
 				http.Redirect(w, r, *to, http.StatusFound)
 				return
 			}
@@ -203,7 +204,7 @@ func TestDiscoverMetadata(t *testing.T) {
 			}
 			policy := iss.policy(t, allowed...)
 
-			got, err := discoverMetadata(t.Context(), metadataClient(policy, time.Second, iss.transport()), policy)
+			got, err := broker.Discover(t.Context(), policy, &http.Client{Timeout: time.Second, Transport: iss.transport()})
 
 			switch {
 			case tt.wantReason != "":
@@ -234,11 +235,11 @@ func TestDiscoverMetadata_Redirects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := newTLSIssuer(t, nil)
 			target := tt.giveTo(iss)
-			to := target.url("/mirror" + MetadataPath)
+			to := target.url("/mirror" + broker.MetadataPath)
 			iss.own.redirectMetadata.Store(&to)
 			policy := iss.policy(t)
 
-			md, err := discoverMetadata(t.Context(), metadataClient(policy, time.Second, iss.transport()), policy)
+			md, err := broker.Discover(t.Context(), policy, &http.Client{Timeout: time.Second, Transport: iss.transport()})
 
 			if tt.wantReason == "" {
 				require.NoError(t, err)
@@ -292,7 +293,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 			},
 			giveAllowed: func(iss *tlsIssuer) string { return iss.plain.host() },
 			wantReason:  fetch.URLNotHTTPS,
-			wantFetch:   func(ctx context.Context, a *App) error { return a.keys.remote.Load().Refresh(ctx) },
+			wantFetch:   func(ctx context.Context, a *App) error { return a.rp.Refresh(ctx) },
 		},
 		{
 			name: "fail/jwks_redirect_to_other_host",
@@ -300,7 +301,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				md["jwks_uri"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.other.url("/.well-known/jwks.json")))
 			},
 			wantReason: fetch.URLOtherHost,
-			wantFetch:  func(ctx context.Context, a *App) error { return a.keys.remote.Load().Refresh(ctx) },
+			wantFetch:  func(ctx context.Context, a *App) error { return a.rp.Refresh(ctx) },
 		},
 		{
 			name: "fail/revocations_redirect_to_other_host",
@@ -308,7 +309,7 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				md["revocation_endpoint"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.other.url("/revocations")))
 			},
 			wantReason: fetch.URLOtherHost,
-			wantFetch:  func(ctx context.Context, a *App) error { return a.revocations.remote.Load().Refresh(ctx) },
+			wantFetch:  func(ctx context.Context, a *App) error { return a.rp.Refresh(ctx) },
 		},
 	}
 	for _, tt := range tests {
@@ -329,7 +330,8 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 				}, 5*time.Second, 5*time.Millisecond, "discovery never refused the metadata:\n%s", ta.logs.String())
 			} else {
 				require.Eventually(t, func() bool {
-					return ta.app.keys.remote.Load() != nil && ta.app.revocations.remote.Load() != nil
+					st := ta.app.rp.Status()
+					return st.JWKSURL != "" && st.RevocationURL != ""
 				}, 5*time.Second, 5*time.Millisecond, "discovery never succeeded:\n%s", ta.logs.String())
 				wantURLReason(t, tt.wantFetch(t.Context(), ta.app), tt.wantReason)
 			}

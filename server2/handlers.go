@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
@@ -18,12 +20,12 @@ import (
 
 // Server error codes, beside the broker reasons (docs/PROTOCOL.md).
 const (
-	CodeTokenInURL       = "token_in_url"
+	CodeTokenInURL       = broker.CodeTokenInURL
 	CodeNoSession        = "no_session"
 	CodeCSRFInvalid      = "csrf_invalid"
 	CodeAlreadyCompleted = "already_completed"
-	CodeMissingToken     = "missing_token"
-	CodeInvalidRequest   = "invalid_request"
+	CodeMissingToken     = broker.CodeMissingToken
+	CodeInvalidRequest   = broker.CodeInvalidRequest
 	CodeSessionRevoked   = "session_revoked"
 	CodeTooManySessions  = "too_many_sessions"
 )
@@ -33,12 +35,6 @@ const (
 	flowHandoff = "handoff"
 	flowAPI     = "api"
 )
-
-func errTokenInURL() *shared.Error {
-	return shared.NewError(http.StatusBadRequest, CodeTokenInURL,
-		"Handoff tokens must be sent by form POST, never in a link.",
-		"Start the task again from the service that sent you here. The link you followed should be discarded.")
-}
 
 func errNoSession() *shared.Error {
 	return shared.NewError(http.StatusUnauthorized, CodeNoSession,
@@ -65,50 +61,36 @@ func (a *App) index(c echo.Context) error {
 	return c.Render(http.StatusOK, "index.html", indexPage{Issuer: a.cfg.TrustedIssuer})
 }
 
-// getHandoff refuses a handoff by link. A token in a URL lands in browser
-// history, proxy and server logs and Referer headers, where anyone who
-// finds it can replay it before its owner does. The query string is never
-// read, logged or echoed.
-func (a *App) getHandoff(echo.Context) error {
-	return errTokenInURL()
-}
+// roomKey carries the session room reserveSession took to openSession.
+type roomKey struct{}
 
-// postHandoff verifies the token the issuer's auto-submitting form posted,
-// consumes it, and opens SERVER2's own session for its task.
-//
-// The form is cross-site by design, so it carries no CSRF token: the
-// signed, single-use, audience-bound token is the proof of intent. A
-// forced login into someone else's task is visible on the task page, which
-// names the subject, and nothing happens without the CSRF-checked
-// confirmation there.
-func (a *App) postHandoff(c echo.Context) error {
-	r := c.Request()
-	if r.URL.Query().Has("token") {
-		return errTokenInURL()
-	}
-	tok := r.PostFormValue("token")
-	// Room for the session is reserved before Verify consumes the jti: a
-	// handoff refused for lack of room changes nothing, and the same token
-	// works on a retry.
+// reserveSession takes room for the session before the broker consumes
+// the jti: a handoff refused for lack of room changes nothing, and the
+// same token works on a retry.
+func (a *App) reserveSession(w http.ResponseWriter, r *http.Request) (*http.Request, func(), error) {
 	room, err := a.sessions.Reserve()
 	if err != nil {
-		a.log.Warn("handoff refused: session store full", "request_id", shared.RequestID(c))
-		c.Response().Header().Set("Retry-After", "5")
-		return &shared.Error{Status: http.StatusServiceUnavailable, Code: CodeTooManySessions,
+		a.log.Warn("handoff refused: session store full", "request_id", shared.RequestID(echoContext(r)))
+		w.Header().Set("Retry-After", "5")
+		return nil, nil, &shared.Error{Status: http.StatusServiceUnavailable, Code: CodeTooManySessions,
 			Title: "The service cannot open a session right now.", Detail: "Nothing was changed: your handoff is still valid. Try again in a moment.", Internal: err}
 	}
-	defer room.Release()
-	v, err := a.verifier.Verify(r.Context(), tok, token.Expect{AnyTask: true})
-	a.audit(c, flowHandoff, v, err)
-	if err != nil {
-		return shared.FromBroker(err, false)
-	}
-	claims := v.Claims()
+	return r.WithContext(context.WithValue(r.Context(), roomKey{}, room)), room.Release, nil
+}
+
+// openSession opens SERVER2's own session for the task of a verified,
+// consumed handoff token, in the room reserveSession took, and sends the
+// browser to the task page, where nothing happens without a CSRF-checked
+// confirmation.
+func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.Claims) error {
+	c := echoContext(r)
+	a.audit(c, flowHandoff, claims, nil)
+	room := r.Context().Value(roomKey{}).(*shared.Reservation[session])
 	var previous string
 	if ck, err := c.Cookie(SessionCookie); err == nil {
 		previous = ck.Value
 	}
-	data, err := newSession(claims, a.opts.Rand)
+	data, err := newSession(*claims, a.opts.Rand)
 	if err != nil {
 		return err
 	}
@@ -129,9 +111,18 @@ func (a *App) postHandoff(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/tasks/"+url.PathEscape(claims.Task.ID))
 }
 
+// handoffRefused audits a rejected handoff token and leaves the page to
+// echo's error handler.
+func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
+	if token.ReasonOf(e) != "" {
+		a.audit(echoContext(r), flowHandoff, nil, e)
+	}
+	echoRefused(w, r, e)
+}
+
 // audit counts the verification and logs its outcome: reason and token id,
 // never the token.
-func (a *App) audit(c echo.Context, flow string, v *token.Verified, err error) {
+func (a *App) audit(c echo.Context, flow string, cl *token.Claims, err error) {
 	if err != nil {
 		reason := token.ReasonOf(err)
 		if reason == "" {
@@ -152,7 +143,6 @@ func (a *App) audit(c echo.Context, flow string, v *token.Verified, err error) {
 		return
 	}
 	a.metrics.Verifications.WithLabelValues("accepted", "ok").Inc()
-	cl := v.Claims()
 	a.log.Info("token verified",
 		"request_id", shared.RequestID(c), "flow", flow, "jti", cl.ID, "sub", cl.Subject,
 		"iss", cl.Issuer, "task_id", cl.Task.ID, "action", cl.Task.Action, "kid", cl.KeyID,
@@ -197,7 +187,7 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 // heldRevocation returns the claim ("jti", "kid" or "sub") by which the
 // held revocation list names the token that opened sess, or "".
 func (a *App) heldRevocation(sess session) string {
-	err := a.revocations.HeldRevocation(sess.tokenRef())
+	err := a.rp.HeldRevocation(sess.tokenRef())
 	if err == nil {
 		return ""
 	}
@@ -308,32 +298,38 @@ type apiResult struct {
 	JTI     string `json:"jti"`
 }
 
-// apiTask performs a task for a bearer token, once for the task whatever
-// the token (409 already_completed after). The token must name exactly
-// this task, action and parameters: the client cannot use a token for one
-// transfer to approve another (or the same one with a different amount).
-func (a *App) apiTask(c echo.Context) error {
-	tok, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
-	if !ok {
-		return &shared.Error{Status: http.StatusUnauthorized, Code: CodeMissingToken,
-			Title: "A bearer token is required.", Detail: "Send the handoff token in an Authorization: Bearer header.",
-			Challenge: "Bearer"}
-	}
-	params, err := readParams(c.Request().Body)
+// expectTask is what a task API token must allow: exactly the task,
+// action and parameters of the request. The client cannot use a token for
+// one transfer to approve another (or the same one with a different
+// amount).
+func (a *App) expectTask(r *http.Request) (token.Expect, error) {
+	c := echoContext(r)
+	params, err := readParams(r.Body)
 	if err != nil {
-		return &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
+		return token.Expect{}, &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
 			Title: "The request body must be a JSON object of string parameters.", Internal: err}
 	}
 	want := &token.Task{ID: taskParam(c), Action: c.Param("action")}
 	if len(params) > 0 {
 		want.ParamsDigest = token.DigestParams(params)
 	}
-	v, err := a.verifier.Verify(c.Request().Context(), tok, token.Expect{Task: want})
-	a.audit(c, flowAPI, v, err)
-	if err != nil {
-		return shared.FromBroker(err, true)
+	return token.Expect{Task: want}, nil
+}
+
+// apiRefused audits a rejected bearer token and leaves the problem to
+// echo's error handler.
+func (a *App) apiRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
+	if token.ReasonOf(e) != "" {
+		a.audit(echoContext(r), flowAPI, nil, e)
 	}
-	cl := v.Claims()
+	echoRefused(w, r, e)
+}
+
+// apiTask performs the task of a verified bearer token, once for the task
+// whatever the token (409 already_completed after).
+func (a *App) apiTask(c echo.Context) error {
+	cl, _ := broker.ClaimsFromContext(c.Request().Context())
+	a.audit(c, flowAPI, cl, nil)
 	if err := a.markDone(c, cl.Issuer, cl.Task.ID, true); err != nil {
 		return err
 	}
@@ -344,16 +340,6 @@ func (a *App) apiTask(c echo.Context) error {
 		status = "approved"
 	}
 	return c.JSON(http.StatusOK, apiResult{Status: status, TaskID: cl.Task.ID, Subject: cl.Subject, JTI: cl.ID})
-}
-
-// bearerToken extracts the RFC 6750 §2.1 credential.
-func bearerToken(h string) (string, bool) {
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
 }
 
 // readParams decodes the task parameters: a JSON object of strings, or an

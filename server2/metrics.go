@@ -65,11 +65,11 @@ func (a *App) registerGauges() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "handoff_revocation_list_entries",
 			Help: "Entries (tokens, subjects, keys) in the revocation list held.",
-		}, func() float64 { return float64(a.revocations.Status().Entries) }))
+		}, func() float64 { return float64(a.rp.Status().Revocation.Entries) }))
 }
 
 func (a *App) jwksAge() float64 {
-	at := a.keys.Status().FetchedAt
+	at := a.rp.Status().Keys.FetchedAt
 	if at.IsZero() {
 		return math.Inf(1)
 	}

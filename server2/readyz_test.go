@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -64,15 +65,6 @@ func TestPostHandoff_RecoversWhenJWKSComesBack(t *testing.T) {
 	waitReady(t, ta)
 }
 
-func TestIssuerKeys_UnavailableBeforeDiscovery(t *testing.T) {
-	var k issuerKeys
-
-	_, err := k.LookupKey(context.Background(), "any-kid")
-
-	assert.Equal(t, token.ReasonUnavailable, token.ReasonOf(err))
-	assert.False(t, k.Ready())
-}
-
 func TestDiscoverJWKSURL(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -110,7 +102,7 @@ func TestDiscoverJWKSURL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var issuer string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != MetadataPath {
+				if r.URL.Path != broker.MetadataPath {
 					http.NotFound(w, r)
 					return
 				}
@@ -122,7 +114,8 @@ func TestDiscoverJWKSURL(t *testing.T) {
 			policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: issuer})
 			require.NoError(t, err)
 
-			got, err := discoverJWKSURL(context.Background(), metadataClient(policy, time.Second, nil), policy)
+			md, err := broker.Discover(context.Background(), policy, &http.Client{Timeout: time.Second})
+			got := md.JWKSURI
 
 			if tt.wantErr {
 				assert.Error(t, err)
@@ -172,7 +165,7 @@ func TestMetrics_ReplayErrorsAndJWKSFailures(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Verifications.WithLabelValues("rejected", string(token.ReasonUnavailable))))
 
 	ta.issuer.SetDown(brokertest.JWKSPath, true)
-	require.Error(t, ta.app.keys.remote.Load().Refresh(context.Background()))
+	require.Error(t, ta.app.rp.Refresh(context.Background()))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.JWKSFetches.WithLabelValues(fetch.ResultError)))
 }
 

@@ -59,17 +59,19 @@ func openReplayStore(spec string, now func() time.Time) (replayBackend, error) {
 
 // instrumentedReplay times every Consume and counts failures. It forwards
 // RemembersSince, so a forgetful store keeps protecting against replays
-// across restarts once wrapped.
+// across restarts once wrapped, and answers Ping with the backend's
+// readiness check, which the relying party runs for /readyz.
 type instrumentedReplay struct {
 	next    token.ReplayStore
 	since   func() time.Time // nil when next remembers across restarts
 	kind    func(error) string
+	check   func(context.Context) error
 	metrics *Metrics
 }
 
-func newInstrumentedReplay(next token.ReplayStore, kind func(error) string, m *Metrics) *instrumentedReplay {
-	s := &instrumentedReplay{next: next, kind: kind, metrics: m}
-	if f, ok := next.(interface{ RemembersSince() time.Time }); ok {
+func newInstrumentedReplay(b replayBackend, m *Metrics) *instrumentedReplay {
+	s := &instrumentedReplay{next: b.Store, kind: b.Kind, check: b.Check, metrics: m}
+	if f, ok := b.Store.(interface{ RemembersSince() time.Time }); ok {
 		s.since = f.RemembersSince
 	}
 	if s.kind == nil {
@@ -97,3 +99,6 @@ func (s *instrumentedReplay) RemembersSince() time.Time {
 	}
 	return s.since()
 }
+
+// Ping reports whether the store can serve.
+func (s *instrumentedReplay) Ping(ctx context.Context) error { return s.check(ctx) }

@@ -72,7 +72,7 @@ func TestReplayStore_RedisDown(t *testing.T) {
 		c.ReplayStore = "redis://127.0.0.1:" + closedPort(t) + "/0"
 	})
 	ta.app.Start(t.Context())
-	require.Eventually(t, func() bool { return ta.app.keys.Ready() }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !ta.app.rp.Status().Keys.FetchedAt.IsZero() }, 5*time.Second, 5*time.Millisecond)
 
 	ready := ta.newBrowser().Get("/readyz")
 	got := ta.newBrowser().handoff(ta.issuer.Mint(t, demoRequest()))

@@ -36,9 +36,8 @@ func newRevocationApp(t testing.TB, edit func(*Config, *Options)) (*testApp, *re
 // pollRevocations makes SERVER2 poll the revocation list now.
 func (ta *testApp) pollRevocations() {
 	ta.t.Helper()
-	rr := ta.app.revocations.remote.Load()
-	require.NotNil(ta.t, rr, "revocation is off")
-	require.NoError(ta.t, rr.Refresh(context.Background()))
+	require.NotEmpty(ta.t, ta.app.rp.Status().RevocationURL, "revocation is off")
+	require.NoError(ta.t, ta.app.rp.Refresh(context.Background()))
 }
 
 func bobRequest() token.MintRequest {
@@ -190,7 +189,7 @@ func TestSession_StaysEndedAfterEntryExpires(t *testing.T) {
 	ta.pollRevocations()
 	ta.clock.Advance(m.ExpiresAt.Add(token.MaxLeeway + 2*time.Second).Sub(ta.clock.Now()))
 	ta.pollRevocations()
-	require.Zero(t, ta.app.revocations.Status().Entries, "the jti entry has left the list")
+	require.Zero(t, ta.app.rp.Status().Revocation.Entries, "the jti entry has left the list")
 	require.True(t, ta.clock.Now().Before(m.ExpiresAt.Add(ta.app.cfg.SessionTTL)), "the session has not expired")
 
 	got := alice.Get("/tasks/transfer-123")
@@ -281,7 +280,7 @@ func TestRevocation_Discovered(t *testing.T) {
 			}
 			m := ta.issuer.MintFull(t, demoRequest())
 			require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
-			require.Eventually(t, func() bool { return ta.app.revocations.Status().Entries == 1 }, 5*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return ta.app.rp.Status().Revocation.Entries == 1 }, 5*time.Second, 5*time.Millisecond)
 			got := ta.newBrowser().handoff(m.Token)
 			require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 			assert.Equal(t, string(token.ReasonRevoked), pageReason(t, got))
@@ -337,7 +336,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	other, err := NewApp(cfg, Options{Logger: shared.NewLogger(ta.logs, "server2-b", 0), Now: ta.clock.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = other.Close() })
-	require.NoError(t, other.revocations.remote.Load().Refresh(context.Background()))
+	require.NoError(t, other.rp.Refresh(context.Background()))
 	m := ta.issuer.MintFull(t, demoRequest())
 	require.NoError(t, state.RevokeToken(m.ID, m.ExpiresAt))
 	ta.pollRevocations()
@@ -349,7 +348,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 
-	assert.Equal(t, 0, other.revocations.Status().Entries, "the other replica has not polled since")
+	assert.Equal(t, 0, other.rp.Status().Revocation.Entries, "the other replica has not polled since")
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 	assert.Equal(t, string(token.ReasonRevoked), pageReason(t, response{Response: res, Body: string(body)}))
 }
@@ -369,7 +368,7 @@ func TestRevocation_ListSignedByNewKey(t *testing.T) {
 
 	ta.pollRevocations()
 
-	assert.Equal(t, 1, ta.app.revocations.Status().Entries)
+	assert.Equal(t, 1, ta.app.rp.Status().Revocation.Entries)
 	got := ta.newBrowser().handoff(old.Token)
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Contains(t, []string{string(token.ReasonRevoked), string(token.ReasonUnknownKey)}, pageReason(t, got))

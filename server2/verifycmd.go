@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -147,11 +149,11 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 	if err != nil {
 		return sources{}, err
 	}
-	var md issuerMetadata
+	var md broker.Metadata
 	var mdErr error
 	if cfg.JWKSURL == "" && (keysFile == "" || cfg.RevocationURL == "") {
 		dctx, cancel := context.WithTimeout(ctx, cfg.JWKSTimeout)
-		md, mdErr = discoverMetadata(dctx, metadataClient(policy, cfg.JWKSTimeout, nil), policy)
+		md, mdErr = broker.Discover(dctx, policy, &http.Client{Timeout: cfg.JWKSTimeout})
 		cancel()
 		if mdErr != nil {
 			fmt.Fprintf(stderr, "cannot discover SERVER1's handoff configuration: %v\n", mdErr)
@@ -166,8 +168,7 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 		}
 		src.keys = ks
 	default:
-		ks := &issuerKeys{}
-		src.keys = ks
+		src.keys = undiscoveredKeys{}
 		jwksURL := cmp.Or(cfg.JWKSURL, md.JWKSURI)
 		if jwksURL == "" {
 			break
@@ -179,7 +180,7 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 		if err := rk.Refresh(ctx); err != nil {
 			fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", err)
 		}
-		ks.remote.Store(rk)
+		src.keys = rk
 	}
 
 	listURL := cfg.RevocationURL
@@ -217,6 +218,16 @@ func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.W
 	}
 	src.revocations = rr
 	return src, nil
+}
+
+// undiscoveredKeys is the verify command's KeySource when SERVER1's JWKS
+// URL could not be found: every lookup fails closed, so the key step
+// explains why.
+type undiscoveredKeys struct{}
+
+// LookupKey implements token.KeySource.
+func (undiscoveredKeys) LookupKey(context.Context, string) (token.PublicKey, error) {
+	return token.PublicKey{}, &token.Error{Reason: token.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
 }
 
 // revokedKeys is the verify command's KeySource: the issuer's keys, except

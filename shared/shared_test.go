@@ -81,7 +81,8 @@ func TestErrorHandler(t *testing.T) {
 	}{
 		{name: "html/replayed", givePath: "/handoff", giveErr: FromBroker(replayed, false), wantStatus: 409, wantCode: "replayed"},
 		{name: "html/bare_broker_error", givePath: "/handoff", giveErr: replayed, wantStatus: 409, wantCode: "replayed"},
-		{name: "api/replayed", givePath: "/api/v1/x", giveErr: FromBroker(replayed, true), wantStatus: 409, wantCode: "replayed", wantProblem: true, wantChallenge: true},
+		{name: "api/replayed_has_no_challenge", givePath: "/api/v1/x", giveErr: FromBroker(replayed, true), wantStatus: 409, wantCode: "replayed", wantProblem: true},
+		{name: "api/expired", givePath: "/api/v1/x", giveErr: FromBroker(&token.Error{Reason: token.ReasonExpired}, true), wantStatus: 401, wantCode: "expired", wantProblem: true, wantChallenge: true},
 		{name: "api/unavailable_has_no_challenge", givePath: "/api/v1/x", giveErr: FromBroker(&token.Error{Reason: token.ReasonUnavailable}, true), wantStatus: 503, wantCode: "unavailable", wantProblem: true},
 		{name: "api/internal", givePath: "/api/v1/x", giveErr: errors.New("db exploded"), wantStatus: 500, wantCode: "internal", wantProblem: true},
 		{name: "html/echo_404", givePath: "/nowhere", wantStatus: 404, wantCode: "not_found"},
@@ -119,21 +120,6 @@ func TestErrorHandler(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestStatusForCoversEveryReason(t *testing.T) {
-	for _, r := range token.Reasons() {
-		s := StatusFor(r)
-		if r == token.ReasonInvalidExpect {
-			assert.Equal(t, 500, s, "the service's own mistake, not the token's")
-		} else {
-			assert.Contains(t, []int{400, 401, 403, 409, 503}, s, r)
-		}
-		assert.Contains(t, reasonText, r, "every reason has public wording")
-	}
-	assert.Equal(t, 409, StatusFor(token.ReasonReplayed))
-	assert.Equal(t, 503, StatusFor(token.ReasonUnavailable))
-	assert.Equal(t, 403, StatusFor(token.ReasonTaskMismatch))
 }
 
 func TestSecurityHeadersAndRequestLog(t *testing.T) {

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/handoffbroker/handoff/broker/fetch"
+)
+
+// MetadataPath is where an issuer publishes its handoff configuration.
+const MetadataPath = "/.well-known/handoff-configuration"
+
+// maxMetadataBytes caps the issuer metadata document read.
+const maxMetadataBytes = 64 << 10
+
+// Metadata is the part of an issuer's handoff configuration a relying
+// party reads.
+type Metadata struct {
+	Issuer  string `json:"issuer"`
+	JWKSURI string `json:"jwks_uri"`
+	// RevocationEndpoint is the signed revocation list; "" when the issuer
+	// publishes none.
+	RevocationEndpoint string `json:"revocation_endpoint"`
+}
+
+// Discover fetches <issuer>/.well-known/handoff-configuration, the issuer
+// being policy's, and returns it, its URLs checked by policy. The request
+// and its redirects obey policy; client may be nil (a client with a 5s
+// timeout). NewRelyingParty discovers on its own: call Discover only to
+// show an operator what an issuer advertises.
+func Discover(ctx context.Context, policy *fetch.Policy, client *http.Client) (Metadata, error) {
+	if client == nil {
+		client = &http.Client{Timeout: defaultFetchTimeout}
+	}
+	f, err := newMetadataFetcher(client, policy)
+	if err != nil {
+		return Metadata{}, err
+	}
+	return fetchMetadata(ctx, f)
+}
+
+// newMetadataFetcher returns the fetcher of policy's issuer's handoff
+// configuration; the fetcher puts client's redirects under policy.
+func newMetadataFetcher(client *http.Client, policy *fetch.Policy) (*fetch.Fetcher[Metadata], error) {
+	f, err := fetch.New(fetch.Config[Metadata]{
+		Name:             "issuer metadata",
+		URL:              strings.TrimSuffix(policy.Issuer(), "/") + MetadataPath,
+		Policy:           policy,
+		Client:           client,
+		Timeout:          cmpOr(client.Timeout, defaultFetchTimeout),
+		MaxResponseBytes: maxMetadataBytes,
+		Parse: func(_ context.Context, body []byte, _ *fetch.Snapshot[Metadata]) (Metadata, error) {
+			return parseMetadata(body, policy)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer metadata: %w", err)
+	}
+	return f, nil
+}
+
+func fetchMetadata(ctx context.Context, f *fetch.Fetcher[Metadata]) (Metadata, error) {
+	s, err := f.Refresh(ctx)
+	if err != nil {
+		return Metadata{}, err
+	}
+	return s.Value, nil
+}
+
+// parseMetadata parses the handoff configuration of policy's issuer and
+// checks its URLs with policy.
+func parseMetadata(body []byte, policy *fetch.Policy) (Metadata, error) {
+	var md Metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return Metadata{}, err
+	}
+	// Metadata naming another issuer is refused (RFC 8414 §3.3): a document
+	// served under the trusted issuer's URL but describing someone else
+	// points at keys the trusted issuer does not vouch for (mix-up).
+	if issuer := policy.Issuer(); md.Issuer != issuer {
+		return Metadata{}, fmt.Errorf("names issuer %q, want %q", md.Issuer, issuer)
+	}
+	// The downgrade and host rules apply to discovered URLs as to
+	// configured ones: metadata naming http:// for an https issuer, or
+	// another host, would hand the keys or the revocation list to whoever
+	// answers there.
+	if err := policy.Check(md.JWKSURI); err != nil {
+		return Metadata{}, fmt.Errorf("jwks_uri: %w", err)
+	}
+	if md.RevocationEndpoint != "" {
+		if err := policy.Check(md.RevocationEndpoint); err != nil {
+			return Metadata{}, fmt.Errorf("revocation_endpoint: %w", err)
+		}
+	}
+	return md, nil
+}
+
+// discoverLoop fetches the metadata, retrying with backoff from first up
+// to limit, until it succeeds and found accepts it, or ctx ends. Metadata
+// the policy refuses is retried too: the issuer may fix it, and until then
+// the relying party is not ready.
+func discoverLoop(ctx context.Context, log *slog.Logger, client *http.Client, policy *fetch.Policy, first, limit time.Duration, found func(Metadata) error) {
+	issuer := policy.Issuer()
+	retry := fetch.Backoff{First: first, Max: limit}
+	f, err := newMetadataFetcher(client, policy)
+	for failures := 1; ; failures++ {
+		if f != nil {
+			var md Metadata
+			if md, err = fetchMetadata(ctx, f); err == nil {
+				if err = found(md); err == nil {
+					log.Info("issuer metadata discovered", "issuer", issuer, "jwks_url", md.JWKSURI, "revocation_url", md.RevocationEndpoint)
+					return
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry.Wait(failures)
+		attrs := []any{"issuer", issuer, "error", err.Error(), "retry_in", wait.String()}
+		if reason := fetch.URLReasonOf(err); reason != "" {
+			attrs = append(attrs, "reason", string(reason))
+		}
+		log.Warn("issuer metadata discovery failed; retrying", attrs...)
+		if !fetch.Sleep(ctx, wait) {
+			return
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestHandoffHandler(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveMethod string
+		giveQuery  string
+		giveToken  func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string
+		giveAdmit  error
+		wantStatus int
+		wantCode   string
+		wantOpened bool
+	}{
+		{name: "ok/opens_session", giveMethod: http.MethodPost, wantStatus: http.StatusSeeOther, wantOpened: true},
+		{name: "fail/get_is_token_in_url", giveMethod: http.MethodGet, wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
+		{name: "fail/query_token", giveMethod: http.MethodPost, giveQuery: "?token=x", wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
+		{name: "fail/put", giveMethod: http.MethodPut, wantStatus: http.StatusMethodNotAllowed, wantCode: "method_not_allowed"},
+		{name: "fail/garbage", giveMethod: http.MethodPost, giveToken: func(*testing.T, *brokertest.Issuer, *RelyingParty) string { return "garbage" },
+			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed)},
+		{name: "fail/replayed", giveMethod: http.MethodPost, giveToken: func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string {
+			tok := mint(t, is, demoTask).Token
+			_, err := rp.Verify(t.Context(), tok, anyTask)
+			require.NoError(t, err)
+			return tok
+		}, wantStatus: http.StatusConflict, wantCode: string(token.ReasonReplayed)},
+		{name: "fail/admit_refuses", giveMethod: http.MethodPost, giveAdmit: &Error{Status: http.StatusServiceUnavailable, Code: "too_many_sessions"},
+			wantStatus: http.StatusServiceUnavailable, wantCode: "too_many_sessions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := brokertest.NewClock(time.Now().Truncate(time.Second))
+			is := newTestIssuer(t, clock, false)
+			rp := newTestRP(t, clock, is, nil)
+			waitRPReady(t, rp)
+			var opened *token.Claims
+			released := 0
+			h := rp.HandoffHandler(HandoffConfig{
+				Open: func(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
+					opened = c
+					http.Redirect(w, r, "/tasks/"+c.Task.ID, http.StatusSeeOther)
+					return nil
+				},
+				Admit: func(_ http.ResponseWriter, r *http.Request) (*http.Request, func(), error) {
+					if tt.giveAdmit != nil {
+						return nil, nil, tt.giveAdmit
+					}
+					return r, func() { released++ }, nil
+				},
+			})
+			tok := mint(t, is, demoTask).Token
+			if tt.giveToken != nil {
+				tok = tt.giveToken(t, is, rp)
+			}
+			req := httptest.NewRequest(tt.giveMethod, "/handoff"+tt.giveQuery, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Accept", "text/html")
+			rec := httptest.NewRecorder()
+
+			h.ServeHTTP(rec, req)
+
+			assert.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			assert.NotContains(t, rec.Body.String(), tok)
+			if tt.wantOpened {
+				require.NotNil(t, opened)
+				assert.Equal(t, demoTask.ID, opened.Task.ID)
+				assert.Equal(t, 1, released)
+				return
+			}
+			assert.Nil(t, opened)
+			assert.Contains(t, rec.Body.String(), `<code id="reason">`+tt.wantCode+`</code>`)
+			assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
+			if tt.giveAdmit != nil {
+				_, err := rp.Verify(t.Context(), tok, anyTask)
+				assert.NoError(t, err, "a refused admission leaves the token unconsumed")
+			}
+		})
+	}
+}
+
+func TestMiddleware(t *testing.T) {
+	other := token.Task{ID: "transfer-2", Action: "approve"}
+	tests := []struct {
+		name          string
+		giveAuth      func(t *testing.T, is *brokertest.Issuer, clock *brokertest.Clock) string
+		giveQuery     string
+		giveExpectErr error
+		giveNoTask    bool
+		wantStatus    int
+		wantCode      string
+		wantChallenge string
+	}{
+		{name: "ok/task_matches", giveAuth: bearerFor(demoTask), wantStatus: http.StatusOK},
+		{name: "fail/missing", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "" },
+			wantStatus: http.StatusUnauthorized, wantCode: CodeMissingToken, wantChallenge: "Bearer"},
+		{name: "fail/basic", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "Basic YWxpY2U6cHc=" },
+			wantStatus: http.StatusUnauthorized, wantCode: CodeMissingToken, wantChallenge: "Bearer"},
+		{name: "fail/other_task", giveAuth: bearerFor(other), wantStatus: http.StatusForbidden, wantCode: string(token.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`},
+		{name: "fail/malformed", giveAuth: func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string { return "Bearer abc" },
+			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed),
+			wantChallenge: `Bearer error="invalid_request", error_description="malformed"`},
+		{name: "fail/expired", giveAuth: func(t *testing.T, is *brokertest.Issuer, clock *brokertest.Clock) string {
+			auth := bearerFor(demoTask)(t, is, clock)
+			clock.Advance(5 * time.Minute)
+			return auth
+		}, wantStatus: http.StatusUnauthorized, wantCode: string(token.ReasonExpired),
+			wantChallenge: `Bearer error="invalid_token", error_description="expired"`},
+		{name: "fail/token_in_query", giveAuth: bearerFor(demoTask), giveQuery: "?access_token=x",
+			wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL,
+			wantChallenge: `Bearer error="invalid_request", error_description="token_in_url"`},
+		{name: "fail/expect_refuses", giveAuth: bearerFor(demoTask), giveExpectErr: errors.New("bad body"),
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/zero_expect_is_invalid_expect", giveAuth: bearerFor(demoTask), giveNoTask: true,
+			wantStatus: http.StatusInternalServerError, wantCode: string(token.ReasonInvalidExpect)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := brokertest.NewClock(time.Now().Truncate(time.Second))
+			is := newTestIssuer(t, clock, false)
+			rp := newTestRP(t, clock, is, nil)
+			waitRPReady(t, rp)
+			var got *token.Claims
+			h := rp.Middleware(func(*http.Request) (token.Expect, error) {
+				if tt.giveNoTask {
+					return token.Expect{}, nil
+				}
+				return token.Expect{Task: &demoTask}, tt.giveExpectErr
+			}, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, _ = ClaimsFromContext(r.Context())
+				w.WriteHeader(http.StatusOK)
+			}))
+			auth := tt.giveAuth(t, is, clock)
+			req := httptest.NewRequest(http.MethodPost, "/api/tasks/transfer-1/approve"+tt.giveQuery, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			rec := httptest.NewRecorder()
+
+			h.ServeHTTP(rec, req)
+
+			require.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			assert.Equal(t, tt.wantChallenge, rec.Header().Get("WWW-Authenticate"))
+			if tt.wantCode == "" {
+				require.NotNil(t, got)
+				assert.Equal(t, "alice", got.Subject)
+				return
+			}
+			assert.Nil(t, got)
+			assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
+			assert.Contains(t, rec.Body.String(), `"code":"`+tt.wantCode+`"`)
+		})
+	}
+}
+
+func bearerFor(task token.Task) func(*testing.T, *brokertest.Issuer, *brokertest.Clock) string {
+	return func(t *testing.T, is *brokertest.Issuer, _ *brokertest.Clock) string {
+		return "Bearer " + mint(t, is, task).Token
+	}
+}

@@ -1,0 +1,532 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/handoffbroker/handoff/broker/fetch"
+	"github.com/handoffbroker/handoff/broker/keys"
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
+)
+
+// RevocationOff as Config.RevocationURL turns revocation checks off:
+// revoked tokens, signed-out subjects and revoked keys are then accepted
+// until the tokens expire or the key leaves the JWKS.
+const RevocationOff = "off"
+
+// ErrRevocationOff is what the "revocations" readiness check returns when
+// Config.RevocationURL is RevocationOff: not a failure, but a choice that
+// should show wherever readiness is watched. Ready ignores it.
+var ErrRevocationOff = errors.New("revocation checks are turned off by configuration")
+
+const (
+	defaultFetchTimeout   = 5 * time.Second
+	defaultDiscoveryRetry = time.Second
+	maxDiscoveryRetry     = 30 * time.Second
+)
+
+// Config configures a RelyingParty. Issuer and Audience are all most
+// services set.
+type Config struct {
+	// Issuer is the issuer's URL: the only accepted "iss", and where its
+	// handoff configuration (MetadataPath) is discovered. Required.
+	Issuer string
+	// Audience is this service's identifier: tokens must name exactly it
+	// in "aud". Required.
+	Audience string
+	// Replay records used tokens, so each works once. Default: an embedded
+	// memory store, which protects one process only and refuses tokens
+	// issued before it started; replicas need a shared store (Redis:
+	// redisstore.New(redisstore.Config{URL: url})). Close does not close a
+	// store passed here.
+	Replay token.ReplayStore
+	// JWKSURL is the issuer's JWK Set. Default "": the jwks_uri of the
+	// issuer's handoff configuration.
+	JWKSURL string
+	// RevocationURL is the issuer's signed revocation list, or
+	// RevocationOff. Default "": the revocation_endpoint of the issuer's
+	// handoff configuration, which is then required (the relying party
+	// stays unready while the issuer advertises none). Required when
+	// JWKSURL is set: revocation is never turned off by leaving a setting
+	// out.
+	RevocationURL string
+	// AllowedHosts are hosts besides Issuer's ("name" or "name:port") that
+	// the metadata, JWKS and revocation list may be fetched from,
+	// configured or discovered, redirects included. Every such URL must
+	// also be https when Issuer is. Default none.
+	AllowedHosts []string
+	// Transport carries every fetch from the issuer, for a private CA or a
+	// test server's certificate; the fetch policy still checks every URL
+	// and redirect. Default http.DefaultTransport.
+	Transport http.RoundTripper
+	// FetchTimeout bounds each metadata, JWKS or revocation list fetch.
+	// Default 5s.
+	FetchTimeout time.Duration
+	// Leeway is the tolerated clock skew. Default token.DefaultLeeway, at
+	// most token.MaxLeeway.
+	Leeway time.Duration
+	// MaxTokenLifetime caps exp - iat. Default token.DefaultMaxTTL.
+	MaxTokenLifetime time.Duration
+	// JWKSMaxStale is how long the last fetched keys stay usable while the
+	// issuer is unreachable. Default 24h; at least JWKSMinRefresh.
+	JWKSMaxStale time.Duration
+	// JWKSCooldown is the least time between refreshes caused by unknown
+	// kids. Default 10s.
+	JWKSCooldown time.Duration
+	// JWKSMinRefresh is the shortest scheduled refresh interval. Default 1m.
+	JWKSMinRefresh time.Duration
+	// RevocationInterval is the time between polls of the list. Default 5s.
+	RevocationInterval time.Duration
+	// RevocationMaxStale is how long after the last successful poll the
+	// held list is trusted; after it, verification fails closed
+	// (unavailable). Default 60s; at least RevocationInterval.
+	RevocationMaxStale time.Duration
+	// RevocationFailOpen accepts tokens against a stale list (or none)
+	// instead of failing closed. It lets whoever can cut this service off
+	// from the issuer use revoked tokens. Default false.
+	RevocationFailOpen bool
+	// RevocationShared receives the revoked jtis learned from each list and
+	// is asked about every token, so replicas sharing it agree at once.
+	// Default: Replay, when it implements revocation.Sharer (as
+	// redisstore.Store does); else none.
+	RevocationShared revocation.Sharer
+	// DiscoveryRetry is the first wait before retrying a failed metadata
+	// fetch; it doubles up to 30s. Default 1s.
+	DiscoveryRetry time.Duration
+	// OnJWKSFetch, when set, is called after every JWKS fetch with its
+	// result (fetch.ResultOK, ...), for metrics. It must return quickly.
+	OnJWKSFetch func(result string)
+	// OnRevocationFetch, when set, is called after every poll of the list
+	// with its result, for metrics and for ending sessions the new list
+	// names (HeldRevocation). It must return quickly.
+	OnRevocationFetch func(result string)
+	// Logger receives discovery progress and, through the default
+	// ErrorFunc, refusals (reason and detail, never a token). Default
+	// slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// RelyingParty accepts handoff tokens from one issuer: it discovers the
+// issuer's metadata, keeps its keys and revocation list fresh, records
+// used tokens, and verifies. It is safe for concurrent use.
+type RelyingParty struct {
+	cfg         Config
+	log         *slog.Logger
+	policy      *fetch.Policy
+	keys        *issuerKeys
+	revocations *issuerRevocations
+	replay      token.ReplayStore
+	closeReplay func() error
+	verifier    *token.Verifier
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // set by Start
+	closed bool
+}
+
+// Status describes what a RelyingParty holds, for metrics and operators.
+type Status struct {
+	// JWKSURL and RevocationURL are the URLs in use, configured or
+	// discovered; "" until known (RevocationURL also when revocation is off).
+	JWKSURL, RevocationURL string
+	Keys                   keys.RemoteStatus
+	Revocation             revocation.RemoteStatus
+}
+
+// NewRelyingParty validates cfg and returns a started RelyingParty: it
+// discovers the issuer in the background, retrying until it succeeds, and
+// keeps the keys and revocation list fresh until ctx is done or Close is
+// called. It does not wait for the network: Ready reports when the first
+// keys and list are in.
+func NewRelyingParty(ctx context.Context, cfg Config) (*RelyingParty, error) {
+	rp, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rp.Start(ctx)
+	return rp, nil
+}
+
+// New is NewRelyingParty without the start: it touches no network until
+// Start. Use it where construction and start-up are separate steps.
+func New(cfg Config) (*RelyingParty, error) {
+	policy, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	rp := &RelyingParty{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		policy:      policy,
+		keys:        &issuerKeys{},
+		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
+		replay:      cfg.Replay,
+		closeReplay: func() error { return nil },
+	}
+	if rp.replay == nil {
+		s, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		rp.replay, rp.closeReplay = s, s.Close
+	}
+	if cfg.JWKSURL != "" {
+		rk, err := rp.newRemoteKeys(cfg.JWKSURL)
+		if err != nil {
+			_ = rp.closeReplay()
+			return nil, err
+		}
+		rp.keys.remote.Store(rk)
+	}
+	switch cfg.RevocationURL {
+	case RevocationOff:
+		rp.revocations.off.Store(true)
+		rp.log.Warn("revocation checks are off: revoked tokens, subjects and keys are accepted")
+	case "":
+		// Discovered in Start, with the JWKS URL (validate requires
+		// RevocationURL whenever JWKSURL is set).
+	default:
+		rr, err := rp.newRemoteRevocations(cfg.RevocationURL)
+		if err != nil {
+			_ = rp.closeReplay()
+			return nil, err
+		}
+		rp.revocations.remote.Store(rr)
+	}
+	if rp.verifier, err = rp.newVerifier(); err != nil {
+		_ = rp.closeReplay()
+		return nil, err
+	}
+	return rp, nil
+}
+
+// newVerifier is the one place the token verifier is configured.
+func (rp *RelyingParty) newVerifier() (*token.Verifier, error) {
+	return token.NewVerifier(token.VerifierConfig{
+		Issuers:     []token.TrustedIssuer{{Issuer: rp.cfg.Issuer, Keys: rp.keys}},
+		Audience:    rp.cfg.Audience,
+		Replay:      rp.replay,
+		Revocation:  rp.revocations,
+		Leeway:      rp.cfg.Leeway,
+		MaxLifetime: rp.cfg.MaxTokenLifetime,
+		Now:         rp.cfg.Now,
+	})
+}
+
+func (c Config) validate() (*fetch.Policy, error) {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("field Issuer is required"))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("field Audience is required"))
+	}
+	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.Issuer, AllowedHosts: c.AllowedHosts})
+	if err != nil && c.Issuer != "" {
+		errs = append(errs, fmt.Errorf("field Issuer or AllowedHosts: %w", err))
+	}
+	for _, u := range []struct{ name, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
+		if u.url == "" || u.url == RevocationOff {
+			continue
+		}
+		check := fetch.CheckURL
+		if policy != nil {
+			check = policy.Check
+		}
+		if err := check(u.url); err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %w", u.name, err))
+		}
+	}
+	if c.JWKSURL != "" && c.RevocationURL == "" {
+		errs = append(errs, errors.New(`field RevocationURL is required with JWKSURL: set it to the issuer's revocation list, or to "off" to run without revocation checks`))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"FetchTimeout", c.FetchTimeout}, {"Leeway", c.Leeway}, {"MaxTokenLifetime", c.MaxTokenLifetime},
+		{"JWKSMaxStale", c.JWKSMaxStale}, {"JWKSCooldown", c.JWKSCooldown}, {"JWKSMinRefresh", c.JWKSMinRefresh},
+		{"RevocationInterval", c.RevocationInterval}, {"RevocationMaxStale", c.RevocationMaxStale},
+		{"DiscoveryRetry", c.DiscoveryRetry},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("field %s must not be negative, got %v", d.name, d.v))
+		}
+	}
+	if c.Leeway > token.MaxLeeway {
+		errs = append(errs, fmt.Errorf("field Leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
+	}
+	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < cmpOr(c.JWKSMinRefresh, time.Minute) {
+		errs = append(errs, fmt.Errorf("field JWKSMaxStale %v must be at least JWKSMinRefresh %v", c.JWKSMaxStale, cmpOr(c.JWKSMinRefresh, time.Minute)))
+	}
+	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < cmpOr(c.RevocationInterval, 5*time.Second) {
+		errs = append(errs, fmt.Errorf("field RevocationMaxStale %v must be at least RevocationInterval %v", c.RevocationMaxStale, cmpOr(c.RevocationInterval, 5*time.Second)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return policy, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (c *Config) setDefaults() {
+	c.FetchTimeout = cmpOr(c.FetchTimeout, defaultFetchTimeout)
+	c.Leeway = cmpOr(c.Leeway, token.DefaultLeeway)
+	c.MaxTokenLifetime = cmpOr(c.MaxTokenLifetime, token.DefaultMaxTTL)
+	c.JWKSMinRefresh = cmpOr(c.JWKSMinRefresh, time.Minute)
+	c.JWKSMaxStale = cmpOr(c.JWKSMaxStale, 24*time.Hour)
+	c.JWKSCooldown = cmpOr(c.JWKSCooldown, 10*time.Second)
+	c.DiscoveryRetry = cmpOr(c.DiscoveryRetry, defaultDiscoveryRetry)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RevocationShared == nil {
+		c.RevocationShared, _ = c.Replay.(revocation.Sharer)
+	}
+}
+
+// client is the HTTP client of one kind of fetch; the policy checks its
+// redirects.
+func (rp *RelyingParty) client() *http.Client {
+	return &http.Client{Timeout: rp.cfg.FetchTimeout, Transport: rp.cfg.Transport}
+}
+
+// newRemoteKeys builds the cached JWKS client for jwksURL.
+func (rp *RelyingParty) newRemoteKeys(jwksURL string) (*remoteKeys, error) {
+	c := rp.cfg
+	rk, err := keys.NewRemote(keys.RemoteConfig{
+		URL:                jwksURL,
+		Policy:             rp.policy,
+		Client:             rp.client(),
+		Timeout:            c.FetchTimeout,
+		MinRefresh:         c.JWKSMinRefresh,
+		MaxRefresh:         max(c.JWKSMinRefresh, min(time.Hour, c.JWKSMaxStale)),
+		UnknownKidCooldown: c.JWKSCooldown,
+		MaxStale:           c.JWKSMaxStale,
+		Now:                c.Now,
+		OnFetch:            c.OnJWKSFetch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &remoteKeys{url: jwksURL, Remote: rk}, nil
+}
+
+// newRemoteRevocations builds the poller of the issuer's list at listURL,
+// verified with the issuer's keys.
+func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error) {
+	c := rp.cfg
+	rr, err := revocation.NewRemote(revocation.RemoteConfig{
+		URL:      listURL,
+		Policy:   rp.policy,
+		Client:   rp.client(),
+		Keys:     listKeys{rp.keys},
+		Issuer:   c.Issuer,
+		Interval: c.RevocationInterval,
+		MaxStale: c.RevocationMaxStale,
+		FailOpen: c.RevocationFailOpen,
+		Timeout:  c.FetchTimeout,
+		Leeway:   c.Leeway,
+		Now:      c.Now,
+		OnFetch:  c.OnRevocationFetch,
+		Shared:   c.RevocationShared,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &remoteList{url: listURL, Remote: rr}, nil
+}
+
+// Start runs the background work until ctx is done or Close is called:
+// discovering the issuer's URLs when they were not configured, and keeping
+// its keys and revocation list fresh. It returns at once; calls after the
+// first do nothing.
+func (rp *RelyingParty) Start(ctx context.Context) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.cancel != nil || rp.closed {
+		return
+	}
+	ctx, rp.cancel = context.WithCancel(ctx)
+	if rr := rp.revocations.remote.Load(); rr != nil {
+		rr.Start(ctx)
+	}
+	if rk := rp.keys.remote.Load(); rk != nil {
+		rk.Start(ctx)
+		return
+	}
+	go discoverLoop(ctx, rp.log, rp.client(), rp.policy, rp.cfg.DiscoveryRetry, maxDiscoveryRetry,
+		func(md Metadata) error {
+			rk, err := rp.newRemoteKeys(md.JWKSURI)
+			if err != nil {
+				return err
+			}
+			// The list is in place before the keys: no token passes
+			// verification while revocation is still undecided.
+			if err := rp.startDiscoveredRevocations(ctx, md.RevocationEndpoint); err != nil {
+				return err
+			}
+			if !rp.keys.remote.CompareAndSwap(nil, rk) {
+				return errors.New("JWKS URL already set")
+			}
+			rk.Start(ctx)
+			return nil
+		})
+}
+
+// errNoRevocationEndpoint fails discovery when the issuer advertises no
+// revocation list and revocation was not turned off explicitly.
+var errNoRevocationEndpoint = errors.New(`the issuer's handoff configuration has no revocation_endpoint: set RevocationURL to its revocation list, or to "off" to run without revocation checks`)
+
+// startDiscoveredRevocations starts polling the revocation list the issuer
+// advertises, unless one is configured or revocation is off. An issuer
+// that advertises none fails discovery (retried): revocation is off only
+// when configured so.
+func (rp *RelyingParty) startDiscoveredRevocations(ctx context.Context, endpoint string) error {
+	switch {
+	case rp.revocations.remote.Load() != nil || rp.revocations.off.Load():
+		return nil
+	case endpoint == "":
+		return errNoRevocationEndpoint
+	}
+	rr, err := rp.newRemoteRevocations(endpoint)
+	if err != nil {
+		return err
+	}
+	if rp.revocations.remote.CompareAndSwap(nil, rr) {
+		rr.Start(ctx)
+	}
+	return nil
+}
+
+// Verify runs every check on tok and consumes it: it returns the verified
+// token or a *token.Error with a stable Reason. want says what the caller
+// already knows the token must allow.
+func (rp *RelyingParty) Verify(ctx context.Context, tok string, want token.Expect) (*token.Verified, error) {
+	return rp.verifier.Verify(ctx, tok, want)
+}
+
+// Explain runs the checks Verify runs, without consuming the token, and
+// reports each one: a troubleshooting aid. A token it accepts may still be
+// refused by Verify as replayed.
+func (rp *RelyingParty) Explain(ctx context.Context, tok string, want token.Expect) token.Explanation {
+	return rp.verifier.Explain(ctx, tok, want)
+}
+
+// HeldRevocation returns a token.ReasonRevoked error when the revocation
+// list held now names t (its jti, its key, or its subject since before it
+// was issued), with the claim it matched in the error's Claim; nil when it
+// does not, when revocation is off, or before the first list. A service
+// that keeps sessions made from tokens asks this on every request, so
+// revoking a token ends the session it opened.
+func (rp *RelyingParty) HeldRevocation(t token.TokenRef) error {
+	return rp.revocations.HeldRevocation(t)
+}
+
+// Check is one readiness condition.
+type Check struct {
+	// Name is "jwks", "replay_store" or "revocations".
+	Name string
+	// Check returns nil when the condition holds, ErrRevocationOff for
+	// revocation turned off, and another error when it fails.
+	Check func(ctx context.Context) error
+}
+
+// Checks returns the readiness conditions, for a /readyz that names each:
+// the issuer's keys are held, the replay store answers (when it has a
+// Ping(ctx) error method, as redisstore.Store does), and a fresh
+// revocation list is held.
+func (rp *RelyingParty) Checks() []Check {
+	return []Check{
+		{Name: "jwks", Check: func(context.Context) error {
+			if !rp.keys.Ready() {
+				return errors.New("no usable JWKS")
+			}
+			return nil
+		}},
+		{Name: "replay_store", Check: func(ctx context.Context) error {
+			if p, ok := rp.replay.(interface{ Ping(context.Context) error }); ok {
+				return p.Ping(ctx)
+			}
+			return nil
+		}},
+		{Name: "revocations", Check: rp.revocations.check},
+	}
+}
+
+// Ready returns nil when every readiness condition holds (revocation
+// turned off counts as holding), else the failures joined.
+func (rp *RelyingParty) Ready(ctx context.Context) error {
+	var errs []error
+	for _, c := range rp.Checks() {
+		if err := c.Check(ctx); err != nil && !errors.Is(err, ErrRevocationOff) {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Refresh fetches the issuer's revocation list and keys now, as far as
+// their URLs are known, and returns the errors joined. The background work
+// does this on its own; call Refresh to fail fast at start-up. The list
+// comes first: verifying it fetches any key it is signed with that is not
+// cached yet.
+func (rp *RelyingParty) Refresh(ctx context.Context) error {
+	var errs []error
+	if rr := rp.revocations.remote.Load(); rr != nil {
+		if err := rr.Refresh(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("revocation list: %w", err))
+		}
+	}
+	if rk := rp.keys.remote.Load(); rk != nil {
+		if err := rk.Refresh(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("JWKS: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Status describes the keys and revocation list held.
+func (rp *RelyingParty) Status() Status {
+	s := Status{Keys: rp.keys.Status(), Revocation: rp.revocations.Status()}
+	if rk := rp.keys.remote.Load(); rk != nil {
+		s.JWKSURL = rk.url
+	}
+	if rr := rp.revocations.remote.Load(); rr != nil {
+		s.RevocationURL = rr.url
+	}
+	return s
+}
+
+// Close stops the background work and releases the embedded replay store.
+// Verify keeps answering with what is held.
+func (rp *RelyingParty) Close() error {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.closed {
+		return nil
+	}
+	rp.closed = true
+	if rp.cancel != nil {
+		rp.cancel()
+	}
+	return rp.closeReplay()
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRelying builds this example and SERVER1, runs both as real processes
+// on loopback, mints through `server1 mint`, and uses the example as a
+// browser and an API client would.
+func TestRelying(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs two processes")
+	}
+	dir := t.TempDir()
+	build(t, filepath.Join(dir, "server1"), "github.com/handoffbroker/handoff/server1")
+	build(t, filepath.Join(dir, "relying"), ".")
+	issuer := "http://127.0.0.1:" + freePort(t)
+	rpAddr := "127.0.0.1:" + freePort(t)
+	audience := "http://" + rpAddr
+	env := []string{
+		"SERVER1_ADDR=" + strings.TrimPrefix(issuer, "http://"),
+		"SERVER1_ISSUER=" + issuer,
+		"SERVER1_KEYS_DIR=" + filepath.Join(dir, "keys"),
+		"SERVER1_AUDIENCE=" + audience,
+		"SERVER1_HANDOFF_URL=" + audience + "/handoff",
+	}
+	s1 := start(t, env, filepath.Join(dir, "server1"))
+	waitReady(t, issuer+"/readyz", s1)
+	rp := start(t, nil, filepath.Join(dir, "relying"), "-issuer", issuer, "-audience", audience, "-addr", rpAddr)
+	waitReady(t, audience+"/readyz", rp)
+	// The embedded memory store refuses tokens issued before it started
+	// (whole seconds): mint from the next second on.
+	next := time.Now().Truncate(time.Second).Add(time.Second)
+	require.Eventually(t, func() bool { return !time.Now().Before(next) }, 3*time.Second, 10*time.Millisecond)
+	mint := func(taskID string) string {
+		t.Helper()
+		out := run(t, env, filepath.Join(dir, "server1"), "mint", "--sub", "alice", "--aud", audience, "--task-id", taskID, "--task-action", "approve")
+		tok := strings.TrimSpace(out)
+		require.Equal(t, 2, strings.Count(tok, "."), "server1 mint printed no token")
+		t.Cleanup(func() {
+			for _, p := range []*process{s1, rp} {
+				assert.NotContains(t, p.out.String(), tok, "%s logged a token", p.name)
+			}
+		})
+		return tok
+	}
+
+	t.Run("browser_handoff", func(t *testing.T) {
+		b := newBrowser(t)
+		tok := mint("transfer-7")
+
+		first := b.post(audience+"/handoff", url.Values{"token": {tok}})
+		task := b.get(audience + "/task")
+		again := b.post(audience+"/handoff", url.Values{"token": {tok}})
+		inURL := b.get(audience + "/handoff?token=" + url.QueryEscape(tok))
+
+		require.Equal(t, http.StatusSeeOther, first.status, first.body)
+		assert.Equal(t, "/task", first.header.Get("Location"))
+		assert.Equal(t, http.StatusOK, task.status)
+		assert.Equal(t, "alice may approve transfer-7\n", task.body)
+		assert.Equal(t, http.StatusConflict, again.status)
+		assert.Contains(t, again.body, `<code id="reason">replayed</code>`)
+		assert.Equal(t, http.StatusBadRequest, inURL.status)
+		assert.Contains(t, inURL.body, `<code id="reason">token_in_url</code>`)
+	})
+
+	t.Run("bearer_api", func(t *testing.T) {
+		tok := mint("transfer-8")
+		other := mint("transfer-9")
+
+		missing := callAPI(t, audience+"/api/tasks/transfer-8/approve", "")
+		wrong := callAPI(t, audience+"/api/tasks/transfer-8/approve", other)
+		ok := callAPI(t, audience+"/api/tasks/transfer-8/approve", tok)
+		replayed := callAPI(t, audience+"/api/tasks/transfer-8/approve", tok)
+
+		assert.Equal(t, http.StatusUnauthorized, missing.status)
+		assert.Equal(t, "Bearer", missing.header.Get("WWW-Authenticate"))
+		assert.Equal(t, http.StatusForbidden, wrong.status)
+		assert.Equal(t, `Bearer error="insufficient_scope", error_description="task_mismatch"`, wrong.header.Get("WWW-Authenticate"))
+		require.Equal(t, http.StatusOK, ok.status, ok.body)
+		var got map[string]string
+		require.NoError(t, json.Unmarshal([]byte(ok.body), &got))
+		assert.Equal(t, map[string]string{"status": "done", "task_id": "transfer-8", "subject": "alice"}, got)
+		assert.Equal(t, http.StatusConflict, replayed.status)
+		assert.Equal(t, "application/problem+json", replayed.header.Get("Content-Type"))
+		assert.Contains(t, replayed.body, `"code":"replayed"`)
+	})
+}
+
+func build(t testing.TB, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	return port
+}
+
+// process is a started program and everything it printed.
+type process struct {
+	name string
+	out  *syncBuffer
+	done chan struct{}
+}
+
+func start(t testing.TB, env []string, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{name: filepath.Base(bin), out: &syncBuffer{}, done: make(chan struct{})}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	require.NoError(t, cmd.Start())
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func run(t testing.TB, env []string, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s %s: %s", filepath.Base(bin), args[0], stderr.String())
+	return string(out)
+}
+
+func waitReady(t testing.TB, readyURL string, p *process) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		select {
+		case <-p.done:
+			return false
+		default:
+		}
+		resp, err := http.Get(readyURL)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "%s never became ready:\n%s", p.name, p.out.String())
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t testing.TB, c *http.Client, req *http.Request) response {
+	t.Helper()
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// browser is a client with a cookie jar that does not follow redirects
+// and asks for HTML.
+type browser struct {
+	t testing.TB
+	c *http.Client
+}
+
+func newBrowser(t testing.TB) *browser {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(u string) response {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	require.NoError(b.t, err)
+	req.Header.Set("Accept", "text/html")
+	return do(b.t, b.c, req)
+}
+
+func (b *browser) post(u string, form url.Values) response {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(form.Encode()))
+	require.NoError(b.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	return do(b.t, b.c, req)
+}
+
+func callAPI(t testing.TB, u, tok string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, nil)
+	require.NoError(t, err)
+	if tok != "" {
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer %s", tok))
+	}
+	return do(t, http.DefaultClient, req)
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
