@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -266,4 +268,49 @@ func TestKeysListJSON(t *testing.T) {
 	code, stdout, _ = runCLI(t, "keys", "list", "--json", "--keys-dir", t.TempDir())
 	require.Equal(t, 0, code)
 	assert.Equal(t, "[]\n", stdout, "no keys: an empty array, not null")
+}
+
+func TestParseOperands(t *testing.T) {
+	tests := []struct {
+		name         string
+		giveArgs     []string
+		wantOperands []string
+		wantDir      string
+		wantJSON     bool
+		wantUsage    bool // a usageError
+		wantHelp     bool
+	}{
+		{name: "ok/operand_after_flags", giveArgs: []string{"--dir", "d", "k"}, wantOperands: []string{"k"}, wantDir: "d"},
+		{name: "ok/operand_before_flags", giveArgs: []string{"k", "-dir=d"}, wantOperands: []string{"k"}, wantDir: "d"},
+		{name: "ok/dash_operand", giveArgs: []string{"-k", "--json", "--dir", "d"}, wantOperands: []string{"-k"}, wantDir: "d", wantJSON: true},
+		{name: "ok/bool_flag_takes_no_value", giveArgs: []string{"--json", "k"}, wantOperands: []string{"k"}, wantJSON: true},
+		{name: "ok/value_starting_with_dash", giveArgs: []string{"--dir", "-d", "k"}, wantOperands: []string{"k"}, wantDir: "-d"},
+		{name: "ok/end_of_flags", giveArgs: []string{"--", "--dir", "-"}, wantOperands: []string{"--dir", "-"}},
+		{name: "ok/unknown_flag_is_an_operand", giveArgs: []string{"--no-such-flag"}, wantOperands: []string{"--no-such-flag"}},
+		{name: "fail/missing_value", giveArgs: []string{"k", "--dir"}, wantUsage: true},
+		{name: "fail/help", giveArgs: []string{"k", "-h"}, wantHelp: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFlagSet("test", io.Discard)
+			dir := fs.String("dir", "", "")
+			asJSON := fs.Bool("json", false, "")
+
+			operands, err := parseOperands(fs, tt.giveArgs)
+
+			if tt.wantUsage {
+				var ue usageError
+				require.ErrorAs(t, err, &ue)
+				return
+			}
+			if tt.wantHelp {
+				require.ErrorIs(t, err, flag.ErrHelp)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantOperands, operands)
+			assert.Equal(t, tt.wantDir, *dir)
+			assert.Equal(t, tt.wantJSON, *asJSON)
+		})
+	}
 }

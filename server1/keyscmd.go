@@ -5,14 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
-	"github.com/handoffbroker/handoff/shared"
 )
 
 // listedKey is one key in the output of keys list --json. Times are RFC
@@ -107,27 +105,21 @@ func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 // runKeysRevoke withdraws a compromised key at once: it puts the kid on
 // the revocation list, so relying services refuse its tokens within one
 // list poll, then deletes the key (it leaves the JWKS), replacing it first
-// when it was the current key.
+// when it was the current key. KID may stand before, among or after the
+// flags, and may start with '-'; "--" ends the flags.
 func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	cfg.bindRevocations(fs)
-	var kid string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		kid, args = args[0], args[1:]
+	operands, err := parseOperands(fs, args)
+	if err != nil {
+		return err
 	}
-	if err := shared.ParseFlagsAndEnv(fs, envPrefix, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if kid == "" && fs.NArg() == 1 {
-		kid = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if kid == "" {
+	if len(operands) == 0 {
 		return usageError{errors.New("want keys revoke KID (see keys list)")}
 	}
+	if len(operands) > 1 {
+		return usageError{fmt.Errorf("want one KID, got %q (an argument that is not a flag of keys revoke counts as one)", operands)}
+	}
+	kid := operands[0]
 	ring, err := cfg.openKeyring()
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@
 //	server1 keys generate [--alg EdDSA|ES256] [--keys-dir DIR]
 //	server1 keys list [--json] [--keys-dir DIR]
 //	server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
-//	server1 keys revoke KID
+//	server1 keys revoke [flags] [--] KID
 //	server1 revoke-token --jti J [--exp T]
 //	server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
 //
@@ -53,7 +53,7 @@ const usage = `usage:
   server1 keys generate [--alg EdDSA|ES256]
   server1 keys list [--json]
   server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
-  server1 keys revoke KID
+  server1 keys revoke [flags] [--] KID
   server1 revoke-token --jti J [--exp RFC3339]
   server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
 Run a subcommand with -h for its flags.
@@ -111,6 +111,64 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// parseOperands reads the flags fs defines, wherever they stand among
+// args, then their environment variables, and returns the other arguments
+// (the operands) in order. An argument is a flag only when fs defines its
+// name, and every argument after "--" is an operand, so an operand may
+// start with '-': a key id is a base64url thumbprint, and about 1 in 64
+// does. A misspelt flag therefore comes back as an operand; callers
+// refuse operands they do not expect.
+func parseOperands(fs *flag.FlagSet, args []string) ([]string, error) {
+	var flags, operands []string
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			operands = append(operands, args[i+1:]...)
+			break
+		}
+		f, inline, ok := lookupFlag(fs, arg)
+		if !ok {
+			operands = append(operands, arg)
+			continue
+		}
+		flags = append(flags, arg)
+		if !inline && !isBoolFlag(f) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if err := parse(fs, flags); err != nil {
+		return nil, err
+	}
+	return operands, nil
+}
+
+// lookupFlag reports whether arg is a flag fs understands: -name or
+// --name, with or without =value, or the -h and -help every FlagSet
+// answers. f is nil for -h and -help; inline tells whether the value is
+// in arg.
+func lookupFlag(fs *flag.FlagSet, arg string) (f *flag.Flag, inline, ok bool) {
+	name, found := strings.CutPrefix(arg, "-")
+	if !found {
+		return nil, false, false
+	}
+	name = strings.TrimPrefix(name, "-")
+	name, _, inline = strings.Cut(name, "=")
+	if f := fs.Lookup(name); f != nil && name != "" {
+		return f, inline, true
+	}
+	return nil, inline, name == "h" || name == "help"
+}
+
+// isBoolFlag reports whether f takes no separate value, as -h does not.
+func isBoolFlag(f *flag.Flag) bool {
+	if f == nil {
+		return true
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

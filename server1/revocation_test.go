@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -232,6 +234,8 @@ func TestRevokeTokenCommand(t *testing.T) {
 	}{
 		{name: "ok/default_expiry", giveArgs: []string{"--jti", "cli-1"}, wantJTI: "cli-1"},
 		{name: "ok/expiry", giveArgs: []string{"--jti", "cli-2", "--exp", time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, wantJTI: "cli-2"},
+		{name: "ok/jti_starting_with_dash", giveArgs: []string{"--jti", "-cli-4"}, wantJTI: "-cli-4"},
+		{name: "ok/jti_inline_starting_with_dash", giveArgs: []string{"--jti=--cli-5"}, wantJTI: "--cli-5"},
 		{name: "fail/no_jti", wantCode: 2},
 		{name: "fail/bad_expiry", giveArgs: []string{"--jti", "cli-3", "--exp", "tomorrow"}, wantCode: 2},
 	}
@@ -302,28 +306,77 @@ func TestKeysRotateCommand(t *testing.T) {
 	assert.ElementsMatch(t, []string{old, next}, publishedKids(t, ts), "the retired key stays published")
 }
 
+// Fixed Ed25519 keys: the 32 bytes of each seed are all this byte. About
+// 1 in 64 kids starts with '-', and the command must take any of them.
+const (
+	plainKidSeed      = 0  // 9ZP03Nu8GrXPAUkbKNxHOKBzxPX83SShgFkRNK-f2lw
+	dashKidSeed       = 12 // -Y4E9TMm6RHXdEMV2FRRKJiFNF_gobJnrL4wNhDQHX8
+	doubleDashKidSeed = 7  // --6IM5l0OosLj9yWskISYhUA3n_3CURQkmrYMSha_ck
+)
+
+// generateFixedKey writes the fixed Ed25519 key of seed to dir, current
+// from now, and returns its kid.
+func generateFixedKey(t testing.TB, dir string, seed byte) string {
+	t.Helper()
+	ring, err := keys.Open(keys.KeyringConfig{Dir: dir, Rand: bytes.NewReader(bytes.Repeat([]byte{seed}, ed25519.SeedSize))})
+	require.NoError(t, err)
+	info, err := ring.Generate(token.EdDSA, time.Time{})
+	require.NoError(t, err)
+	return info.ID
+}
+
 func TestKeysRevokeCommand(t *testing.T) {
 	tests := []struct {
-		name            string
-		giveArgs        func(kid string) []string
-		wantCode        int
-		wantReplacement bool
+		name          string
+		giveSeed      byte
+		giveArgs      func(kid string, dirs []string) []string // after "keys revoke"; dirs are --keys-dir and --revocation-dir
+		wantKidPrefix string                                   // guards the fixture: how the kid starts, or "" for no '-'
+		wantCode      int
 	}{
-		{name: "ok/current_key_is_replaced", giveArgs: func(kid string) []string { return []string{kid} }, wantReplacement: true},
-		{name: "ok/kid_after_flags", giveArgs: func(kid string) []string { return []string{"--key-alg", "ES256", kid} }, wantReplacement: true},
-		{name: "fail/unknown_kid", giveArgs: func(string) []string { return []string{"no-such-kid"} }, wantCode: 1},
-		{name: "fail/no_kid", giveArgs: func(string) []string { return nil }, wantCode: 2},
+		{name: "ok/current_key_is_replaced", giveSeed: plainKidSeed,
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, kid) }},
+		{name: "ok/kid_after_flags", giveSeed: plainKidSeed,
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, "--key-alg", "ES256", kid) }},
+		{name: "ok/kid_before_flags", giveSeed: plainKidSeed,
+			giveArgs: func(kid string, dirs []string) []string { return append([]string{kid}, dirs...) }},
+		{name: "ok/dash_kid_after_flags", giveSeed: dashKidSeed, wantKidPrefix: "-",
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, kid) }},
+		{name: "ok/dash_kid_before_flags", giveSeed: dashKidSeed, wantKidPrefix: "-",
+			giveArgs: func(kid string, dirs []string) []string { return append([]string{kid}, dirs...) }},
+		{name: "ok/dash_kid_among_flags", giveSeed: dashKidSeed, wantKidPrefix: "-",
+			giveArgs: func(kid string, dirs []string) []string { return append([]string{"--key-alg", "ES256", kid}, dirs...) }},
+		{name: "ok/double_dash_kid", giveSeed: doubleDashKidSeed, wantKidPrefix: "--",
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, kid) }},
+		{name: "ok/double_dash_kid_after_end_of_flags", giveSeed: doubleDashKidSeed, wantKidPrefix: "--",
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, "--", kid) }},
+		{name: "fail/unknown_kid", giveSeed: plainKidSeed, wantCode: 1,
+			giveArgs: func(_ string, dirs []string) []string { return append(dirs, "no-such-kid") }},
+		{name: "fail/unknown_dash_kid", giveSeed: dashKidSeed, wantKidPrefix: "-", wantCode: 1,
+			giveArgs: func(_ string, dirs []string) []string { return append(dirs, "-no-such-kid") }},
+		{name: "fail/no_kid", giveSeed: plainKidSeed, wantCode: 2,
+			giveArgs: func(_ string, dirs []string) []string { return dirs }},
+		{name: "fail/unknown_flag", giveSeed: dashKidSeed, wantKidPrefix: "-", wantCode: 2,
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, "--no-such-flag", kid) }},
+		{name: "fail/two_kids", giveSeed: plainKidSeed, wantCode: 2,
+			giveArgs: func(kid string, dirs []string) []string { return append(dirs, kid, kid) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
+			kid := generateFixedKey(t, cfg.KeysDir, tt.giveSeed)
+			if tt.wantKidPrefix == "" {
+				require.False(t, strings.HasPrefix(kid, "-"), kid)
+			} else {
+				require.True(t, strings.HasPrefix(kid, tt.wantKidPrefix) && !strings.HasPrefix(kid, tt.wantKidPrefix+"-"), kid)
+			}
 			ts := newTestServer(t, cfg)
-			kid := ts.app.currentKeyID()
+			require.Equal(t, kid, ts.app.currentKeyID())
 			b := ts.browser(t)
 			csrf := b.signIn("alice", "alice-demo-pw")
 			before, _ := b.apiHandoff(csrf, "transfer-123")
 			oldKeys := ts.app.keys.PublishedKeys()
-			args := append([]string{"keys", "revoke", "--keys-dir", cfg.KeysDir, "--revocation-dir", cfg.RevocationDir}, tt.giveArgs(kid)...)
+			dirs := []string{"--keys-dir", cfg.KeysDir, "--revocation-dir", cfg.RevocationDir}
+			args := append([]string{"keys", "revoke"}, tt.giveArgs(kid, dirs)...)
 
 			code, stdout, stderr := runCLI(t, args...)
 

@@ -120,6 +120,33 @@ func TestSession_EndsWhenSubjectSignedOutEverywhere(t *testing.T) {
 	assert.Equal(t, http.StatusOK, fresh.Get("/tasks/transfer-123").StatusCode)
 }
 
+// TestSignOutEverywhere_sameSecondAsToken: a sign-out refuses the tokens
+// issued up to its instant, and ends the sessions they opened, even when
+// token and sign-out share one whole second with the clock exactly on it
+// (iat has one-second resolution).
+func TestSignOutEverywhere_sameSecondAsToken(t *testing.T) {
+	ta, state := newRevocationApp(t, nil)
+	ta.pollRevocations()
+	now := ta.clock.Now()
+	require.True(t, now.Equal(now.Truncate(time.Second)), "the clock sits on a whole second")
+	opener := ta.issuer.MintFull(t, demoRequest())
+	carried := ta.issuer.MintFull(t, demoRequest())
+	require.True(t, opener.IssuedAt.Equal(now) && carried.IssuedAt.Equal(now))
+	alice := ta.newBrowser()
+	require.Equal(t, http.StatusSeeOther, alice.handoff(opener.Token).StatusCode)
+	require.Equal(t, http.StatusOK, alice.Get("/tasks/transfer-123").StatusCode)
+
+	require.NoError(t, state.RevokeSubject("alice", now, now.Add(time.Hour)))
+	ta.pollRevocations()
+
+	ended := alice.Get("/tasks/transfer-123")
+	require.Equal(t, http.StatusUnauthorized, ended.StatusCode)
+	assert.Equal(t, CodeSessionRevoked, pageReason(t, ended))
+	refused := ta.newBrowser().handoff(carried.Token)
+	require.Equal(t, http.StatusUnauthorized, refused.StatusCode, refused.Body)
+	assert.Equal(t, string(token.ReasonRevoked), pageReason(t, refused))
+}
+
 // TestSession_EndsWhenRevoked: a session ends (401 session_revoked, then
 // no_session) once SERVER2 holds a list naming its token's jti, its
 // signing key or its subject; other entries leave it alone.

@@ -194,13 +194,16 @@ func (s *State) RevokeToken(jti string, exp time.Time) error {
 	return s.add(revocationRecord{Kind: "jti", Value: jti, Expiry: e.ExpiresAt.Unix()})
 }
 
-// RevokeSubject withdraws every token of sub issued before nbf, rounded up
-// to a whole second: "iat" has one-second resolution, so a token minted in
-// the same second as the call might otherwise escape. The entry is kept
-// until exp, which should be at least nbf plus the longest token lifetime
-// plus token.MaxLeeway (see token.RevokedSubject.ExpiresAt).
+// RevokeSubject withdraws every token of sub issued at or before nbf
+// ("sign out everywhere" at nbf). "iat" has one-second resolution, so the
+// entry's NotBefore is the first whole second after nbf: every token
+// issued up to nbf, in its second included, has an earlier iat, even when
+// nbf sits exactly on a second. Tokens issued later in that second are
+// refused too, the safe side. The entry is kept until exp, which should be
+// at least nbf plus the longest token lifetime plus token.MaxLeeway (see
+// token.RevokedSubject.ExpiresAt).
 func (s *State) RevokeSubject(sub string, nbf, exp time.Time) error {
-	e := token.RevokedSubject{Subject: sub, NotBefore: seconds.Ceil(nbf), ExpiresAt: seconds.Ceil(exp)}
+	e := token.RevokedSubject{Subject: sub, NotBefore: seconds.After(nbf), ExpiresAt: seconds.Ceil(exp)}
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("broker: revoke subject: %w", err)
 	}

@@ -99,23 +99,40 @@ func TestRevocationState_check(t *testing.T) {
 	}
 }
 
-// TestRevocationState_subjectSameSecond checks that a token minted in the
-// second of a "sign out everywhere", before it, is revoked: iat has
-// one-second resolution.
+// TestRevocationState_subjectSameSecond checks that a token minted in
+// the second of a "sign out everywhere", before it, is revoked: iat has
+// one-second resolution. It holds when the sign-out sits exactly on a
+// second too, where a token minted at that instant has iat equal to it.
 func TestRevocationState_subjectSameSecond(t *testing.T) {
-	clock := brokertest.NewClock(fixture.Now)
-	s := newTestRevocationState(t, "", clock)
-	if err := s.RevokeSubject("alice", fixture.Now.Add(700*time.Millisecond), fixture.Now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		giveNbf   time.Time // the sign-out instant
+		giveIat   time.Time
+		wantClaim string // "" means not revoked
+	}{
+		{name: "fail/minted_earlier_in_the_second", giveNbf: fixture.Now.Add(700 * time.Millisecond), giveIat: fixture.Now, wantClaim: "sub"},
+		{name: "fail/minted_at_the_instant_on_a_whole_second", giveNbf: fixture.Now, giveIat: fixture.Now, wantClaim: "sub"},
+		{name: "fail/minted_the_second_before", giveNbf: fixture.Now, giveIat: fixture.Now.Add(-time.Second), wantClaim: "sub"},
+		{name: "ok/minted_the_next_second", giveNbf: fixture.Now.Add(700 * time.Millisecond), giveIat: fixture.Now.Add(time.Second)},
+		{name: "ok/minted_the_next_second_after_a_whole_second", giveNbf: fixture.Now, giveIat: fixture.Now.Add(time.Second)},
 	}
-	ref := tokenRef("jti-1")
-	ref.IssuedAt = fixture.Now
-	wantRevoked(t, s.CheckRevoked(context.Background(), ref), "sub")
-	if got, want := s.SubjectNotBefore("alice"), fixture.Now.Add(time.Second); !got.Equal(want) {
-		t.Fatalf("SubjectNotBefore = %v, want %v", got, want)
-	}
-	if got := s.SubjectNotBefore("bob"); !got.IsZero() {
-		t.Fatalf("SubjectNotBefore(bob) = %v, want zero", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := brokertest.NewClock(tt.giveNbf)
+			s := newTestRevocationState(t, "", clock)
+			if err := s.RevokeSubject("alice", clock.Now(), clock.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			ref := tokenRef("jti-1")
+			ref.IssuedAt = tt.giveIat
+			wantRevoked(t, s.CheckRevoked(context.Background(), ref), tt.wantClaim)
+			if got, want := s.SubjectNotBefore("alice"), fixture.Now.Add(time.Second); !got.Equal(want) {
+				t.Fatalf("SubjectNotBefore = %v, want %v", got, want)
+			}
+			if got := s.SubjectNotBefore("bob"); !got.IsZero() {
+				t.Fatalf("SubjectNotBefore(bob) = %v, want zero", got)
+			}
+		})
 	}
 }
 

@@ -13,3 +13,11 @@ func Ceil(t time.Time) time.Time {
 	}
 	return t
 }
+
+// After returns the first whole second strictly after t. A token issued at
+// or before t has an iat of at most t's second, so every such token has an
+// iat before After(t), even when t sits exactly on a second (where Ceil
+// would return t itself and let a token issued at that instant through).
+func After(t time.Time) time.Time {
+	return t.Truncate(time.Second).Add(time.Second)
+}
