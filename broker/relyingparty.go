@@ -158,7 +158,7 @@ func NewRelyingParty(ctx context.Context, cfg Config) (*RelyingParty, error) {
 // New is NewRelyingParty without the start: it touches no network until
 // Start. Use it where construction and start-up are separate steps.
 func New(cfg Config) (*RelyingParty, error) {
-	policy, err := cfg.validate()
+	policy, err := cfg.validate(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -222,36 +222,51 @@ func (rp *RelyingParty) newVerifier() (*token.Verifier, error) {
 	})
 }
 
-func (c Config) validate() (*fetch.Policy, error) {
+// Validate reports every problem of c at once, as New does. name renders
+// a field's name (such as "JWKSURL") in the caller's terms, a flag name
+// for instance, so a program can report problems as its users spell its
+// settings; nil names them "field JWKSURL".
+func (c Config) Validate(name func(field string) string) error {
+	_, err := c.validate(name)
+	return err
+}
+
+func (c Config) validate(name func(field string) string) (*fetch.Policy, error) {
+	if name == nil {
+		name = func(field string) string { return "field " + field }
+	}
 	var errs []error
 	if c.Issuer == "" {
-		errs = append(errs, errors.New("field Issuer is required"))
+		errs = append(errs, fmt.Errorf("%s is required", name("Issuer")))
 	}
 	if c.Audience == "" {
-		errs = append(errs, errors.New("field Audience is required"))
+		errs = append(errs, fmt.Errorf("%s is required", name("Audience")))
 	}
 	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.Issuer, AllowedHosts: c.AllowedHosts})
 	if err != nil && c.Issuer != "" {
-		errs = append(errs, fmt.Errorf("field Issuer or AllowedHosts: %w", err))
+		errs = append(errs, fmt.Errorf("%s or %s: %w", name("Issuer"), name("AllowedHosts"), err))
 	}
-	for _, u := range []struct{ name, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
+	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
 		if u.url == "" || u.url == RevocationOff {
 			continue
 		}
-		check := fetch.CheckURL
+		check := fetch.CheckURL // without a valid issuer, only the URL's shape
 		if policy != nil {
 			check = policy.Check
 		}
 		if err := check(u.url); err != nil {
-			errs = append(errs, fmt.Errorf("field %s: %w", u.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", name(u.field), err))
 		}
 	}
 	if c.JWKSURL != "" && c.RevocationURL == "" {
-		errs = append(errs, errors.New(`field RevocationURL is required with JWKSURL: set it to the issuer's revocation list, or to "off" to run without revocation checks`))
+		// Without this, configuring the JWKS URL alone would silently turn
+		// revocation off: signing out everywhere, cancelled handoffs and
+		// revoked keys would then do nothing here.
+		errs = append(errs, fmt.Errorf(`%s is required with %s: set it to the issuer's revocation list, or to "off" to run without revocation checks`, name("RevocationURL"), name("JWKSURL")))
 	}
 	for _, d := range []struct {
-		name string
-		v    time.Duration
+		field string
+		v     time.Duration
 	}{
 		{"FetchTimeout", c.FetchTimeout}, {"Leeway", c.Leeway}, {"MaxTokenLifetime", c.MaxTokenLifetime},
 		{"JWKSMaxStale", c.JWKSMaxStale}, {"JWKSCooldown", c.JWKSCooldown}, {"JWKSMinRefresh", c.JWKSMinRefresh},
@@ -259,17 +274,17 @@ func (c Config) validate() (*fetch.Policy, error) {
 		{"DiscoveryRetry", c.DiscoveryRetry},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("field %s must not be negative, got %v", d.name, d.v))
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name(d.field), d.v))
 		}
 	}
 	if c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("field Leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
+		errs = append(errs, fmt.Errorf("%s %v exceeds the maximum %v", name("Leeway"), c.Leeway, token.MaxLeeway))
 	}
-	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < cmpOr(c.JWKSMinRefresh, time.Minute) {
-		errs = append(errs, fmt.Errorf("field JWKSMaxStale %v must be at least JWKSMinRefresh %v", c.JWKSMaxStale, cmpOr(c.JWKSMinRefresh, time.Minute)))
+	if least := cmpOr(c.JWKSMinRefresh, time.Minute); c.JWKSMaxStale > 0 && c.JWKSMaxStale < least {
+		errs = append(errs, fmt.Errorf("%s %v must be at least %s %v", name("JWKSMaxStale"), c.JWKSMaxStale, name("JWKSMinRefresh"), least))
 	}
-	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < cmpOr(c.RevocationInterval, 5*time.Second) {
-		errs = append(errs, fmt.Errorf("field RevocationMaxStale %v must be at least RevocationInterval %v", c.RevocationMaxStale, cmpOr(c.RevocationInterval, 5*time.Second)))
+	if least := cmpOr(c.RevocationInterval, 5*time.Second); c.RevocationMaxStale > 0 && c.RevocationMaxStale < least {
+		errs = append(errs, fmt.Errorf("%s %v must be at least %s %v", name("RevocationMaxStale"), c.RevocationMaxStale, name("RevocationInterval"), least))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
@@ -145,7 +146,7 @@ type sources struct {
 // failure; when the list cannot be fetched, sources says why.
 func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.Writer) (sources, error) {
 	var src sources
-	policy, err := cfg.fetchPolicy()
+	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: cfg.TrustedIssuer, AllowedHosts: cfg.FetchAllowedHosts})
 	if err != nil {
 		return sources{}, err
 	}
