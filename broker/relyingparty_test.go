@@ -87,6 +87,25 @@ func TestNew_Config(t *testing.T) {
 	}
 }
 
+// TestConfigValidate_Names: Validate names each field the caller's way,
+// so a program reports problems as its users spell the settings.
+func TestConfigValidate_Names(t *testing.T) {
+	cfg := Config{Issuer: "https://issuer.test", JWKSURL: "http://issuer.test/jwks", RevocationMaxStale: time.Second}
+	flags := map[string]string{"Audience": "audience", "JWKSURL": "jwks-url", "RevocationURL": "revocation-url",
+		"RevocationMaxStale": "revocation-max-stale", "RevocationInterval": "revocation-interval"}
+
+	err := cfg.Validate(func(field string) string { return flags[field] })
+
+	require.Error(t, err)
+	assert.Equal(t, fetch.URLNotHTTPS, fetch.URLReasonOf(err))
+	assert.Len(t, fixture.JoinedErrors(err), 4, err.Error())
+	for _, want := range []string{"audience is required", "jwks-url: ", `revocation-url is required with jwks-url: `, "revocation-max-stale 1s must be at least revocation-interval 5s"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "field ", "every field is named by the caller's names")
+	assert.Contains(t, Config{}.Validate(nil).Error(), "field Issuer is required")
+}
+
 func TestRelyingParty_DiscoversVerifiesOnce(t *testing.T) {
 	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
 	is := newTestIssuer(t, clock, false)
