@@ -13,7 +13,12 @@
 // such as replaystore/redisstore for replicas), and reports readiness.
 //
 //   - Verify checks a token and consumes it; Explain runs the same checks
-//     without consuming, step by step.
+//     without consuming, step by step. A troubleshooting tool builds an
+//     unstarted relying party with Config.ExplainOnly (no replay store),
+//     calls Refresh once (discovery and one fetch of each document, no
+//     pollers; a *RefreshError says what failed) and then Explain.
+//   - Config.Keys pins the issuer's keys instead of fetching its JWK Set;
+//     Config.Validate checks a Config, naming fields the caller's way.
 //   - HandoffHandler is the net/http handler of the browser's form POST:
 //     it verifies, then calls the application's Open with the claims.
 //   - Middleware protects Bearer routes (RFC 6750) and puts the claims in
