@@ -50,6 +50,18 @@ func newTestRP(t testing.TB, clock *brokertest.Clock, is *brokertest.Issuer, edi
 	return rp
 }
 
+// newReadyRP starts the kit's issuer, with a revocation list, and a
+// relying party on it (edit, when set, changes its Config), and waits
+// until the relying party is ready.
+func newReadyRP(t testing.TB, edit func(*Config)) (*brokertest.Clock, *brokertest.Issuer, *RelyingParty) {
+	t.Helper()
+	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
+	is := newTestIssuer(t, clock, false)
+	rp := newTestRP(t, clock, is, edit)
+	waitRPReady(t, rp)
+	return clock, is, rp
+}
+
 func waitRPReady(t testing.TB, rp *RelyingParty) {
 	t.Helper()
 	require.Eventually(t, func() bool { return rp.Ready(context.Background()) == nil }, 20*time.Second, 5*time.Millisecond, "the relying party never became ready")
@@ -108,10 +120,7 @@ func TestConfigValidate_Names(t *testing.T) {
 }
 
 func TestRelyingParty_DiscoversVerifiesOnce(t *testing.T) {
-	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
-	is := newTestIssuer(t, clock, false)
-	rp := newTestRP(t, clock, is, nil)
-	waitRPReady(t, rp)
+	_, is, rp := newReadyRP(t, nil)
 	m := mint(t, is, demoTask)
 
 	ex := rp.Explain(t.Context(), m.Token, token.Expect{Task: &demoTask})
@@ -128,10 +137,7 @@ func TestRelyingParty_DiscoversVerifiesOnce(t *testing.T) {
 }
 
 func TestRelyingParty_Revoked(t *testing.T) {
-	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
-	is := newTestIssuer(t, clock, false)
-	rp := newTestRP(t, clock, is, nil)
-	waitRPReady(t, rp)
+	_, is, rp := newReadyRP(t, nil)
 	m := mint(t, is, demoTask)
 	is.RevokeToken(t, m.ID, m.ExpiresAt)
 	require.NoError(t, rp.Refresh(t.Context()))
@@ -249,10 +255,7 @@ func TestRelyingParty_ExplainOnly(t *testing.T) {
 // issuer revoked and no longer publishes is explained as revoked, and
 // still refused by Verify as signed by an unknown key.
 func TestRelyingParty_ExplainRevokedUnpublishedKey(t *testing.T) {
-	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
-	is := newTestIssuer(t, clock, false)
-	rp := newTestRP(t, clock, is, func(c *Config) { c.JWKSCooldown = time.Nanosecond })
-	waitRPReady(t, rp)
+	_, is, rp := newReadyRP(t, func(c *Config) { c.JWKSCooldown = time.Nanosecond })
 	m := mint(t, is, demoTask)
 	is.RevokeKey(t, m.KeyID)
 	is.ReplaceKey(t, m.KeyID)
