@@ -301,3 +301,20 @@ func TestRelyingParty_StartAfterRefresh(t *testing.T) {
 	waitRPReady(t, rp)
 	assert.Equal(t, is.RevocationURL, rp.Status().RevocationURL)
 }
+
+// TestRelyingParty_ExplainRevocationOff: with revocation off, Explain
+// reports no revocation step, rather than a passed check that never ran.
+func TestRelyingParty_ExplainRevocationOff(t *testing.T) {
+	clock := brokertest.NewClock(time.Now().Truncate(time.Second))
+	is := newTestIssuer(t, clock, true)
+	rp := newTestRP(t, clock, is, func(c *Config) { c.RevocationURL = RevocationOff })
+	waitRPReady(t, rp)
+	m := mint(t, is, demoTask)
+
+	ex := rp.Explain(t.Context(), m.Token, token.Expect{Task: &demoTask})
+
+	require.NoError(t, ex.Err)
+	for _, st := range ex.Steps {
+		assert.NotEqual(t, token.StepRevocation, st.Name, "revocation is off: nothing was checked")
+	}
+}
