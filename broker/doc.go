@@ -1,7 +1,7 @@
 // Package broker is the relying-party library of the handoff broker: what a
 // Go service needs to accept a signed-in user handed over by an issuer
 // (SERVER1) for one task, with short-lived, audience-scoped, single-use
-// JWTs. Its subpackages are the token engine.
+// JWTs. Its subpackages are the token engine and a test kit.
 //
 // # Accepting handoffs
 //
@@ -13,7 +13,12 @@
 // such as replaystore/redisstore for replicas), and reports readiness.
 //
 //   - Verify checks a token and consumes it; Explain runs the same checks
-//     without consuming, step by step.
+//     without consuming, step by step. A troubleshooting tool builds an
+//     unstarted relying party with Config.ExplainOnly (no replay store),
+//     calls Refresh once (discovery and one fetch of each document, no
+//     pollers; a *RefreshError says what failed) and then Explain.
+//   - Config.Keys pins the issuer's keys instead of fetching its JWK Set;
+//     Config.Validate checks a Config, naming fields the caller's way.
 //   - HandoffHandler is the net/http handler of the browser's form POST:
 //     it verifies, then calls the application's Open with the claims.
 //   - Middleware protects Bearer routes (RFC 6750) and puts the claims in
@@ -22,10 +27,11 @@
 //     lets sessions made from tokens end when the issuer revokes them.
 //
 // Every refusal is an *Error with a stable code (a token.Reason, or
-// CodeTokenInURL, CodeMissingToken, CodeInvalidRequest) rendered by an
-// ErrorFunc: WriteError by default, an HTML page for browsers and RFC 9457
-// problem+json otherwise, with the RFC 6750 §3 challenge its status calls
-// for on Bearer routes. Nothing here writes or logs a token.
+// CodeTokenInURL, CodeMissingToken, CodeInvalidRequest, CodeInternal)
+// rendered by an ErrorFunc: WriteError by default, an HTML page for
+// browsers and an RFC 9457 problem details body (Problem) otherwise, with
+// the RFC 6750 §3 challenge its status calls for on Bearer routes. Nothing
+// here writes or logs a token.
 //
 // # What it guarantees
 //
@@ -35,16 +41,26 @@
 // token.Verifier for the checks in order. Keys, list and metadata are
 // fetched only from the configured or discovered URLs, under one
 // fetch.Policy (no downgrade from https, no other host unless allowed).
-// Until the keys and the revocation list are in, every token fails closed
-// as unavailable; revocation is off only when Config.RevocationURL is
-// RevocationOff.
+// The handoff configuration must name the configured issuer (RFC 8414
+// §3.3, against mix-up). Until the keys and the revocation list are in,
+// every token fails closed as unavailable; revocation is off only when
+// Config.RevocationURL is RevocationOff. Config is checked in New, every
+// problem reported at once.
 //
 // # What it does not do
 //
 // It keeps no sessions and knows no framework: the application opens its
 // own session in Open (and should confirm the task with the user before
 // acting: the handoff form is cross-site by design). The embedded memory
-// store protects one process only. It trusts one issuer.
+// store protects one process only, and refuses tokens issued before it
+// started. It trusts one issuer (token.Verifier trusts several, each with
+// its own keys). It does not rotate pinned Config.Keys.
+//
+// The files: relyingparty.go (Config, RelyingParty, Refresh), sources.go
+// (the key and revocation sources it verifies with), discovery.go
+// (Metadata, Discover), http.go (HandoffHandler, Middleware, WriteError,
+// Problem), errors.go (Error, ErrorFor and the public wording of each
+// reason).
 //
 // # The engine
 //

@@ -214,9 +214,27 @@ func (rp *RelyingParty) orDefault(f ErrorFunc) ErrorFunc {
 	}
 }
 
-// problemTypeBase prefixes the "type" URI of every problem: one per code,
+// ProblemTypeBase prefixes the "type" URI of every problem: one per code,
 // documented in docs/PROTOCOL.md.
-const problemTypeBase = "https://handoffbroker.github.io/problems/"
+const ProblemTypeBase = "https://handoffbroker.github.io/problems/"
+
+// Problem is the RFC 9457 problem details body of a refusal, with the
+// reason code and, where the server has one, the request's correlation id
+// as extension members.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Problem returns e's public parts as a problem details body: its type is
+// ProblemTypeBase + Code. Internal is never in it.
+func (e *Error) Problem() Problem {
+	return Problem{Type: ProblemTypeBase + e.Code, Title: e.Title, Status: e.Status, Detail: e.Detail, Code: e.Code}
+}
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>{{.Title}}</title>
@@ -246,12 +264,6 @@ func WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
 	h.Set("Content-Type", "application/problem+json")
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead {
-		_ = json.NewEncoder(w).Encode(struct {
-			Type   string `json:"type"`
-			Title  string `json:"title"`
-			Status int    `json:"status"`
-			Detail string `json:"detail,omitempty"`
-			Code   string `json:"code"`
-		}{problemTypeBase + e.Code, e.Title, e.Status, e.Detail, e.Code})
+		_ = json.NewEncoder(w).Encode(e.Problem())
 	}
 }

@@ -43,10 +43,7 @@ func TestHandoffHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := brokertest.NewClock(time.Now().Truncate(time.Second))
-			is := newTestIssuer(t, clock, false)
-			rp := newTestRP(t, clock, is, nil)
-			waitRPReady(t, rp)
+			_, is, rp := newReadyRP(t, nil)
 			var opened *token.Claims
 			released := 0
 			h := rp.HandoffHandler(HandoffConfig{
@@ -130,10 +127,7 @@ func TestMiddleware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := brokertest.NewClock(time.Now().Truncate(time.Second))
-			is := newTestIssuer(t, clock, false)
-			rp := newTestRP(t, clock, is, nil)
-			waitRPReady(t, rp)
+			clock, is, rp := newReadyRP(t, nil)
 			var got *token.Claims
 			h := rp.Middleware(func(*http.Request) (token.Expect, error) {
 				if tt.giveNoTask {

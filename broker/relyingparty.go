@@ -49,6 +49,12 @@ type Config struct {
 	// JWKSURL is the issuer's JWK Set. Default "": the jwks_uri of the
 	// issuer's handoff configuration.
 	JWKSURL string
+	// Keys, when set, are the issuer's keys, used instead of its JWK Set,
+	// which is then never fetched (JWKSURL must be empty): for keys pinned
+	// by configuration, or a tool checking tokens against a key file. A key
+	// the issuer rotates in stays unknown until Keys holds it. Default: the
+	// issuer's JWK Set.
+	Keys token.KeySource
 	// RevocationURL is the issuer's signed revocation list, or
 	// RevocationOff. Default "": the revocation_endpoint of the issuer's
 	// handoff configuration, which is then required (the relying party
@@ -96,6 +102,15 @@ type Config struct {
 	// Default: Replay, when it implements revocation.Sharer (as
 	// redisstore.Store does); else none.
 	RevocationShared revocation.Sharer
+	// ExplainOnly builds a relying party for troubleshooting tools (such
+	// as `server2 verify`) that explain tokens and must not consume them:
+	// it has no replay store (Replay must be nil), so Verify refuses every
+	// token as unavailable, and Explain leaves out single use, including
+	// the embedded store's refusal of tokens issued before it started. When
+	// no fresh revocation list is held, Explain leaves the revocation check
+	// out too, instead of failing it, so the other checks still report; a
+	// caller tells by the absent token.StepRevocation. Default false.
+	ExplainOnly bool
 	// DiscoveryRetry is the first wait before retrying a failed metadata
 	// fetch; it doubles up to 30s. Default 1s.
 	DiscoveryRetry time.Duration
@@ -126,6 +141,10 @@ type RelyingParty struct {
 	replay      token.ReplayStore
 	closeReplay func() error
 	verifier    *token.Verifier
+	// explainer is Explain's verifier: it names a revoked key the issuer
+	// no longer publishes. explainerNoList, of an ExplainOnly relying
+	// party, leaves revocation out, for when no fresh list is held.
+	explainer, explainerNoList *token.Verifier
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // set by Start
@@ -158,7 +177,7 @@ func NewRelyingParty(ctx context.Context, cfg Config) (*RelyingParty, error) {
 // New is NewRelyingParty without the start: it touches no network until
 // Start. Use it where construction and start-up are separate steps.
 func New(cfg Config) (*RelyingParty, error) {
-	policy, err := cfg.validate()
+	policy, err := cfg.validate(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -167,91 +186,144 @@ func New(cfg Config) (*RelyingParty, error) {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		policy:      policy,
-		keys:        &issuerKeys{},
+		keys:        &issuerKeys{static: cfg.Keys},
 		revocations: &issuerRevocations{failOpen: cfg.RevocationFailOpen},
 		replay:      cfg.Replay,
 		closeReplay: func() error { return nil },
 	}
-	if rp.replay == nil {
+	switch {
+	case cfg.ExplainOnly:
+		rp.replay = explainOnlyReplay{}
+	case rp.replay == nil:
 		s, err := token.NewMemoryReplayStore(token.MemoryReplayConfig{Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
 		rp.replay, rp.closeReplay = s, s.Close
 	}
-	if cfg.JWKSURL != "" {
-		rk, err := rp.newRemoteKeys(cfg.JWKSURL)
-		if err != nil {
-			_ = rp.closeReplay()
-			return nil, err
-		}
-		rp.keys.remote.Store(rk)
-	}
-	switch cfg.RevocationURL {
-	case RevocationOff:
-		rp.revocations.off.Store(true)
-		rp.log.Warn("revocation checks are off: revoked tokens, subjects and keys are accepted")
-	case "":
-		// Discovered in Start, with the JWKS URL (validate requires
-		// RevocationURL whenever JWKSURL is set).
-	default:
-		rr, err := rp.newRemoteRevocations(cfg.RevocationURL)
-		if err != nil {
-			_ = rp.closeReplay()
-			return nil, err
-		}
-		rp.revocations.remote.Store(rr)
-	}
-	if rp.verifier, err = rp.newVerifier(); err != nil {
+	if err := rp.build(); err != nil {
 		_ = rp.closeReplay()
 		return nil, err
 	}
 	return rp, nil
 }
 
-// newVerifier is the one place the token verifier is configured.
-func (rp *RelyingParty) newVerifier() (*token.Verifier, error) {
+// build sets up the configured key and list sources and the verifiers.
+func (rp *RelyingParty) build() error {
+	cfg := rp.cfg
+	if cfg.JWKSURL != "" {
+		rk, err := rp.newRemoteKeys(cfg.JWKSURL)
+		if err != nil {
+			return err
+		}
+		rp.keys.remote.Store(rk)
+	}
+	var revocations token.RevocationChecker = rp.revocations
+	switch cfg.RevocationURL {
+	case RevocationOff:
+		rp.revocations.off.Store(true)
+		revocations = nil
+		rp.log.Warn("revocation checks are off: revoked tokens, subjects and keys are accepted")
+	case "":
+		// Discovered in Start or Refresh, with the JWKS URL (validate
+		// requires RevocationURL whenever JWKSURL is set).
+	default:
+		rr, err := rp.newRemoteRevocations(cfg.RevocationURL)
+		if err != nil {
+			return err
+		}
+		rp.revocations.remote.Store(rr)
+	}
+	explainKeys := revokedKeys{keys: rp.keys, list: rp.revocations, issuer: cfg.Issuer}
+	var err error
+	if rp.verifier, err = rp.newVerifier(rp.keys, revocations); err != nil {
+		return err
+	}
+	if rp.explainer, err = rp.newVerifier(explainKeys, revocations); err != nil {
+		return err
+	}
+	if cfg.ExplainOnly {
+		rp.explainerNoList, err = rp.newVerifier(explainKeys, nil)
+	}
+	return err
+}
+
+// errExplainOnly is what the replay store of an ExplainOnly relying party
+// answers: Verify then fails closed.
+var errExplainOnly = errors.New("this relying party only explains tokens (Config.ExplainOnly): it records no use")
+
+// explainOnlyReplay is the replay store of an ExplainOnly relying party. It
+// has no RemembersSince: explaining must not refuse a token for predating
+// the tool.
+type explainOnlyReplay struct{}
+
+func (explainOnlyReplay) Consume(context.Context, string, time.Time) error { return errExplainOnly }
+
+// newVerifier is the one place a token verifier is configured; keys and
+// revocations are what it checks tokens against (revocations nil: none).
+func (rp *RelyingParty) newVerifier(keys token.KeySource, revocations token.RevocationChecker) (*token.Verifier, error) {
 	return token.NewVerifier(token.VerifierConfig{
-		Issuers:     []token.TrustedIssuer{{Issuer: rp.cfg.Issuer, Keys: rp.keys}},
+		Issuers:     []token.TrustedIssuer{{Issuer: rp.cfg.Issuer, Keys: keys}},
 		Audience:    rp.cfg.Audience,
 		Replay:      rp.replay,
-		Revocation:  rp.revocations,
+		Revocation:  revocations,
 		Leeway:      rp.cfg.Leeway,
 		MaxLifetime: rp.cfg.MaxTokenLifetime,
 		Now:         rp.cfg.Now,
 	})
 }
 
-func (c Config) validate() (*fetch.Policy, error) {
+// Validate reports every problem of c at once, as New does. name renders
+// a field's name (such as "JWKSURL") in the caller's terms, a flag name
+// for instance, so a program can report problems as its users spell its
+// settings; nil names them "field JWKSURL".
+func (c Config) Validate(name func(field string) string) error {
+	_, err := c.validate(name)
+	return err
+}
+
+func (c Config) validate(name func(field string) string) (*fetch.Policy, error) {
+	if name == nil {
+		name = func(field string) string { return "field " + field }
+	}
 	var errs []error
 	if c.Issuer == "" {
-		errs = append(errs, errors.New("field Issuer is required"))
+		errs = append(errs, fmt.Errorf("%s is required", name("Issuer")))
 	}
 	if c.Audience == "" {
-		errs = append(errs, errors.New("field Audience is required"))
+		errs = append(errs, fmt.Errorf("%s is required", name("Audience")))
 	}
 	policy, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.Issuer, AllowedHosts: c.AllowedHosts})
 	if err != nil && c.Issuer != "" {
-		errs = append(errs, fmt.Errorf("field Issuer or AllowedHosts: %w", err))
+		errs = append(errs, fmt.Errorf("%s or %s: %w", name("Issuer"), name("AllowedHosts"), err))
 	}
-	for _, u := range []struct{ name, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
+	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
 		if u.url == "" || u.url == RevocationOff {
 			continue
 		}
-		check := fetch.CheckURL
+		check := fetch.CheckURL // without a valid issuer, only the URL's shape
 		if policy != nil {
 			check = policy.Check
 		}
 		if err := check(u.url); err != nil {
-			errs = append(errs, fmt.Errorf("field %s: %w", u.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", name(u.field), err))
 		}
 	}
+	if c.Keys != nil && c.JWKSURL != "" {
+		errs = append(errs, fmt.Errorf("%s must be empty with %s: the keys are either given or fetched", name("JWKSURL"), name("Keys")))
+	}
+	if c.ExplainOnly && c.Replay != nil {
+		errs = append(errs, fmt.Errorf("%s must be nil with %s, which records no use", name("Replay"), name("ExplainOnly")))
+	}
 	if c.JWKSURL != "" && c.RevocationURL == "" {
-		errs = append(errs, errors.New(`field RevocationURL is required with JWKSURL: set it to the issuer's revocation list, or to "off" to run without revocation checks`))
+		// Without this, configuring the JWKS URL alone would silently turn
+		// revocation off: signing out everywhere, cancelled handoffs and
+		// revoked keys would then do nothing here.
+		errs = append(errs, fmt.Errorf(`%s is required with %s: set it to the issuer's revocation list, or to "off" to run without revocation checks`, name("RevocationURL"), name("JWKSURL")))
 	}
 	for _, d := range []struct {
-		name string
-		v    time.Duration
+		field string
+		v     time.Duration
 	}{
 		{"FetchTimeout", c.FetchTimeout}, {"Leeway", c.Leeway}, {"MaxTokenLifetime", c.MaxTokenLifetime},
 		{"JWKSMaxStale", c.JWKSMaxStale}, {"JWKSCooldown", c.JWKSCooldown}, {"JWKSMinRefresh", c.JWKSMinRefresh},
@@ -259,17 +331,17 @@ func (c Config) validate() (*fetch.Policy, error) {
 		{"DiscoveryRetry", c.DiscoveryRetry},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("field %s must not be negative, got %v", d.name, d.v))
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name(d.field), d.v))
 		}
 	}
 	if c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("field Leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
+		errs = append(errs, fmt.Errorf("%s %v exceeds the maximum %v", name("Leeway"), c.Leeway, token.MaxLeeway))
 	}
-	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < cmpOr(c.JWKSMinRefresh, time.Minute) {
-		errs = append(errs, fmt.Errorf("field JWKSMaxStale %v must be at least JWKSMinRefresh %v", c.JWKSMaxStale, cmpOr(c.JWKSMinRefresh, time.Minute)))
+	if least := cmpOr(c.JWKSMinRefresh, time.Minute); c.JWKSMaxStale > 0 && c.JWKSMaxStale < least {
+		errs = append(errs, fmt.Errorf("%s %v must be at least %s %v", name("JWKSMaxStale"), c.JWKSMaxStale, name("JWKSMinRefresh"), least))
 	}
-	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < cmpOr(c.RevocationInterval, 5*time.Second) {
-		errs = append(errs, fmt.Errorf("field RevocationMaxStale %v must be at least RevocationInterval %v", c.RevocationMaxStale, cmpOr(c.RevocationInterval, 5*time.Second)))
+	if least := cmpOr(c.RevocationInterval, 5*time.Second); c.RevocationMaxStale > 0 && c.RevocationMaxStale < least {
+		errs = append(errs, fmt.Errorf("%s %v must be at least %s %v", name("RevocationMaxStale"), c.RevocationMaxStale, name("RevocationInterval"), least))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -356,9 +428,9 @@ func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error
 }
 
 // Start runs the background work until ctx is done or Close is called:
-// discovering the issuer's URLs when they were not configured, and keeping
-// its keys and revocation list fresh. It returns at once; calls after the
-// first do nothing.
+// discovering the issuer's URLs that are neither configured nor found by
+// an earlier Refresh, and keeping its keys and revocation list fresh. It
+// returns at once; calls after the first do nothing.
 func (rp *RelyingParty) Start(ctx context.Context) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
@@ -371,48 +443,69 @@ func (rp *RelyingParty) Start(ctx context.Context) {
 	}
 	if rk := rp.keys.remote.Load(); rk != nil {
 		rk.Start(ctx)
+	}
+	if !rp.undiscovered() {
 		return
 	}
 	go discoverLoop(ctx, rp.log, rp.client(), rp.policy, rp.cfg.DiscoveryRetry, maxDiscoveryRetry,
 		func(md Metadata) error {
-			rk, err := rp.newRemoteKeys(md.JWKSURI)
-			if err != nil {
-				return err
-			}
 			// The list is in place before the keys: no token passes
 			// verification while revocation is still undecided.
-			if err := rp.startDiscoveredRevocations(ctx, md.RevocationEndpoint); err != nil {
+			if err := rp.adoptRevocations(ctx, md.RevocationEndpoint, true); err != nil {
 				return err
 			}
-			if !rp.keys.remote.CompareAndSwap(nil, rk) {
-				return errors.New("JWKS URL already set")
-			}
-			rk.Start(ctx)
-			return nil
+			return rp.adoptKeys(ctx, md.JWKSURI, true)
 		})
 }
 
-// errNoRevocationEndpoint fails discovery when the issuer advertises no
-// revocation list and revocation was not turned off explicitly.
-var errNoRevocationEndpoint = errors.New(`the issuer's handoff configuration has no revocation_endpoint: set RevocationURL to its revocation list, or to "off" to run without revocation checks`)
+// undiscovered reports whether a URL is still to be discovered: the JWKS
+// (keys neither given nor configured) or the revocation list (neither
+// configured nor off).
+func (rp *RelyingParty) undiscovered() bool {
+	return rp.keys.static == nil && rp.keys.remote.Load() == nil ||
+		!rp.revocations.off.Load() && rp.revocations.remote.Load() == nil
+}
 
-// startDiscoveredRevocations starts polling the revocation list the issuer
-// advertises, unless one is configured or revocation is off. An issuer
-// that advertises none fails discovery (retried): revocation is off only
-// when configured so.
-func (rp *RelyingParty) startDiscoveredRevocations(ctx context.Context, endpoint string) error {
+// ErrNoRevocationEndpoint fails discovery when the issuer advertises no
+// revocation list and revocation was not turned off explicitly: the
+// relying party then stays unready, and Refresh reports it in
+// RefreshError.RevocationList.
+var ErrNoRevocationEndpoint = errors.New(`the issuer's handoff configuration has no revocation_endpoint: set RevocationURL to its revocation list, or to "off" to run without revocation checks`)
+
+// adoptRevocations polls the revocation list the issuer advertises, unless
+// one is configured or revocation is off; start starts the poller. An
+// issuer that advertises none fails discovery: revocation is off only when
+// configured so.
+func (rp *RelyingParty) adoptRevocations(ctx context.Context, endpoint string, start bool) error {
 	switch {
 	case rp.revocations.remote.Load() != nil || rp.revocations.off.Load():
 		return nil
 	case endpoint == "":
-		return errNoRevocationEndpoint
+		return ErrNoRevocationEndpoint
 	}
 	rr, err := rp.newRemoteRevocations(endpoint)
 	if err != nil {
 		return err
 	}
-	if rp.revocations.remote.CompareAndSwap(nil, rr) {
+	if rp.revocations.remote.CompareAndSwap(nil, rr) && start {
 		rr.Start(ctx)
+	}
+	return nil
+}
+
+// adoptKeys uses the JWK Set the issuer advertises, unless keys are given
+// or their URL is configured or already discovered; start starts the
+// cache's refreshes.
+func (rp *RelyingParty) adoptKeys(ctx context.Context, jwksURI string, start bool) error {
+	if rp.keys.static != nil || rp.keys.remote.Load() != nil {
+		return nil
+	}
+	rk, err := rp.newRemoteKeys(jwksURI)
+	if err != nil {
+		return err
+	}
+	if rp.keys.remote.CompareAndSwap(nil, rk) && start {
+		rk.Start(ctx)
 	}
 	return nil
 }
@@ -426,9 +519,18 @@ func (rp *RelyingParty) Verify(ctx context.Context, tok string, want token.Expec
 
 // Explain runs the checks Verify runs, without consuming the token, and
 // reports each one: a troubleshooting aid. A token it accepts may still be
-// refused by Verify as replayed.
+// refused by Verify as replayed. Where Verify says unknown_key for a token
+// whose key the issuer no longer publishes, Explain says revoked when the
+// held list names that key (the kid is unverified there, which is safe: it
+// can only turn a refusal into another refusal). Config.ExplainOnly says
+// what an explain-only relying party leaves out.
 func (rp *RelyingParty) Explain(ctx context.Context, tok string, want token.Expect) token.Explanation {
-	return rp.verifier.Explain(ctx, tok, want)
+	if rp.explainerNoList != nil {
+		if rr := rp.revocations.remote.Load(); rr == nil || !rr.Ready() {
+			return rp.explainerNoList.Explain(ctx, tok, want)
+		}
+	}
+	return rp.explainer.Explain(ctx, tok, want)
 }
 
 // HeldRevocation returns a token.ReasonRevoked error when the revocation
@@ -484,24 +586,77 @@ func (rp *RelyingParty) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Refresh fetches the issuer's revocation list and keys now, as far as
-// their URLs are known, and returns the errors joined. The background work
-// does this on its own; call Refresh to fail fast at start-up. The list
-// comes first: verifying it fetches any key it is signed with that is not
-// cached yet.
-func (rp *RelyingParty) Refresh(ctx context.Context) error {
+// RefreshError is the error Refresh returns: what failed, per document;
+// a nil field either worked or was not attempted.
+type RefreshError struct {
+	// Metadata is the failure to discover the issuer's handoff
+	// configuration: not fetched, or refused (see Discover).
+	Metadata error
+	// RevocationList is the failure to fetch or verify the revocation
+	// list, or ErrNoRevocationEndpoint.
+	RevocationList error
+	// JWKS is the failure to fetch the issuer's JWK Set.
+	JWKS error
+}
+
+func (e *RefreshError) Error() string { return e.join().Error() }
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (e *RefreshError) Unwrap() []error { return []error{e.Metadata, e.RevocationList, e.JWKS} }
+
+func (e *RefreshError) join() error {
 	var errs []error
-	if rr := rp.revocations.remote.Load(); rr != nil {
-		if err := rr.Refresh(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("revocation list: %w", err))
-		}
-	}
-	if rk := rp.keys.remote.Load(); rk != nil {
-		if err := rk.Refresh(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("JWKS: %w", err))
+	for _, f := range []struct {
+		what string
+		err  error
+	}{{"issuer metadata", e.Metadata}, {"revocation list", e.RevocationList}, {"JWKS", e.JWKS}} {
+		if f.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.what, f.err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Refresh fetches the issuer's revocation list and keys now and returns a
+// *RefreshError when any of it failed. Before Start it first discovers,
+// in one attempt, the URLs that are not configured, and takes the keys
+// even when the issuer advertises no revocation list (tokens still fail
+// closed on revocation then). The background work does all this on its
+// own: call Refresh to fail fast at start-up, or, with an unstarted
+// relying party, to check tokens once against fresh documents without
+// pollers (what `server2 verify` does). The list comes first: verifying it
+// fetches any key it is signed with that is not cached yet.
+func (rp *RelyingParty) Refresh(ctx context.Context) error {
+	var e RefreshError
+	rp.discoverOnce(ctx, &e)
+	if rr := rp.revocations.remote.Load(); rr != nil {
+		e.RevocationList = rr.Refresh(ctx)
+	}
+	if rk := rp.keys.remote.Load(); rk != nil {
+		e.JWKS = rk.Refresh(ctx)
+	}
+	if e.Metadata == nil && e.RevocationList == nil && e.JWKS == nil {
+		return nil
+	}
+	return &e
+}
+
+// discoverOnce is Refresh's discovery: one attempt, and only before Start
+// (after it, the background discovery is the one that adopts URLs). It
+// holds the lock, so a Start meanwhile waits and then starts what it found.
+func (rp *RelyingParty) discoverOnce(ctx context.Context, e *RefreshError) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.cancel != nil || rp.closed || !rp.undiscovered() {
+		return
+	}
+	md, err := Discover(ctx, rp.policy, rp.client())
+	if err != nil {
+		e.Metadata = err
+		return
+	}
+	e.RevocationList = rp.adoptRevocations(ctx, md.RevocationEndpoint, false)
+	e.JWKS = rp.adoptKeys(ctx, md.JWKSURI, false)
 }
 
 // Status describes the keys and revocation list held.

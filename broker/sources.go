@@ -10,12 +10,13 @@ import (
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
-// issuerKeys is the KeySource a RelyingParty verifies with: the issuer's
-// remote JWKS once its URL is known. Until then every lookup fails closed
-// with ReasonUnavailable. The URL comes only from configuration or from the
+// issuerKeys is the KeySource a RelyingParty verifies with: the keys given
+// in Config.Keys, or else the issuer's remote JWKS once its URL is known.
+// Until then every lookup fails closed with ReasonUnavailable. The URL comes only from configuration or from the
 // trusted issuer's metadata, never from a token (a "jku" in a token would
 // let its author choose the keys that verify it).
 type issuerKeys struct {
+	static token.KeySource
 	remote atomic.Pointer[remoteKeys]
 }
 
@@ -27,6 +28,9 @@ type remoteKeys struct {
 
 // LookupKey implements token.KeySource.
 func (k *issuerKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
+	if k.static != nil {
+		return k.static.LookupKey(ctx, kid)
+	}
 	rk := k.remote.Load()
 	if rk == nil {
 		return token.PublicKey{}, &token.Error{Reason: token.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
@@ -36,6 +40,9 @@ func (k *issuerKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey
 
 // Ready reports whether usable keys are cached.
 func (k *issuerKeys) Ready() bool {
+	if k.static != nil {
+		return true
+	}
 	rk := k.remote.Load()
 	return rk != nil && rk.Ready()
 }
@@ -69,6 +76,32 @@ func (l listKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, e
 		return k, err
 	}
 	return rk.LookupKey(ctx, kid)
+}
+
+// revokedKeys is Explain's KeySource: the issuer's keys, except that a kid
+// the issuer no longer publishes but its held list names as revoked is
+// reported as revoked rather than unknown. Revoking a key removes it from
+// the JWKS at once, so a freshly fetched JWKS never holds it; the list says
+// why. The kid is unverified here, which is safe: it can only turn one
+// refusal into another.
+type revokedKeys struct {
+	keys   *issuerKeys
+	list   *issuerRevocations
+	issuer string
+}
+
+// LookupKey implements token.KeySource.
+func (k revokedKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
+	key, err := k.keys.LookupKey(ctx, kid)
+	if token.ReasonOf(err) != token.ReasonUnknownKey {
+		return key, err
+	}
+	// A reference naming only the key: the list's jti and subject entries
+	// are never empty, so only a kid entry can match.
+	if token.ReasonOf(k.list.HeldRevocation(token.TokenRef{Issuer: k.issuer, KeyID: kid})) == token.ReasonRevoked {
+		return token.PublicKey{}, &token.Error{Reason: token.ReasonRevoked, Claim: "kid", Detail: "the signing key was revoked; the issuer no longer publishes it"}
+	}
+	return key, err
 }
 
 // issuerRevocations is the RevocationChecker a RelyingParty verifies with:

@@ -25,23 +25,31 @@ func clickAndWait(click, wait string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(chromedp.Click(chromedp.ID(click)), chromedp.WaitVisible(chromedp.ID(wait)))
 }
 
-// TestTokenNeverInURL: the token travels only in the body of the form POST
-// to SERVER2. It is in no URL the browser requested or kept in its history,
-// and in no request header, Referer included.
-func TestTokenNeverInURL(t *testing.T) {
-	t.Parallel()
-	chromium(t) // skip, or fail, before starting the servers
+// handOffOnce starts a cluster and a browser, signs the demo user in and
+// hands the demo task off. It returns the cluster, the browser and the
+// one POST the browser sent to SERVER2's /handoff, with its token.
+func handOffOnce(t *testing.T) (*Cluster, *Browser, browserRequest, string) {
+	t.Helper()
 	c := StartCluster(t, ClusterConfig{})
 	b := NewBrowser(t)
 	b.SignIn(t, c, demoUser, demoPassword)
 	b.HandOff(t, demoTask)
-
 	posts := b.HandoffPosts(c)
 	if len(posts) != 1 {
 		t.Fatalf("the browser POSTed to SERVER2's /handoff %d times, want 1", len(posts))
 	}
 	token := tokenOf(t, posts[0])
 	c.NoteSecret(token)
+	return c, b, posts[0], token
+}
+
+// TestTokenNeverInURL: the token travels only in the body of the form POST
+// to SERVER2. It is in no URL the browser requested or kept in its history,
+// and in no request header, Referer included.
+func TestTokenNeverInURL(t *testing.T) {
+	t.Parallel()
+	chromium(t) // skip, or fail, before starting the servers
+	c, b, post, token := handOffOnce(t)
 	// The signature alone identifies the token too.
 	secrets := map[string]string{"token": token, "token signature": token[strings.LastIndexByte(token, '.')+1:]}
 
@@ -80,7 +88,7 @@ func TestTokenNeverInURL(t *testing.T) {
 	}
 	// SERVER1's pages forbid referrers, so SERVER2 learns nothing of
 	// where the user came from, token or not.
-	if ref := posts[0].Headers["referer"]; ref != "" {
+	if ref := post.Headers["referer"]; ref != "" {
 		t.Errorf("the POST to SERVER2 carries Referer %q, want none", ref)
 	}
 }
@@ -101,16 +109,7 @@ func urlHost(u string) string {
 func TestBrowserBackAndResubmit(t *testing.T) {
 	t.Parallel()
 	chromium(t) // skip, or fail, before starting the servers
-	c := StartCluster(t, ClusterConfig{})
-	b := NewBrowser(t)
-	b.SignIn(t, c, demoUser, demoPassword)
-	b.HandOff(t, demoTask)
-	posts := b.HandoffPosts(c)
-	if len(posts) != 1 {
-		t.Fatalf("the browser POSTed to SERVER2's /handoff %d times, want 1", len(posts))
-	}
-	token := tokenOf(t, posts[0])
-	c.NoteSecret(token)
+	c, b, post, token := handOffOnce(t)
 
 	b.Back(t)
 	t.Logf("Back shows %s", b.Location(t))
@@ -125,7 +124,7 @@ func TestBrowserBackAndResubmit(t *testing.T) {
 	// Resubmit: the auto-submit form as it was, with the same token, sent
 	// from the page Back led to (the browser's own form submission, with
 	// its cookies and headers).
-	resubmit(t, b, posts[0].URL, token)
+	resubmit(t, b, post.URL, token)
 	last := b.HandoffPosts(c)
 	if r := last[len(last)-1]; r.Status != http.StatusConflict {
 		t.Errorf("resubmitting the used token answered %d, want 409", r.Status)

@@ -122,40 +122,7 @@ func TestRedisConcurrentSubmissions(t *testing.T) {
 	token := c.Mint(t, mintRequest{})
 
 	const n = 200
-	type result struct {
-		status int
-		reason string
-		err    error
-	}
-	var (
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-		results [n]result
-	)
-	for i := range results {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			<-start
-			st, reason, err := tryPostToken(s, token)
-			results[i] = result{st, reason, err}
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	counts := map[int]int{}
-	for _, r := range results {
-		if r.err != nil {
-			t.Fatalf("POST /handoff: %v", r.err)
-		}
-		counts[r.status]++
-		if r.status == http.StatusConflict && r.reason != "replayed" {
-			t.Errorf("a refused POST has reason %q, want replayed", r.reason)
-		}
-	}
+	counts := racePosts(t, token, n, a, b)
 	if counts[http.StatusSeeOther] != 1 || counts[http.StatusConflict] != n-1 {
 		t.Fatalf("%d concurrent POSTs of one token over two replicas answered %v, want one 303 and %d 409", n, counts, n-1)
 	}

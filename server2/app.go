@@ -116,30 +116,14 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 // broker.Config: the replay store instrumented, fetches counted, sessions
 // marked when a new revocation list names them.
 func (a *App) newRelyingParty() (*broker.RelyingParty, error) {
-	c := a.cfg
-	bc := broker.Config{
-		Issuer:             c.TrustedIssuer,
-		Audience:           c.Audience,
-		Replay:             newInstrumentedReplay(a.replay, a.metrics),
-		JWKSURL:            c.JWKSURL,
-		RevocationURL:      c.RevocationURL,
-		AllowedHosts:       c.FetchAllowedHosts,
-		Transport:          a.opts.Transport,
-		FetchTimeout:       c.JWKSTimeout,
-		Leeway:             c.Leeway,
-		MaxTokenLifetime:   c.MaxTokenLifetime,
-		JWKSMaxStale:       c.JWKSMaxStale,
-		JWKSCooldown:       c.JWKSCooldown,
-		JWKSMinRefresh:     c.JWKSMinRefresh,
-		RevocationInterval: c.RevocationInterval,
-		RevocationMaxStale: c.RevocationMaxStale,
-		RevocationFailOpen: c.RevocationFailOpen,
-		DiscoveryRetry:     a.opts.DiscoveryRetry,
-		OnJWKSFetch:        func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() },
-		OnRevocationFetch:  a.onRevocationFetch,
-		Logger:             a.log,
-		Now:                a.opts.Now,
-	}
+	bc := a.cfg.brokerConfig()
+	bc.Replay = newInstrumentedReplay(a.replay, a.metrics)
+	bc.Transport = a.opts.Transport
+	bc.DiscoveryRetry = a.opts.DiscoveryRetry
+	bc.OnJWKSFetch = func(result string) { a.metrics.JWKSFetches.WithLabelValues(result).Inc() }
+	bc.OnRevocationFetch = a.onRevocationFetch
+	bc.Logger = a.log
+	bc.Now = a.opts.Now
 	// With a replay store replicas share (Redis), each replica records
 	// the revocations it learns there.
 	if sh, ok := a.replay.Store.(revocation.Sharer); ok {

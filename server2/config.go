@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
-	"github.com/handoffbroker/handoff/broker/fetch"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
@@ -163,34 +162,15 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
 	}
-	if c.Audience == "" {
-		errs = append(errs, errors.New("audience is required"))
-	}
-	policy, err := c.fetchPolicy()
-	if err != nil {
+	if err := c.brokerConfig().Validate(flagName); err != nil {
 		errs = append(errs, err)
-	}
-	for _, u := range []struct{ name, url string }{{"jwks-url", c.JWKSURL}, {"revocation-url", c.RevocationURL}} {
-		if u.url == "" || u.url == RevocationOff {
-			continue
-		}
-		check := fetch.CheckURL // without a valid issuer, only the URL's shape
-		if policy != nil {
-			check = policy.Check
-		}
-		if err := check(u.url); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
-		}
-	}
-	if c.JWKSURL != "" && c.RevocationURL == "" {
-		// Without this, configuring the JWKS URL alone silently turned
-		// revocation off: "sign out everywhere", cancelled handoffs and
-		// revoked keys then did nothing at SERVER2.
-		errs = append(errs, errors.New(`revocation-url is required with jwks-url: set it to SERVER1's revocation list (<issuer>/revocations), or to "off" to run without revocation checks`))
 	}
 	if err := checkReplayStore(c.ReplayStore); err != nil {
 		errs = append(errs, fmt.Errorf("replay-store: %w", err))
 	}
+	// Zero is the broker's "default" but no flag's: a flag set to 0 is a
+	// mistake. Negative values and the bounds between settings are the
+	// broker's to check.
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -198,15 +178,19 @@ func (c Config) validate() error {
 		{"leeway", c.Leeway}, {"max-token-lifetime", c.MaxTokenLifetime},
 		{"jwks-timeout", c.JWKSTimeout}, {"jwks-max-stale", c.JWKSMaxStale},
 		{"jwks-cooldown", c.JWKSCooldown}, {"jwks-min-refresh", c.JWKSMinRefresh},
-		{"session-ttl", c.SessionTTL}, {"completion-retention", c.CompletionRetention},
 		{"revocation-interval", c.RevocationInterval}, {"revocation-max-stale", c.RevocationMaxStale},
 	} {
-		if d.v <= 0 {
+		if d.v == 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
 		}
 	}
-	if c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("leeway %v exceeds the maximum %v", c.Leeway, token.MaxLeeway))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"session-ttl", c.SessionTTL}, {"completion-retention", c.CompletionRetention}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
+		}
 	}
 	if c.MaxSessions < 1 {
 		errs = append(errs, fmt.Errorf("max-sessions must be positive, got %d", c.MaxSessions))
@@ -214,26 +198,50 @@ func (c Config) validate() error {
 	if c.MaxSessionsPerSubject < 1 || c.MaxSessionsPerSubject > c.MaxSessions {
 		errs = append(errs, fmt.Errorf("max-sessions-per-subject %d must be between 1 and max-sessions %d", c.MaxSessionsPerSubject, c.MaxSessions))
 	}
-	if c.JWKSMaxStale > 0 && c.JWKSMaxStale < c.JWKSMinRefresh {
-		errs = append(errs, fmt.Errorf("jwks-max-stale %v must be at least jwks-min-refresh %v", c.JWKSMaxStale, c.JWKSMinRefresh))
-	}
 	if least := c.minCompletionRetention(); c.CompletionRetention > 0 && c.CompletionRetention < least {
 		errs = append(errs, fmt.Errorf("completion-retention %v must be at least session-ttl + max-token-lifetime + 2 × leeway = %v", c.CompletionRetention, least))
-	}
-	if c.RevocationMaxStale > 0 && c.RevocationMaxStale < c.RevocationInterval {
-		errs = append(errs, fmt.Errorf("revocation-max-stale %v must be at least revocation-interval %v", c.RevocationMaxStale, c.RevocationInterval))
 	}
 	return errors.Join(errs...)
 }
 
-// fetchPolicy is the fetch.Policy of every fetch from the issuer:
-// metadata, JWKS and revocation list, configured or discovered.
-func (c Config) fetchPolicy() (*fetch.Policy, error) {
-	p, err := fetch.NewPolicy(fetch.PolicyConfig{Issuer: c.TrustedIssuer, AllowedHosts: c.FetchAllowedHosts})
-	if err != nil {
-		return nil, fmt.Errorf("trusted-issuer / fetch-allowed-hosts: %w", err)
+// brokerConfig is the part of the relying party's configuration that
+// comes from cfg; NewApp adds the dependencies (Options, metrics).
+func (c Config) brokerConfig() broker.Config {
+	return broker.Config{
+		Issuer:             c.TrustedIssuer,
+		Audience:           c.Audience,
+		JWKSURL:            c.JWKSURL,
+		RevocationURL:      c.RevocationURL,
+		AllowedHosts:       c.FetchAllowedHosts,
+		FetchTimeout:       c.JWKSTimeout,
+		Leeway:             c.Leeway,
+		MaxTokenLifetime:   c.MaxTokenLifetime,
+		JWKSMaxStale:       c.JWKSMaxStale,
+		JWKSCooldown:       c.JWKSCooldown,
+		JWKSMinRefresh:     c.JWKSMinRefresh,
+		RevocationInterval: c.RevocationInterval,
+		RevocationMaxStale: c.RevocationMaxStale,
+		RevocationFailOpen: c.RevocationFailOpen,
 	}
-	return p, nil
+}
+
+// flagNames are SERVER2's flags for the broker.Config fields it sets.
+var flagNames = map[string]string{
+	"Issuer": "trusted-issuer", "Audience": "audience", "JWKSURL": "jwks-url",
+	"RevocationURL": "revocation-url", "AllowedHosts": "fetch-allowed-hosts",
+	"FetchTimeout": "jwks-timeout", "Leeway": "leeway", "MaxTokenLifetime": "max-token-lifetime",
+	"JWKSMaxStale": "jwks-max-stale", "JWKSCooldown": "jwks-cooldown", "JWKSMinRefresh": "jwks-min-refresh",
+	"RevocationInterval": "revocation-interval", "RevocationMaxStale": "revocation-max-stale",
+	"RevocationFailOpen": "revocation-fail-open",
+}
+
+// flagName names a broker.Config field by SERVER2's flag, so
+// broker.Config.Validate reports problems as operators spell them.
+func flagName(field string) string {
+	if f, ok := flagNames[field]; ok {
+		return f
+	}
+	return field
 }
 
 func checkReplayStore(s string) error {

@@ -120,6 +120,36 @@ func wantURLReason(t testing.TB, err error, want fetch.URLReason) {
 	assert.Equal(t, want, ue.Reason, "%v", err)
 }
 
+// refusedMetadata are handoff configurations naming a URL the fetch policy
+// refuses: discovery refuses each (TestDiscoverMetadata), and SERVER2 stays
+// not ready on it (TestDiscovery_RefusedURLsKeepServer2NotReady).
+var refusedMetadata = []struct {
+	name         string
+	giveMetadata func(*tlsIssuer, map[string]string)
+	wantReason   fetch.URLReason
+}{
+	{
+		name:         "fail/http_jwks_uri",
+		giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
+		wantReason:   fetch.URLNotHTTPS,
+	},
+	{
+		name:         "fail/http_revocation_endpoint",
+		giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.plain.url("/revocations") },
+		wantReason:   fetch.URLNotHTTPS,
+	},
+	{
+		name:         "fail/other_host_jwks_uri",
+		giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.other.url("/.well-known/jwks.json") },
+		wantReason:   fetch.URLOtherHost,
+	},
+	{
+		name:         "fail/other_host_revocation_endpoint",
+		giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.other.url("/revocations") },
+		wantReason:   fetch.URLOtherHost,
+	},
+}
+
 func TestDiscoverMetadata(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -139,11 +169,6 @@ func TestDiscoverMetadata(t *testing.T) {
 			giveAllowed:  func(iss *tlsIssuer) []string { return []string{iss.other.host()} },
 		},
 		{
-			name:         "fail/http_jwks_uri",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
-			wantReason:   fetch.URLNotHTTPS,
-		},
-		{
 			// Allowing the host does not allow the downgrade.
 			name:         "fail/http_jwks_uri_allowed_host",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
@@ -156,21 +181,6 @@ func TestDiscoverMetadata(t *testing.T) {
 				md["jwks_uri"] = "http" + strings.TrimPrefix(iss.URL, "https") + "/jwks"
 			},
 			wantReason: fetch.URLNotHTTPS,
-		},
-		{
-			name:         "fail/http_revocation_endpoint",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.plain.url("/revocations") },
-			wantReason:   fetch.URLNotHTTPS,
-		},
-		{
-			name:         "fail/other_host_jwks_uri",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.other.url("/.well-known/jwks.json") },
-			wantReason:   fetch.URLOtherHost,
-		},
-		{
-			name:         "fail/other_host_revocation_endpoint",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.other.url("/revocations") },
-			wantReason:   fetch.URLOtherHost,
 		},
 		{
 			name: "fail/credentials_in_jwks_uri",
@@ -194,6 +204,15 @@ func TestDiscoverMetadata(t *testing.T) {
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["issuer"] = iss.other.srv.URL },
 			wantErr:      true,
 		},
+	}
+	for _, r := range refusedMetadata {
+		tests = append(tests, struct {
+			name         string
+			giveMetadata func(*tlsIssuer, map[string]string)
+			giveAllowed  func(*tlsIssuer) []string
+			wantReason   fetch.URLReason
+			wantErr      bool
+		}{name: r.name, giveMetadata: r.giveMetadata, wantReason: r.wantReason})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,26 +286,6 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 		wantFetch  func(context.Context, *App) error
 	}{
 		{
-			name:         "fail/http_jwks_uri",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.plain.url("/.well-known/jwks.json") },
-			wantReason:   fetch.URLNotHTTPS,
-		},
-		{
-			name:         "fail/http_revocation_endpoint",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.plain.url("/revocations") },
-			wantReason:   fetch.URLNotHTTPS,
-		},
-		{
-			name:         "fail/other_host_jwks_uri",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["jwks_uri"] = iss.other.url("/.well-known/jwks.json") },
-			wantReason:   fetch.URLOtherHost,
-		},
-		{
-			name:         "fail/other_host_revocation_endpoint",
-			giveMetadata: func(iss *tlsIssuer, md map[string]string) { md["revocation_endpoint"] = iss.other.url("/revocations") },
-			wantReason:   fetch.URLOtherHost,
-		},
-		{
 			name: "fail/jwks_redirect_to_http",
 			giveMetadata: func(iss *tlsIssuer, md map[string]string) {
 				md["jwks_uri"] = iss.own.url("/redirect?to=" + url.QueryEscape(iss.plain.url("/.well-known/jwks.json")))
@@ -311,6 +310,15 @@ func TestDiscovery_RefusedURLsKeepServer2NotReady(t *testing.T) {
 			wantReason: fetch.URLOtherHost,
 			wantFetch:  func(ctx context.Context, a *App) error { return a.rp.Refresh(ctx) },
 		},
+	}
+	for _, r := range refusedMetadata {
+		tests = append(tests, struct {
+			name         string
+			giveMetadata func(*tlsIssuer, map[string]string)
+			giveAllowed  func(*tlsIssuer) string
+			wantReason   fetch.URLReason
+			wantFetch    func(context.Context, *App) error
+		}{name: r.name, giveMetadata: r.giveMetadata, wantReason: r.wantReason})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

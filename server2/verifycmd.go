@@ -2,37 +2,25 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker"
 	"github.com/handoffbroker/handoff/broker/keys"
-	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
 )
 
 // maxTokenInput caps what verify reads from stdin.
 const maxTokenInput = 64 << 10
-
-// errExplainOnly is what the verify command's replay store answers; Explain
-// never calls it.
-var errExplainOnly = errors.New("server2 verify never consumes tokens")
-
-// explainOnlyReplay satisfies the Verifier's required store for Explain. It
-// deliberately has no RemembersSince: a troubleshooting run must not refuse
-// a token merely for predating the command.
-type explainOnlyReplay struct{}
-
-func (explainOnlyReplay) Consume(context.Context, string, time.Time) error { return errExplainOnly }
 
 // Exit codes of the verify command.
 const (
@@ -44,10 +32,11 @@ const (
 
 // verifyCommand runs `server2 verify [flags] TOKEN|-`: it explains, check
 // by check, whether SERVER2 would accept TOKEN, without consuming it. It
-// runs the checks serve runs, revocation included (it fetches the list as
-// serve would), and names each one it could not run. It returns
-// verifyValid, verifyRejected, verifyUsage or verifyUnconfirmed. The token
-// is never printed.
+// runs the checks serve runs, revocation included, on an explain-only
+// broker.RelyingParty configured as serve's and refreshed once (the JWKS
+// and list fetched as serve finds them), and names each check it could not
+// run. It returns verifyValid, verifyRejected, verifyUsage or
+// verifyUnconfirmed. The token is never printed.
 func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var keysFile string
 	cfg, rest, err := parseConfig("server2 verify", args, stderr, func(fs *flag.FlagSet) {
@@ -71,50 +60,55 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		tok = string(bytes.TrimSpace(b))
 	}
 
-	src, err := verifySources(ctx, cfg, keysFile, stderr)
+	bc := cfg.brokerConfig()
+	bc.ExplainOnly = true
+	bc.Logger = slog.New(slog.DiscardHandler)
+	if keysFile != "" {
+		if bc.Keys, err = keysFromFile(keysFile); err != nil {
+			fmt.Fprintf(stderr, "server2 verify: %v\n", err)
+			return verifyUsage
+		}
+		bc.JWKSURL = ""
+	}
+	rp, err := broker.New(bc)
 	if err != nil {
 		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
 		return verifyUsage
 	}
-	keySource := src.keys
-	if src.revocations != nil {
-		keySource = revokedKeys{KeySource: src.keys, list: src.revocations, issuer: cfg.TrustedIssuer}
+	defer rp.Close()
+	var refresh broker.RefreshError
+	if err := rp.Refresh(ctx); err != nil {
+		var re *broker.RefreshError
+		if !errors.As(err, &re) {
+			fmt.Fprintf(stderr, "server2 verify: %v\n", err)
+			return verifyUsage
+		}
+		refresh = *re
+		reportRefresh(stderr, refresh)
 	}
-	vc := token.VerifierConfig{
-		Issuers:     []token.TrustedIssuer{{Issuer: cfg.TrustedIssuer, Keys: keySource}},
-		Audience:    cfg.Audience,
-		Replay:      explainOnlyReplay{},
-		Leeway:      cfg.Leeway,
-		MaxLifetime: cfg.MaxTokenLifetime,
-	}
-	if src.revocations != nil {
-		vc.Revocation = src.revocations
-	}
-	v, err := token.NewVerifier(vc)
-	if err != nil {
-		fmt.Fprintf(stderr, "server2 verify: %v\n", err)
-		return verifyUsage
-	}
-	ex := v.Explain(ctx, tok, token.Expect{AnyTask: true})
+
+	ex := rp.Explain(ctx, tok, token.Expect{AnyTask: true})
 	for _, st := range ex.Steps {
 		if st.Err == nil {
 			fmt.Fprintf(stdout, "✓ %s\n", st.Name)
 			continue
 		}
-		fmt.Fprintf(stdout, "✗ %s: %s\n", stepLabel(st), plainWords(st.Err))
+		fmt.Fprintf(stdout, "✗ %s: %s\n", stepLabel(st), plainWords(st))
 	}
 	if ex.Err != nil {
 		fmt.Fprintf(stdout, "token rejected: %s\n", token.ReasonOf(ex.Err))
 		return verifyRejected
 	}
-	if src.revocations == nil {
-		fmt.Fprintf(stdout, "? %s: not checked: %s\n", token.StepRevocation, src.noRevocation)
+	revocationOff := cfg.RevocationURL == RevocationOff
+	checked := slices.ContainsFunc(ex.Steps, func(st token.Step) bool { return st.Name == token.StepRevocation })
+	if !checked {
+		fmt.Fprintf(stdout, "? %s: not checked: %s\n", token.StepRevocation, noRevocation(revocationOff, refresh))
 	}
 	c := ex.Token.Claims()
 	facts := fmt.Sprintf("sub=%s task=%s action=%s jti=%s kid=%s expires=%s",
 		c.Subject, c.Task.ID, c.Task.Action, c.ID, c.KeyID, c.ExpiresAt.UTC().Format(time.RFC3339))
 	code := verifyValid
-	if src.revocations == nil && !src.revocationOff {
+	if !checked && !revocationOff {
 		fmt.Fprintf(stdout, "token not confirmed: it passed every check that ran, but revocation was not checked; SERVER2 refuses it if it is revoked (401 revoked) or while it cannot fetch the list either (503 unavailable): %s\n", facts)
 		code = verifyUnconfirmed
 	} else {
@@ -124,136 +118,34 @@ func verifyCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	return code
 }
 
-// sources are what the verify command checks a token against, found as
-// serve finds them.
-type sources struct {
-	keys token.KeySource
-	// revocations is the issuer's list, fetched once; nil when revocation
-	// is not checked, for the reason in noRevocation.
-	revocations  *revocation.Remote
-	noRevocation string
-	// revocationOff is set when revocation-url=off: serve does not check
-	// revocation either, so not checking it here does not leave the
-	// answer open.
-	revocationOff bool
+// reportRefresh tells the operator, on stderr, which of SERVER1's
+// documents could not be had.
+func reportRefresh(stderr io.Writer, e broker.RefreshError) {
+	if e.Metadata != nil {
+		fmt.Fprintf(stderr, "cannot discover SERVER1's handoff configuration: %v\n", e.Metadata)
+	}
+	if e.JWKS != nil {
+		fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", e.JWKS)
+	}
+	if e.RevocationList != nil && !errors.Is(e.RevocationList, broker.ErrNoRevocationEndpoint) {
+		fmt.Fprintf(stderr, "cannot fetch SERVER1's revocation list: %v\n", e.RevocationList)
+	}
 }
 
-// verifySources returns the keys from keysFile or SERVER1's JWKS, and
-// SERVER1's revocation list, each from the configured URL or else from the
-// issuer's handoff configuration, as serve finds them. When the JWKS cannot
-// be found the keys answer "unavailable", so the key step explains the
-// failure; when the list cannot be fetched, sources says why.
-func verifySources(ctx context.Context, cfg Config, keysFile string, stderr io.Writer) (sources, error) {
-	var src sources
-	policy, err := cfg.fetchPolicy()
-	if err != nil {
-		return sources{}, err
-	}
-	var md broker.Metadata
-	var mdErr error
-	if cfg.JWKSURL == "" && (keysFile == "" || cfg.RevocationURL == "") {
-		dctx, cancel := context.WithTimeout(ctx, cfg.JWKSTimeout)
-		md, mdErr = broker.Discover(dctx, policy, &http.Client{Timeout: cfg.JWKSTimeout})
-		cancel()
-		if mdErr != nil {
-			fmt.Fprintf(stderr, "cannot discover SERVER1's handoff configuration: %v\n", mdErr)
-		}
-	}
-
+// noRevocation says why the revocation check did not run.
+func noRevocation(off bool, e broker.RefreshError) string {
 	switch {
-	case keysFile != "":
-		ks, err := keysFromFile(keysFile)
-		if err != nil {
-			return sources{}, err
-		}
-		src.keys = ks
+	case off:
+		return "revocation-url is off, so SERVER2 with this configuration does not check it either"
+	case errors.Is(e.RevocationList, broker.ErrNoRevocationEndpoint):
+		return "SERVER1's handoff configuration names no revocation_endpoint (SERVER2 with this configuration refuses every handoff as unavailable)"
+	case e.RevocationList != nil:
+		return "cannot fetch SERVER1's revocation list: " + e.RevocationList.Error()
+	case e.Metadata != nil:
+		return "cannot discover SERVER1's revocation list: " + e.Metadata.Error()
 	default:
-		src.keys = undiscoveredKeys{}
-		jwksURL := cmp.Or(cfg.JWKSURL, md.JWKSURI)
-		if jwksURL == "" {
-			break
-		}
-		rk, err := keys.NewRemote(keys.RemoteConfig{URL: jwksURL, Policy: policy, Timeout: cfg.JWKSTimeout})
-		if err != nil {
-			return sources{}, err
-		}
-		if err := rk.Refresh(ctx); err != nil {
-			fmt.Fprintf(stderr, "cannot fetch SERVER1's JWKS: %v\n", err)
-		}
-		src.keys = rk
+		return "no fresh revocation list is held"
 	}
-
-	listURL := cfg.RevocationURL
-	switch {
-	case listURL == RevocationOff:
-		src.revocationOff = true
-		src.noRevocation = "revocation-url is off, so SERVER2 with this configuration does not check it either"
-		return src, nil
-	case listURL == "" && mdErr != nil:
-		src.noRevocation = "cannot discover SERVER1's revocation list: " + mdErr.Error()
-		return src, nil
-	case listURL == "" && md.RevocationEndpoint == "":
-		src.noRevocation = "SERVER1's handoff configuration names no revocation_endpoint (SERVER2 with this configuration refuses every handoff as unavailable)"
-		return src, nil
-	case listURL == "":
-		listURL = md.RevocationEndpoint
-	}
-	rr, err := revocation.NewRemote(revocation.RemoteConfig{
-		URL:      listURL,
-		Policy:   policy,
-		Keys:     src.keys,
-		Issuer:   cfg.TrustedIssuer,
-		Interval: cfg.RevocationInterval,
-		MaxStale: cfg.RevocationMaxStale,
-		Timeout:  cfg.JWKSTimeout,
-		Leeway:   cfg.Leeway,
-	})
-	if err != nil {
-		return sources{}, err
-	}
-	if err := rr.Refresh(ctx); err != nil {
-		fmt.Fprintf(stderr, "cannot fetch SERVER1's revocation list: %v\n", err)
-		src.noRevocation = "cannot fetch SERVER1's revocation list: " + err.Error()
-		return src, nil
-	}
-	src.revocations = rr
-	return src, nil
-}
-
-// undiscoveredKeys is the verify command's KeySource when SERVER1's JWKS
-// URL could not be found: every lookup fails closed, so the key step
-// explains why.
-type undiscoveredKeys struct{}
-
-// LookupKey implements token.KeySource.
-func (undiscoveredKeys) LookupKey(context.Context, string) (token.PublicKey, error) {
-	return token.PublicKey{}, &token.Error{Reason: token.ReasonUnavailable, Claim: "kid", Detail: "the issuer's JWKS URL is not discovered yet"}
-}
-
-// revokedKeys is the verify command's KeySource: the issuer's keys, except
-// that a kid SERVER1 no longer publishes but lists as revoked is reported
-// as revoked rather than unknown. `server1 keys revoke` removes the key
-// from the JWKS at once, so a freshly fetched JWKS never holds it; the
-// list says why. The kid is unverified here, which is safe: it can only
-// make the answer a refusal.
-type revokedKeys struct {
-	token.KeySource
-	list   *revocation.Remote
-	issuer string
-}
-
-// LookupKey implements token.KeySource.
-func (k revokedKeys) LookupKey(ctx context.Context, kid string) (token.PublicKey, error) {
-	key, err := k.KeySource.LookupKey(ctx, kid)
-	if token.ReasonOf(err) != token.ReasonUnknownKey {
-		return key, err
-	}
-	// A reference naming only the key: the list's jti and subject entries
-	// are never empty, so only a kid entry can match.
-	if rerr := k.list.CheckRevoked(ctx, token.TokenRef{Issuer: k.issuer, KeyID: kid}); token.ReasonOf(rerr) == token.ReasonRevoked {
-		return token.PublicKey{}, &token.Error{Reason: token.ReasonRevoked, Claim: "kid", Detail: "the signing key was revoked; SERVER1 no longer publishes it"}
-	}
-	return key, err
 }
 
 // keysFromFile reads a JWK Set, or a single public JWK, from path.
@@ -296,14 +188,16 @@ func stepLabel(st token.Step) string {
 	return st.Name
 }
 
-// plainWords is the public sentence for a rejection, its reason code and,
-// for the operator, the broker's detail (which never holds the token).
-func plainWords(err error) string {
-	pub := shared.FromBroker(err, false)
+// plainWords is the public sentence for a failed step, its reason code
+// and, for the operator, the broker's detail (which never holds the token).
+func plainWords(st token.Step) string {
+	pub := shared.FromBroker(st.Err, false)
 	s := pub.Title + " [" + pub.Code
 	var be *token.Error
-	if errors.As(err, &be) {
+	if errors.As(st.Err, &be) {
 		switch {
+		case st.Name == token.StepKey && be.Reason == token.ReasonRevoked:
+			s += ": the signing key was revoked; SERVER1 no longer publishes it"
 		case be.Detail != "":
 			s += ": " + be.Detail
 		case be.Err != nil:

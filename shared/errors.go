@@ -28,20 +28,13 @@ func NewError(status int, code, title, detail string) *Error {
 // challenge. A non-broker error becomes a 500.
 func FromBroker(err error, bearer bool) *Error { return broker.ErrorFor(err, bearer) }
 
-// Problem is an RFC 9457 problem details body, with the reason code and the
-// correlation id as extension members.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      string `json:"code"`
-	RequestID string `json:"request_id,omitempty"`
-}
+// Problem is the RFC 9457 problem details body both servers write,
+// broker.Problem, with the correlation id in RequestID.
+type Problem = broker.Problem
 
-// ProblemTypeBase prefixes the "type" URI of every problem: one per code,
-// documented in docs/PROTOCOL.md.
-const ProblemTypeBase = "https://handoffbroker.github.io/problems/"
+// ProblemTypeBase prefixes the "type" URI of every problem
+// (broker.ProblemTypeBase).
+const ProblemTypeBase = broker.ProblemTypeBase
 
 // ErrorPage is the data of the HTML error page.
 type ErrorPage struct {
@@ -83,10 +76,9 @@ func NewErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			werr = c.NoContent(e.Status)
 		case wantsProblemJSON(c):
 			c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
-			werr = c.JSON(e.Status, Problem{
-				Type: ProblemTypeBase + e.Code, Title: e.Title, Status: e.Status,
-				Detail: e.Detail, Code: e.Code, RequestID: rid,
-			})
+			p := e.Problem()
+			p.RequestID = rid
+			werr = c.JSON(e.Status, p)
 		default:
 			werr = c.Render(e.Status, "error.html", ErrorPage{Status: e.Status, Code: e.Code, Title: e.Title, Detail: e.Detail, RequestID: rid})
 		}

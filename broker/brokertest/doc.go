@@ -16,6 +16,8 @@
 // Clock.Now to WithNow and to the service's own Now fields), so tests move
 // time with Advance instead of sleeping.
 //
+// PublicJWKS checks that a published JWK Set holds no private key member.
+//
 // FailingKeys and FailingReplayStore stand in for a key source or replay
 // store that cannot answer, so a test can check that the service refuses the
 // token rather than accepting it unchecked.
@@ -32,5 +34,6 @@
 // Its functions take a T, the part of testing.TB they use, so that an
 // Example can run them too; pass the test's t.
 //
-// The files: clock.go, issuer.go (StartIssuer and its options), faults.go.
+// The files: clock.go, issuer.go (StartIssuer and its options), jwks.go,
+// faults.go.
 package brokertest

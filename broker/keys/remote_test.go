@@ -447,7 +447,7 @@ func TestRemoteKeysUnknownKidCooldown(t *testing.T) {
 	require.NoError(t, rk.Refresh(t.Context()))
 	known := iss.kid(t, 0)
 
-	// Each step runs in order on the same RemoteKeys.
+	// Each step runs in order on the same keys.Remote.
 	steps := []struct {
 		name        string
 		giveAdvance time.Duration

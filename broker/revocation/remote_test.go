@@ -451,8 +451,8 @@ type acceptAllReplay struct{}
 func (acceptAllReplay) Consume(context.Context, string, time.Time) error { return nil }
 
 // BenchmarkVerifyWithRevocation measures what a revocation check adds to
-// Verify: "baseline" has none, "state" a RevocationState of 1,000 entries,
-// "remote" a RemoteRevocations holding a list of 10,000; "ed25519_raw" is
+// Verify: "baseline" has none, "state" a revocation.State of 1,000 entries,
+// "remote" a revocation.Remote holding a list of 10,000; "ed25519_raw" is
 // the bare signature check every verification pays, and the *_check_only
 // cases time CheckRevoked alone.
 func BenchmarkVerifyWithRevocation(b *testing.B) {

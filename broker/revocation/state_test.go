@@ -288,11 +288,7 @@ func TestRevocationPublisher(t *testing.T) {
 	if etag2 == etag1 {
 		t.Fatal("a revocation did not change the ETag")
 	}
-	l, err := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Now: clock.Now}).
-		Verify(context.Background(), tok2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := verifyPublished(t, ring, clock, tok2)
 	if len(l.Tokens) != 1 || l.Tokens[0].ID != "jti-1" {
 		t.Fatalf("published list tokens = %+v, want jti-1", l.Tokens)
 	}
@@ -322,12 +318,20 @@ func TestRevocationPublisher_otherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Now: clock.Now}).
-		Verify(context.Background(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := verifyPublished(t, ring, clock, tok)
 	if len(l.Tokens) != 1 || l.Tokens[0].ID != "jti-elsewhere" {
 		t.Fatalf("list tokens = %+v, want jti-elsewhere", l.Tokens)
 	}
+}
+
+// verifyPublished verifies the list tok that the publisher signed with a
+// key of ring, on clock, as a relying party would.
+func verifyPublished(t testing.TB, ring token.KeySource, clock *brokertest.Clock, tok string) *token.RevocationList {
+	t.Helper()
+	v := fixture.NewListVerifier(t, token.RevocationListVerifierConfig{Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Now: clock.Now})
+	l, err := v.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

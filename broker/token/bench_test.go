@@ -16,7 +16,6 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/internal/fixture"
-	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
@@ -79,14 +78,7 @@ func BenchmarkBaseline(b *testing.B) {
 func BenchmarkMint(b *testing.B) {
 	for _, alg := range token.Algorithms() {
 		b.Run(string(alg), func(b *testing.B) {
-			ring, err := keys.NewEphemeral(alg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
-			if err != nil {
-				b.Fatal(err)
-			}
+			m := fixture.Must(token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: fixture.EphemeralRing(b, alg)}))
 			req := fixture.MintRequest()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -104,25 +96,7 @@ func BenchmarkMint(b *testing.B) {
 func BenchmarkVerify(b *testing.B) {
 	for _, alg := range token.Algorithms() {
 		b.Run(string(alg), func(b *testing.B) {
-			ring, err := keys.NewEphemeral(alg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			clock := brokertest.NewClock(fixture.Now)
-			m := fixture.NewMinter(b, ring, clock)
-			tokens := make([]string, b.N)
-			for i := range tokens {
-				minted, err := m.Mint(fixture.MintRequest())
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens[i] = minted.Token
-			}
-			store := fixture.NewStore(b, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
-			v := fixture.NewVerifier(b, token.VerifierConfig{
-				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
-				Now: func() time.Time { return fixture.Now.Add(time.Second) },
-			})
+			v, tokens := newBenchVerifier(b, alg)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -217,14 +191,7 @@ func BenchmarkPaired(b *testing.B) {
 		rawSig := raw.RawSign(b, msg)
 
 		b.Run("mint_"+strings.ToLower(string(alg)), func(b *testing.B) {
-			ring, err := keys.NewEphemeral(alg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
-			if err != nil {
-				b.Fatal(err)
-			}
+			m := fixture.Must(token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: fixture.EphemeralRing(b, alg)}))
 			req := fixture.MintRequest()
 			runPaired(b,
 				func(int) { rawSignOnce(b, raw, msg) },
@@ -236,24 +203,7 @@ func BenchmarkPaired(b *testing.B) {
 		})
 
 		b.Run("verify_"+strings.ToLower(string(alg)), func(b *testing.B) {
-			ring, err := keys.NewEphemeral(alg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m := fixture.NewMinter(b, ring, brokertest.NewClock(fixture.Now))
-			tokens := make([]string, b.N)
-			for i := range tokens {
-				minted, err := m.Mint(fixture.MintRequest())
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens[i] = minted.Token
-			}
-			store := fixture.NewStore(b, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
-			v := fixture.NewVerifier(b, token.VerifierConfig{
-				Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
-				Now: func() time.Time { return fixture.Now.Add(time.Second) },
-			})
+			v, tokens := newBenchVerifier(b, alg)
 			ctx := context.Background()
 			runPaired(b,
 				func(int) {
@@ -306,4 +256,27 @@ func runPaired(b *testing.B, raw, op func(i int)) {
 func median(xs []int64) int64 {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// newBenchVerifier returns a verifier of tokens signed with a fresh alg
+// key, consuming into a memory store with room for all of them, and b.N
+// such tokens, each with its own jti.
+func newBenchVerifier(b *testing.B, alg token.Algorithm) (*token.Verifier, []string) {
+	b.Helper()
+	ring := fixture.EphemeralRing(b, alg)
+	m := fixture.NewMinter(b, ring, brokertest.NewClock(fixture.Now))
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		minted, err := m.Mint(fixture.MintRequest())
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = minted.Token
+	}
+	store := fixture.NewStore(b, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{MaxEntries: 2*b.N + 1024})
+	v := fixture.NewVerifier(b, token.VerifierConfig{
+		Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience, Replay: store,
+		Now: func() time.Time { return fixture.Now.Add(time.Second) },
+	})
+	return v, tokens
 }

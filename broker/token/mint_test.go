@@ -9,17 +9,13 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/internal/fixture"
-	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
 func TestMint_roundTrip(t *testing.T) {
 	for _, alg := range token.Algorithms() {
 		t.Run(string(alg), func(t *testing.T) {
-			ring, err := keys.NewEphemeral(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ring := fixture.EphemeralRing(t, alg)
 			clock := brokertest.NewClock(fixture.Now.Add(700 * time.Millisecond))
 			m := fixture.NewMinter(t, ring, clock)
 			req := fixture.MintRequest()
@@ -63,10 +59,7 @@ func TestMint_roundTrip(t *testing.T) {
 }
 
 func TestMint_ttl(t *testing.T) {
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	tests := []struct {
 		name        string
 		giveMaxTTL  time.Duration
@@ -116,10 +109,7 @@ func TestMint_ttl(t *testing.T) {
 }
 
 func TestMint_request(t *testing.T) {
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 	if err != nil {
 		t.Fatal(err)
@@ -158,10 +148,7 @@ func TestMint_request(t *testing.T) {
 }
 
 func TestMint_badID(t *testing.T) {
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	for _, id := range []string{"", strings.Repeat("j", 129)} {
 		m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, NewID: func() string { return id }})
 		if err != nil {
@@ -174,10 +161,7 @@ func TestMint_badID(t *testing.T) {
 }
 
 func TestMint_uniqueIDs(t *testing.T) {
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring})
 	if err != nil {
 		t.Fatal(err)
@@ -196,10 +180,7 @@ func TestMint_uniqueIDs(t *testing.T) {
 }
 
 func TestNewMinter_config(t *testing.T) {
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	tests := []struct {
 		name     string
 		give     token.MinterConfig
@@ -254,10 +235,7 @@ func TestMint_invalidUTF8Params(t *testing.T) {
 	if d := token.DigestParams(params); d == token.DigestParams(map[string]string{"payee": "bob"}) {
 		t.Errorf("invalid byte dropped from the digest: %s", d)
 	}
-	ring, err := keys.NewEphemeral(token.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := fixture.EphemeralRing(t, token.EdDSA)
 	m := fixture.NewMinter(t, ring, brokertest.NewClock(fixture.Now))
 	req := fixture.MintRequest()
 	req.Task.Params = params

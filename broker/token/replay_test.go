@@ -17,7 +17,6 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/internal/fixture"
-	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
@@ -335,10 +334,7 @@ func TestVerify_restartGuard(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := brokertest.NewClock(start)
 			store := fixture.NewStore(t, clock, token.MemoryReplayConfig{})
-			ring, err := keys.NewEphemeral(token.EdDSA)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ring := fixture.EphemeralRing(t, token.EdDSA)
 			m, err := token.NewMinter(token.MinterConfig{Issuer: fixture.Issuer, Keys: ring, Now: func() time.Time { return tt.giveMintAt }})
 			if err != nil {
 				t.Fatal(err)

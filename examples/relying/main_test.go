@@ -2,22 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -64,44 +60,44 @@ func TestRelying(t *testing.T) {
 	}
 
 	t.Run("browser_handoff", func(t *testing.T) {
-		b := newBrowser(t)
+		b := newBrowser(t, audience)
 		tok := mint("transfer-7")
 
-		first := b.post(audience+"/handoff", url.Values{"token": {tok}})
-		task := b.get(audience + "/task")
-		again := b.post(audience+"/handoff", url.Values{"token": {tok}})
-		inURL := b.get(audience + "/handoff?token=" + url.QueryEscape(tok))
+		first := b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
+		task := b.Get("/task")
+		again := b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
+		inURL := b.Get("/handoff?token=" + url.QueryEscape(tok))
 
-		require.Equal(t, http.StatusSeeOther, first.status, first.body)
-		assert.Equal(t, "/task", first.header.Get("Location"))
-		assert.Equal(t, http.StatusOK, task.status)
-		assert.Equal(t, "alice may approve transfer-7\n", task.body)
-		assert.Equal(t, http.StatusConflict, again.status)
-		assert.Contains(t, again.body, `<code id="reason">replayed</code>`)
-		assert.Equal(t, http.StatusBadRequest, inURL.status)
-		assert.Contains(t, inURL.body, `<code id="reason">token_in_url</code>`)
+		require.Equal(t, http.StatusSeeOther, first.StatusCode, first.Body)
+		assert.Equal(t, "/task", first.Header.Get("Location"))
+		assert.Equal(t, http.StatusOK, task.StatusCode)
+		assert.Equal(t, "alice may approve transfer-7\n", task.Body)
+		assert.Equal(t, http.StatusConflict, again.StatusCode)
+		assert.Contains(t, again.Body, `<code id="reason">replayed</code>`)
+		assert.Equal(t, http.StatusBadRequest, inURL.StatusCode)
+		assert.Contains(t, inURL.Body, `<code id="reason">token_in_url</code>`)
 	})
 
 	t.Run("bearer_api", func(t *testing.T) {
 		tok := mint("transfer-8")
 		other := mint("transfer-9")
 
-		missing := callAPI(t, audience+"/api/tasks/transfer-8/approve", "")
-		wrong := callAPI(t, audience+"/api/tasks/transfer-8/approve", other)
-		ok := callAPI(t, audience+"/api/tasks/transfer-8/approve", tok)
-		replayed := callAPI(t, audience+"/api/tasks/transfer-8/approve", tok)
+		missing := callAPI(t, audience, "/api/tasks/transfer-8/approve", "")
+		wrong := callAPI(t, audience, "/api/tasks/transfer-8/approve", other)
+		ok := callAPI(t, audience, "/api/tasks/transfer-8/approve", tok)
+		replayed := callAPI(t, audience, "/api/tasks/transfer-8/approve", tok)
 
-		assert.Equal(t, http.StatusUnauthorized, missing.status)
-		assert.Equal(t, "Bearer", missing.header.Get("WWW-Authenticate"))
-		assert.Equal(t, http.StatusForbidden, wrong.status)
-		assert.Equal(t, `Bearer error="insufficient_scope", error_description="task_mismatch"`, wrong.header.Get("WWW-Authenticate"))
-		require.Equal(t, http.StatusOK, ok.status, ok.body)
+		assert.Equal(t, http.StatusUnauthorized, missing.StatusCode)
+		assert.Equal(t, "Bearer", missing.Header.Get("WWW-Authenticate"))
+		assert.Equal(t, http.StatusForbidden, wrong.StatusCode)
+		assert.Equal(t, `Bearer error="insufficient_scope", error_description="task_mismatch"`, wrong.Header.Get("WWW-Authenticate"))
+		require.Equal(t, http.StatusOK, ok.StatusCode, ok.Body)
 		var got map[string]string
-		require.NoError(t, json.Unmarshal([]byte(ok.body), &got))
+		require.NoError(t, json.Unmarshal([]byte(ok.Body), &got))
 		assert.Equal(t, map[string]string{"status": "done", "task_id": "transfer-8", "subject": "alice"}, got)
-		assert.Equal(t, http.StatusConflict, replayed.status)
-		assert.Equal(t, "application/problem+json", replayed.header.Get("Content-Type"))
-		assert.Contains(t, replayed.body, `"code":"replayed"`)
+		assert.Equal(t, http.StatusConflict, replayed.StatusCode)
+		assert.Equal(t, "application/problem+json", replayed.Header.Get("Content-Type"))
+		assert.Contains(t, replayed.Body, `"code":"replayed"`)
 	})
 }
 
@@ -126,13 +122,13 @@ func freePort(t testing.TB) string {
 // process is a started program and everything it printed.
 type process struct {
 	name string
-	out  *syncBuffer
+	out  *sharedtest.Buffer
 	done chan struct{}
 }
 
 func start(t testing.TB, env []string, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: filepath.Base(bin), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{name: filepath.Base(bin), out: &sharedtest.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -178,74 +174,20 @@ func waitReady(t testing.TB, readyURL string, p *process) {
 	}, 30*time.Second, 20*time.Millisecond, "%s never became ready:\n%s", p.name, p.out.String())
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   string
+// newBrowser is a browser of the service at baseURL that asks for HTML.
+func newBrowser(t testing.TB, baseURL string) *sharedtest.Browser {
+	b := sharedtest.NewBrowser(t, baseURL)
+	b.Header = http.Header{"Accept": {"text/html"}}
+	return b
 }
 
-func do(t testing.TB, c *http.Client, req *http.Request) response {
+// callAPI posts to the service at baseURL's path, with tok as the Bearer
+// credential unless it is "".
+func callAPI(t testing.TB, baseURL, path, tok string) sharedtest.Response {
 	t.Helper()
-	resp, err := c.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
-}
-
-// browser is a client with a cookie jar that does not follow redirects
-// and asks for HTML.
-type browser struct {
-	t testing.TB
-	c *http.Client
-}
-
-func newBrowser(t testing.TB) *browser {
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *browser) get(u string) response {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
-	require.NoError(b.t, err)
-	req.Header.Set("Accept", "text/html")
-	return do(b.t, b.c, req)
-}
-
-func (b *browser) post(u string, form url.Values) response {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(form.Encode()))
-	require.NoError(b.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "text/html")
-	return do(b.t, b.c, req)
-}
-
-func callAPI(t testing.TB, u, tok string) response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, nil)
-	require.NoError(t, err)
+	var h http.Header
 	if tok != "" {
-		req.Header.Set("Authorization", fmt.Sprintf("Bearer %s", tok))
+		h = http.Header{"Authorization": {"Bearer " + tok}}
 	}
-	return do(t, http.DefaultClient, req)
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return sharedtest.NewBrowser(t, baseURL).PostForm(path, nil, h)
 }

@@ -67,6 +67,9 @@ type Browser struct {
 	T      testing.TB
 	URL    string
 	Client *http.Client
+	// Header holds fields sent with every request (an Accept, say),
+	// before the fields a method adds. Default none.
+	Header http.Header
 	// Check, when set, is called with every response and its body, to
 	// assert what no response may carry.
 	Check func(t testing.TB, r Response)
@@ -147,6 +150,9 @@ func (b *Browser) request(method, path, contentType string, body io.Reader, head
 	req, err := http.NewRequest(method, b.URL+path, body)
 	if err != nil {
 		b.T.Fatal(err)
+	}
+	for k, v := range b.Header {
+		req.Header[k] = v
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)

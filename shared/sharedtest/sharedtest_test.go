@@ -20,11 +20,12 @@ func TestBrowser(t *testing.T) {
 			http.SetCookie(w, &http.Cookie{Name: "session", Value: r.PostFormValue("user"), Path: "/"})
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 		case "/echo":
-			fmt.Fprintf(w, "%s %s %s", r.Header.Get("Content-Type"), r.Header.Get("X-Test"), r.URL.Path)
+			fmt.Fprintf(w, "%s %s %s %s", r.Header.Get("Content-Type"), r.Header.Get("X-Test"), r.Header.Get("Accept"), r.URL.Path)
 		}
 	}))
 	t.Cleanup(srv.Close)
 	b := sharedtest.NewBrowser(t, srv.URL)
+	b.Header = http.Header{"Accept": {"text/html"}, "X-Test": {"default"}}
 	var checked int
 	b.Check = func(testing.TB, sharedtest.Response) { checked++ }
 
@@ -37,7 +38,7 @@ func TestBrowser(t *testing.T) {
 	if got := b.Cookie("session"); got != "alice" {
 		t.Errorf("session cookie %q, want alice", got)
 	}
-	if echo.Body != "application/json yes /echo" {
+	if echo.Body != "application/json yes text/html /echo" {
 		t.Errorf("echo %q", echo.Body)
 	}
 	if checked != 2 {
