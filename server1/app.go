@@ -119,7 +119,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		handoffs:       newHandoffLimiter(cfg.HandoffsPerMinute, cfg.HandoffBurst),
 		registry:       reg,
 		tasks:          demoTasks(reg),
-		logins:         newLoginLimiter(),
+		logins:         newLoginLimiter(func(name string) bool { _, ok := users[name]; return ok }),
 		bcryptGate:     newWorkGate(runtime.GOMAXPROCS(0), 4*runtime.GOMAXPROCS(0)),
 		users:          users,
 		demoUsers:      demo,

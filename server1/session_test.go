@@ -276,7 +276,7 @@ func TestSignInAttemptsAreLimited(t *testing.T) {
 }
 
 func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
-	l := newLoginLimiter()
+	l := newLoginLimiter(nil)
 	now := time.Unix(1_800_000_000, 0)
 	client := netip.MustParseAddr("192.0.2.1")
 	for range loginBurst {

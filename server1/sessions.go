@@ -99,10 +99,14 @@ var (
 
 func (a *app) handleLogin(c echo.Context) error {
 	username, password := c.FormValue("username"), c.FormValue("password")
-	switch err := a.logins.allow(clientKey(c.RealIP()), username, time.Now()); {
+	client, now := clientKey(c.RealIP()), time.Now()
+	release, err := a.bcryptGate.acquire(c.Request().Context(), func() error {
+		return a.logins.allow(client, username, now)
+	})
+	switch {
 	case errors.Is(err, errUsernameTooLong):
 		return errUsernameInvalid
-	case err != nil:
+	case errors.Is(err, errClientLimited), errors.Is(err, errUsernameLimited):
 		limit := "username"
 		if errors.Is(err, errClientLimited) {
 			limit = "client"
@@ -110,9 +114,7 @@ func (a *app) handleLogin(c echo.Context) error {
 		a.log.Warn("sign-in refused: too many attempts", "request_id", shared.RequestID(c), "limit", limit)
 		c.Response().Header().Set("Retry-After", "60")
 		return errTooManyAttempts
-	}
-	release, err := a.bcryptGate.acquire(c.Request().Context())
-	if err != nil {
+	case err != nil:
 		a.log.Warn("sign-in refused: bcrypt queue full", "request_id", shared.RequestID(c), "error", err.Error())
 		c.Response().Header().Set("Retry-After", "1")
 		return errSignInBusy
