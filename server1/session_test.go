@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
@@ -240,7 +242,7 @@ func TestUsersFile(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.UsersFile = writeFile(t, "users.json", tt.giveFile)
 			if tt.wantErr {
-				_, err := newApp(cfg, slog.New(slog.DiscardHandler))
+				_, err := newApp(cfg, options{Logger: slog.New(slog.DiscardHandler)})
 				assert.Error(t, err)
 				return
 			}
@@ -292,4 +294,36 @@ func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
 	assert.ErrorIs(t, l.allow(client, "alice", now.Add(loginRefill)), errUsernameLimited, "alice's spent budget survived the spray")
 	later := now.Add(loginBurst * loginRefill)
 	assert.NoError(t, l.allow(client, "one-more", later), "budgets that refilled are forgotten to make room")
+}
+
+// TestAppClock runs SERVER1 on a clock an hour ahead of real time: tokens,
+// sessions and the handoff limit all read it.
+func TestAppClock(t *testing.T) {
+	clock := brokertest.NewClock(time.Now().Add(time.Hour).Truncate(time.Second))
+	cfg := testConfig(t)
+	cfg.HandoffBurst = 1
+	ts := newTestServerWith(t, cfg, options{Now: clock.Now})
+	b := ts.browser(t)
+	b.signIn("alice", "alice-demo-pw")
+	handoff := func() response {
+		return b.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123","subject":"alice"}`,
+			http.Header{"X-Api-Key": {testAPIKey}})
+	}
+
+	res := handoff()
+
+	require.Equal(t, http.StatusCreated, res.StatusCode, res.Body)
+	var got struct {
+		ExpiresAt string `json:"expires_at"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
+	assert.Equal(t, clock.Now().Add(cfg.TokenTTL).UTC().Format(time.RFC3339), got.ExpiresAt, "the token expires by the app's clock")
+	assert.Equal(t, http.StatusTooManyRequests, handoff().StatusCode, "the burst is spent")
+	clock.Advance(time.Minute)
+	assert.Equal(t, http.StatusCreated, handoff().StatusCode, "the handoff budget refills by the app's clock")
+
+	require.Equal(t, http.StatusSeeOther, b.Get("/login").StatusCode, "still signed in")
+	clock.Advance(sessionTTL)
+	res = b.Get("/login")
+	assert.Equal(t, http.StatusOK, res.StatusCode, "the session expired by the app's clock: the sign-in form is shown again")
 }

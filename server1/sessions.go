@@ -99,7 +99,7 @@ var (
 
 func (a *app) handleLogin(c echo.Context) error {
 	username, password := c.FormValue("username"), c.FormValue("password")
-	client, now := clientKey(c.RealIP()), time.Now()
+	client, now := clientKey(c.RealIP()), a.now()
 	release, err := a.bcryptGate.acquire(c.Request().Context(), func() error {
 		return a.logins.allow(client, username, now)
 	})
