@@ -229,6 +229,7 @@ func (a *app) csrf(lookup string, skip middleware.Skipper) echo.MiddlewareFunc {
 		Skipper:        skip,
 		TokenLookup:    lookup,
 		CookieName:     csrfCookie,
+		CookieMaxAge:   int(csrfMaxAge / time.Second),
 		CookiePath:     "/",
 		CookieHTTPOnly: true,
 		CookieSecure:   a.secureCookies,

@@ -178,6 +178,57 @@ func TestSignInIssuesFreshSession(t *testing.T) {
 	assert.Equal(t, http.StatusSeeOther, ts.browser(t).Do(req).StatusCode, "the replaced session ends")
 }
 
+// TestSignInRenewsCSRF checks that sign-in replaces the CSRF token: one
+// planted or seen before it (login CSRF, fixation) is refused afterwards,
+// on every form and on the API, and the session is untouched.
+func TestSignInRenewsCSRF(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	b := ts.browser(t)
+	before := b.csrfFromLogin()
+
+	res := b.PostForm("/login", url.Values{csrfField: {before}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, res.Body)
+	var set []string
+	for _, ck := range res.Cookies() {
+		if ck.Name == csrfCookie {
+			set = append(set, ck.Value)
+		}
+	}
+	require.Len(t, set, 1, "one CSRF cookie is set at sign-in")
+	after := inputValue(t, parseHTML(t, b.Get("/").Body), "logout-form", csrfField)
+	require.NotEqual(t, before, after, "sign-in issues a fresh CSRF token")
+	assert.Equal(t, after, b.Cookie(csrfCookie))
+
+	tests := []struct {
+		name     string
+		giveSend func(csrf string) response
+	}{
+		{name: "fail/logout_form", giveSend: func(csrf string) response {
+			return b.PostForm("/logout", url.Values{csrfField: {csrf}}, nil)
+		}},
+		{name: "fail/handoff_form", giveSend: func(csrf string) response {
+			return b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
+		}},
+		{name: "fail/api_header", giveSend: func(csrf string) response {
+			return b.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-CSRF-Token": {csrf}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			minted := mintedTotal(t, ts.app)
+
+			res := tt.giveSend(before)
+
+			assert.Equal(t, http.StatusForbidden, res.StatusCode)
+			assert.Equal(t, "csrf_invalid", errorCode(t, res))
+			assert.Equal(t, minted, mintedTotal(t, ts.app), "nothing minted")
+			assert.Equal(t, http.StatusOK, b.Get("/").StatusCode, "still signed in")
+		})
+	}
+	assert.Equal(t, http.StatusSeeOther, b.PostForm("/logout", url.Values{csrfField: {after}}, nil).StatusCode, "the fresh token works")
+}
+
 // TestSessionBounds: a user's new sign-in replaces their oldest session,
 // and a full store refuses a sign-in without touching anyone's session
 // (with the bounds shrunk from 100,000 and 10 to 2 and 1).

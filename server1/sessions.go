@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/handoffbroker/handoff/shared"
@@ -18,6 +20,8 @@ const (
 	sessionTTL    = 8 * time.Hour
 	csrfCookie    = "_csrf"
 	csrfField     = "_csrf"
+	// csrfMaxAge is how long a CSRF cookie lives (echo's default).
+	csrfMaxAge = 24 * time.Hour
 )
 
 // Session bounds. A session needs a password, so only users fill the
@@ -65,6 +69,36 @@ func (a *app) setSessionCookie(c echo.Context, value string, expires time.Time) 
 		ck.Expires = expires
 	}
 	c.SetCookie(ck)
+}
+
+// renewCSRF replaces the CSRF cookie with a fresh random token, in place of
+// the one the CSRF middleware set on this response. It runs at sign-in: a
+// token that was planted (a sibling subdomain can set cookies for ours) or
+// seen before the sign-in is worthless afterwards (login CSRF, fixation).
+func (a *app) renewCSRF(c echo.Context) error {
+	var b [32]byte
+	if _, err := io.ReadFull(a.rand, b[:]); err != nil {
+		return fmt.Errorf("csrf token: %w", err)
+	}
+	h := c.Response().Header()
+	kept := slices.DeleteFunc(h.Values("Set-Cookie"), func(v string) bool {
+		ck, err := http.ParseSetCookie(v)
+		return err == nil && ck.Name == csrfCookie
+	})
+	h.Del("Set-Cookie")
+	for _, v := range kept {
+		h.Add("Set-Cookie", v)
+	}
+	c.SetCookie(&http.Cookie{
+		Name:     csrfCookie,
+		Value:    base64.RawURLEncoding.EncodeToString(b[:]),
+		Path:     "/",
+		Expires:  a.now().Add(csrfMaxAge),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		Secure:   a.secureCookies,
+	})
+	return nil
 }
 
 // csrfToken returns the token the CSRF middleware expects back in forms.
@@ -153,6 +187,9 @@ func (a *app) handleLogin(c echo.Context) error {
 		return err
 	}
 	a.setSessionCookie(c, id, sess.ExpiresAt)
+	if err := a.renewCSRF(c); err != nil {
+		return err
+	}
 	a.log.Info("signed in", "request_id", shared.RequestID(c), "user", u.Username)
 	return c.Redirect(http.StatusSeeOther, "/")
 }
