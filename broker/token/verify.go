@@ -227,7 +227,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
+	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt))
 	switch {
 	case err == nil:
 		return nil
