@@ -438,7 +438,7 @@ func TestComposeDemo(t *testing.T) {
 		NewUser(t, c).HandOff(t, demoTask)
 	})
 
-	// Replay records are kept until exp + leeway + token.ReplayMargin;
+	// Replay records are kept until exp + token.MaxLeeway + token.ReplayMargin;
 	// with no margin, Redis (by its own clock) dropped a record while a
 	// replica that had read its clock just before exp + leeway still
 	// judged the token unexpired, and accepted it a second time.

@@ -39,7 +39,8 @@ func wantSessionRevoked(t testing.TB, u *User, taskID, what string) {
 // the token that opened them (cancelled by its owner through SERVER1's API,
 // or with `server1 revoke-token`) or the key that signed it (`server1 keys
 // revoke`); a session whose token and key are not named keeps working
-// until then.
+// until then. The times are logged, not asserted: the bounded wait for the
+// list is the failure.
 func TestSessionEndsWhenTokenOrKeyRevoked(t *testing.T) {
 	t.Parallel()
 	c := StartCluster(t, ClusterConfig{})
@@ -56,7 +57,7 @@ func TestSessionEndsWhenTokenOrKeyRevoked(t *testing.T) {
 		t.Fatalf("cancelling the handoff through SERVER1's API: %s", p.describe())
 	}
 	c.Server1.MustExec(t, "revoke-token", "--jti", byCLIJTI)
-	checkRevocationTime(t, "the token revocations", waitRevocationEntries(t, c, entries+2, start))
+	logRevocationTime(t, "the token revocations", waitRevocationEntries(t, c, entries+2, start))
 
 	wantSessionRevoked(t, byAPI, demoTask, "a token cancelled through SERVER1's API")
 	wantSessionRevoked(t, byCLI, demoTask, "a token revoked with revoke-token")
@@ -66,7 +67,7 @@ func TestSessionEndsWhenTokenOrKeyRevoked(t *testing.T) {
 
 	start = time.Now()
 	c.Server1.MustExec(t, "keys", "revoke", kid)
-	checkRevocationTime(t, "the key revocation", waitRevocationEntries(t, c, entries+3, start))
+	logRevocationTime(t, "the key revocation", waitRevocationEntries(t, c, entries+3, start))
 
 	wantSessionRevoked(t, byKey, otherTask, "a token signed by a revoked key")
 	NewUser(t, c).HandOff(t, demoTask)

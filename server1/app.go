@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -31,10 +32,21 @@ const serviceName = "Customer Portal"
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// options are SERVER1's dependencies that are not configuration.
+type options struct {
+	// Logger receives request, audit and error logs. Default: JSON on
+	// stderr at the configured level.
+	Logger *slog.Logger
+	// Now returns the current time: for tokens, sessions, sign-in and
+	// handoff limits, keys and revocations. Default time.Now.
+	Now func() time.Time
+}
+
 // app is SERVER1: the issuer's HTTP handlers and the state they share.
 type app struct {
 	cfg     Config
 	log     *slog.Logger
+	now     func() time.Time
 	echo    *echo.Echo
 	metrics *metrics
 	keys    *keys.Keyring
@@ -70,10 +82,18 @@ type app struct {
 // directory has none), loads users and the audience registry and registers
 // every route. The returned app serves HTTP through ServeHTTP; run starts
 // the listener and the key reload loop.
-func newApp(cfg Config, log *slog.Logger) (*app, error) {
+func newApp(cfg Config, opts options) (*app, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		level, _ := cfg.logLevel()
+		opts.Logger = shared.NewLogger(os.Stderr, "server1", level)
+	}
+	log := opts.Logger
 	reg, err := loadRegistry(cfg)
 	if err != nil {
 		return nil, err
@@ -82,7 +102,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	ring, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring(opts.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -94,12 +114,12 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		log.Info("generated signing key", "kid", info.ID, "alg", string(info.Algorithm), "dir", cfg.KeysDir)
 	}
 	minter, err := token.NewMinter(token.MinterConfig{
-		Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL,
+		Issuer: cfg.Issuer, Keys: ring, DefaultTTL: cfg.TokenTTL, MaxTTL: cfg.MaxTokenTTL, Now: opts.Now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	revocations, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir()})
+	revocations, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir(), Now: opts.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -110,23 +130,24 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	a := &app{
 		cfg:            cfg,
 		log:            log,
+		now:            opts.Now,
 		metrics:        newMetrics(),
 		keys:           ring,
 		minter:         minter,
 		revocations:    revocations,
 		revocationList: revocationList,
-		minted:         newMintedTokens(time.Now, maxMintedRecords, int(cfg.liveTokensPerUser())),
+		minted:         newMintedTokens(opts.Now, maxMintedRecords, int(cfg.liveTokensPerUser())),
 		handoffs:       newHandoffLimiter(cfg.HandoffsPerMinute, cfg.HandoffBurst),
 		registry:       reg,
 		tasks:          demoTasks(reg),
-		logins:         newLoginLimiter(),
+		logins:         newLoginLimiter(func(name string) bool { _, ok := users[name]; return ok }),
 		bcryptGate:     newWorkGate(runtime.GOMAXPROCS(0), 4*runtime.GOMAXPROCS(0)),
 		users:          users,
 		demoUsers:      demo,
 		secureCookies:  strings.HasPrefix(cfg.Issuer, "https://"),
 		rand:           rand.Reader,
 	}
-	if a.sessions, err = newSessionStore(time.Now, a.rand); err != nil {
+	if a.sessions, err = newSessionStore(opts.Now, a.rand); err != nil {
 		return nil, err
 	}
 	if cfg.APIKey != "" {
@@ -208,6 +229,7 @@ func (a *app) csrf(lookup string, skip middleware.Skipper) echo.MiddlewareFunc {
 		Skipper:        skip,
 		TokenLookup:    lookup,
 		CookieName:     csrfCookie,
+		CookieMaxAge:   int(csrfMaxAge / time.Second),
 		CookiePath:     "/",
 		CookieHTTPOnly: true,
 		CookieSecure:   a.secureCookies,
@@ -272,7 +294,7 @@ func (a *app) watchKeys(ctx context.Context, interval, pruneEvery time.Duration)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	keysErr, revErr, rotateErr := &loggedError{}, &loggedError{}, &loggedError{}
-	lastPrune := time.Now()
+	lastPrune := a.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -282,8 +304,8 @@ func (a *app) watchKeys(ctx context.Context, interval, pruneEvery time.Duration)
 		keysErr.report(a.log, "reloading signing keys", a.reloadKeys())
 		revErr.report(a.log, "reloading revocations", a.revocations.Reload())
 		rotateErr.report(a.log, "automatic key rotation", a.rotateIfDue())
-		if time.Since(lastPrune) >= pruneEvery {
-			lastPrune = time.Now()
+		if now := a.now(); now.Sub(lastPrune) >= pruneEvery {
+			lastPrune = now
 			a.prune()
 		}
 	}
@@ -330,7 +352,7 @@ func (a *app) rotateIfDue() error {
 	if a.cfg.RotateEvery <= 0 {
 		return nil
 	}
-	now := time.Now()
+	now := a.now()
 	due := false
 	for _, k := range a.keys.Keys() {
 		switch {

@@ -128,8 +128,8 @@ func (c *Config) bindMint(fs *flag.FlagSet) {
 
 // openKeyring opens the keys directory. Retired keys stay published until
 // every token they signed has expired, plus the verifiers' leeway.
-func (c *Config) openKeyring() (*keys.Keyring, error) {
-	return keys.Open(keys.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired()})
+func (c *Config) openKeyring(now func() time.Time) (*keys.Keyring, error) {
+	return keys.Open(keys.KeyringConfig{Dir: c.KeysDir, RetainRetired: c.retainRetired(), Now: now})
 }
 
 // revocationDir is RevocationDir or its default beside the keys.

@@ -59,7 +59,7 @@ var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_h
 // spends one of the subject's handoffs and reserves the token's record, so
 // a refused request signs nothing.
 func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *token.Actor, via string) (token.Minted, error) {
-	now := time.Now()
+	now := a.now()
 	if wait := a.handoffs.take(subject, now); wait > 0 {
 		return token.Minted{}, a.tooManyHandoffs(c, subject, via, "rate", wait)
 	}

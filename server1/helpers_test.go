@@ -53,8 +53,16 @@ func testConfig(t testing.TB) Config {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	return newTestServerWith(t, cfg, options{})
+}
+
+// newTestServerWith is newTestServer with opts; its Logger is replaced by
+// the captured log.
+func newTestServerWith(t testing.TB, cfg Config, opts options) *testServer {
+	t.Helper()
 	logs := &sharedtest.Buffer{}
-	a, err := newApp(cfg, shared.NewLogger(logs, "server1", slog.LevelDebug))
+	opts.Logger = shared.NewLogger(logs, "server1", slog.LevelDebug)
+	a, err := newApp(cfg, opts)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)

@@ -32,7 +32,7 @@ func runKeysList(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	keys, err := cfg.openKeyring()
+	keys, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	if *publishFor < cfg.JWKSMaxAge {
 		return usageError{fmt.Errorf("--publish-for %v is shorter than --jwks-max-age %v: verifiers would not hold the key when it starts signing", *publishFor, cfg.JWKSMaxAge)}
 	}
-	ring, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 		return usageError{fmt.Errorf("want one KID, got %q (an argument that is not a flag of keys revoke counts as one)", operands)}
 	}
 	kid := operands[0]
-	ring, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}

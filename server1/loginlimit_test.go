@@ -54,7 +54,7 @@ func TestLoginLimiterPerClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newLoginLimiter()
+			l := newLoginLimiter(nil)
 			for i := range loginClientBurst {
 				require.NoError(t, l.allow(tt.giveSpray, fmt.Sprintf("user-%d", i), now))
 			}
@@ -63,7 +63,7 @@ func TestLoginLimiterPerClient(t *testing.T) {
 
 			assert.ErrorIs(t, err, tt.wantErr)
 			if tt.wantErr != nil {
-				_, tracked := l.users["victim"]
+				_, tracked := l.unknown["victim"]
 				assert.False(t, tracked, "a refused client's username is not tracked")
 				assert.NoError(t, l.allow(tt.giveClient, "victim", now.Add(loginClientRefill)), "one attempt back per refill period")
 			}
@@ -72,7 +72,7 @@ func TestLoginLimiterPerClient(t *testing.T) {
 }
 
 func TestLoginLimiterUsernameLength(t *testing.T) {
-	l := newLoginLimiter()
+	l := newLoginLimiter(nil)
 	now := time.Unix(1_800_000_000, 0)
 	client := netip.MustParseAddr("192.0.2.1")
 
@@ -80,12 +80,12 @@ func TestLoginLimiterUsernameLength(t *testing.T) {
 	for range 2 * loginClientBurst {
 		require.ErrorIs(t, l.allow(client, strings.Repeat("u", maxUsernameLen+1), now), errUsernameTooLong)
 	}
-	assert.Len(t, l.users, 1, "a too-long username is never tracked")
+	assert.Len(t, l.unknown, 1, "a too-long username is never tracked")
 	assert.NoError(t, l.allow(client, "alice", now), "nor does it spend the client's budget")
 }
 
 func TestLoginLimiterClientsStayBounded(t *testing.T) {
-	l := newLoginLimiter()
+	l := newLoginLimiter(nil)
 	now := time.Unix(1_800_000_000, 0)
 	for i := range loginMaxClients + 10 {
 		l.allow(sprayClient(i), "alice", now)
@@ -95,10 +95,11 @@ func TestLoginLimiterClientsStayBounded(t *testing.T) {
 	assert.True(t, tracked, "a new client still gets a budget")
 }
 
-// TestLoginLimiterMemoryBound fills both maps to their bounds with the
-// longest keys, then sprays 10,000 usernames of 4 KiB (before the length
-// cap, 10,000 of 64 KiB held about 626 MiB), and checks the heap the limiter
-// holds against loginLimiterMaxBytes, the bound the README states.
+// TestLoginLimiterMemoryBound fills every map to its bound with the
+// longest keys (loginBoundUsers configured users, then the unknown-username
+// and address tables), then sprays 10,000 usernames of 4 KiB (before the
+// length cap, 10,000 of 64 KiB held about 626 MiB), and checks the heap the
+// limiter holds against loginLimiterMaxBytes, the bound the README states.
 func TestLoginLimiterMemoryBound(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	heap := func() uint64 {
@@ -107,6 +108,10 @@ func TestLoginLimiterMemoryBound(t *testing.T) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
+	}
+	configured := make(map[string]bool, loginBoundUsers)
+	for i := range loginBoundUsers {
+		configured[fmt.Sprintf("u%0*d", maxUsernameLen-1, i)] = true
 	}
 	names := make([]string, loginMaxTracks+10)
 	for i := range names {
@@ -117,9 +122,14 @@ func TestLoginLimiterMemoryBound(t *testing.T) {
 		long[i] = fmt.Sprintf("%0*d", 4<<10, i)
 	}
 	before := heap()
-	l := newLoginLimiter()
+	l := newLoginLimiter(func(name string) bool { return configured[name] })
 	// Each call gets its own copy, as each request parses its own: the
 	// limiter's keys are then counted in the heap it holds.
+	i := 0
+	for name := range configured {
+		l.allow(sprayClient(i), strings.Clone(name), now)
+		i++
+	}
 	for i, name := range names {
 		l.allow(sprayClient(i), strings.Clone(name), now)
 		l.allow(clientKey(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)), strings.Clone(name), now)
@@ -130,22 +140,56 @@ func TestLoginLimiterMemoryBound(t *testing.T) {
 	held := int64(heap()) - int64(before)
 	runtime.KeepAlive(names)
 	runtime.KeepAlive(long)
+	runtime.KeepAlive(configured)
 
-	assert.LessOrEqual(t, len(l.users), loginMaxTracks)
+	assert.Len(t, l.known, loginBoundUsers)
+	assert.LessOrEqual(t, len(l.unknown), loginMaxTracks)
 	assert.LessOrEqual(t, len(l.clients), loginMaxClients)
-	t.Logf("limiter holds %d usernames and %d clients in %.2f MiB", len(l.users), len(l.clients), float64(held)/(1<<20))
+	t.Logf("limiter holds %d configured users, %d unknown usernames and %d clients in %.2f MiB",
+		len(l.known), len(l.unknown), len(l.clients), float64(held)/(1<<20))
 	assert.LessOrEqual(t, held, int64(loginLimiterMaxBytes), "the limiter's memory is bounded")
 	runtime.KeepAlive(l)
 }
 
+// TestLoginLimiterFullUnknownTable fills the unknown-username table from
+// many IPv6 /64s, as a spray of made-up names does: configured users still
+// get their own budgets, new unknown names do not.
+func TestLoginLimiterFullUnknownTable(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name         string
+		giveUsername string
+		wantErr      error
+	}{
+		{name: "ok/configured_user", giveUsername: "alice"},
+		{name: "ok/configured_user_spent_by_spray", giveUsername: "bob"},
+		{name: "fail/new_unknown_username", giveUsername: "mallory", wantErr: errUsernameLimited},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLoginLimiter(func(name string) bool { return name == "alice" || name == "bob" })
+			for i := range loginMaxTracks {
+				require.NoError(t, l.allow(clientKey(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)), fmt.Sprintf("spray-%d", i), now))
+			}
+			require.NoError(t, l.allow(clientKey("2001:db8:ffff::1"), "bob", now), "the sprayer tries a real user too")
+			require.Len(t, l.unknown, loginMaxTracks)
+
+			err := l.allow(netip.MustParseAddr("192.0.2.1"), tt.giveUsername, now)
+
+			assert.ErrorIs(t, err, tt.wantErr)
+			assert.Len(t, l.unknown, loginMaxTracks, "the unknown table stays bounded")
+		})
+	}
+}
+
 func TestWorkGate(t *testing.T) {
 	g := newWorkGate(1, 1)
-	release, err := g.acquire(context.Background())
+	release, err := g.acquire(context.Background(), nil)
 	require.NoError(t, err)
 
 	waited := make(chan error, 1)
 	go func() {
-		r, err := g.acquire(context.Background())
+		r, err := g.acquire(context.Background(), nil)
 		if err == nil {
 			r()
 		}
@@ -153,17 +197,17 @@ func TestWorkGate(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return len(g.admit) == 2 }, 10*time.Second, time.Millisecond, "the second comparison queues")
 
-	_, err = g.acquire(context.Background())
+	_, err = g.acquire(context.Background(), nil)
 	assert.ErrorIs(t, err, errBusy, "a full queue refuses at once")
 
 	release()
 	require.NoError(t, <-waited, "the queued comparison runs once the slot is free")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	release, err = g.acquire(context.Background())
+	release, err = g.acquire(context.Background(), nil)
 	require.NoError(t, err)
 	cancel()
-	_, err = g.acquire(ctx)
+	_, err = g.acquire(ctx, nil)
 	assert.ErrorIs(t, err, context.Canceled)
 	release()
 	assert.Zero(t, len(g.admit), "every slot and queue place came back")
@@ -199,7 +243,7 @@ func TestSignInRefusals(t *testing.T) {
 			name: "fail/bcrypt_queue_full",
 			giveBefore: func(t *testing.T, ts *testServer) {
 				ts.app.bcryptGate = newWorkGate(1, 0)
-				release, err := ts.app.bcryptGate.acquire(context.Background())
+				release, err := ts.app.bcryptGate.acquire(context.Background(), nil)
 				require.NoError(t, err)
 				t.Cleanup(release)
 			},
@@ -224,4 +268,42 @@ func TestSignInRefusals(t *testing.T) {
 			assert.NotContains(t, res.Body, strings.Repeat("a", maxUsernameLen+1), "the refused username is not echoed")
 		})
 	}
+}
+
+// TestSignInAfterUnknownNameSpray fills the unknown-username table, as a
+// spray of made-up names over many IPv6 /64s does, and signs in as a real
+// user: the spray cannot lock real users out.
+func TestSignInAfterUnknownNameSpray(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	now := time.Now()
+	for i := range loginMaxTracks {
+		require.NoError(t, ts.app.logins.allow(clientKey(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)), fmt.Sprintf("spray-%d", i), now))
+	}
+	b := ts.browser(t)
+
+	b.signIn("alice", "alice-demo-pw")
+
+	assert.NotEmpty(t, b.Cookie(sessionCookie), "alice is signed in")
+}
+
+// TestSignInBusySpendsNoBudget refuses more than a username's budget of
+// sign-ins as sign_in_busy: they did no work, so they spend nothing, and
+// the user signs in once the queue has room.
+func TestSignInBusySpendsNoBudget(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	ts.app.bcryptGate = newWorkGate(1, 0)
+	release, err := ts.app.bcryptGate.acquire(context.Background(), nil)
+	require.NoError(t, err)
+	for i := range loginBurst + 1 {
+		b := ts.browser(t)
+		res := b.PostForm("/login", url.Values{csrfField: {b.csrfFromLogin()}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+		require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "attempt %d", i+1)
+		require.Equal(t, "sign_in_busy", errorCode(t, res))
+	}
+	release()
+	b := ts.browser(t)
+
+	b.signIn("alice", "alice-demo-pw")
+
+	assert.NotEmpty(t, b.Cookie(sessionCookie), "alice is signed in")
 }

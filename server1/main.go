@@ -183,7 +183,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	level, _ := cfg.logLevel()
 	log := shared.NewLogger(stderr, "server1", level)
-	a, err := newApp(cfg, log)
+	a, err := newApp(cfg, options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if *alg == "" {
 			*alg = cfg.KeyAlg
 		}
-		ring, err := cfg.openKeyring()
+		ring, err := cfg.openKeyring(time.Now)
 		if err != nil {
 			return err
 		}
@@ -303,7 +303,7 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	if len(params) > 0 {
 		req.Task.Params = params
 	}
-	ring, err := cfg.openKeyring()
+	ring, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}

@@ -230,7 +230,7 @@ func (a *app) handleLogoutEverywhere(c echo.Context) error {
 	if !ok {
 		return c.Redirect(http.StatusSeeOther, "/login")
 	}
-	now := time.Now()
+	now := a.now()
 	if err := a.revocations.RevokeSubject(u.Username, now, now.Add(a.cfg.subjectRevocationTTL())); err != nil {
 		e := *errRevocationFailed
 		e.Internal = err
@@ -279,7 +279,7 @@ func (a *app) handleAPIRevoke(c echo.Context) error {
 	if !known {
 		// Unknown here: it may come from another instance. Keep the entry
 		// for as long as any token can live.
-		exp = time.Now().Add(a.cfg.MaxTokenTTL)
+		exp = a.now().Add(a.cfg.MaxTokenTTL)
 	}
 	if err := a.revocations.RevokeToken(jti, exp); err != nil {
 		e := *errRevocationFailed

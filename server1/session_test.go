@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/shared"
 	"github.com/handoffbroker/handoff/shared/sharedtest"
 )
@@ -176,6 +178,57 @@ func TestSignInIssuesFreshSession(t *testing.T) {
 	assert.Equal(t, http.StatusSeeOther, ts.browser(t).Do(req).StatusCode, "the replaced session ends")
 }
 
+// TestSignInRenewsCSRF checks that sign-in replaces the CSRF token: one
+// planted or seen before it (login CSRF, fixation) is refused afterwards,
+// on every form and on the API, and the session is untouched.
+func TestSignInRenewsCSRF(t *testing.T) {
+	ts := newTestServer(t, testConfig(t))
+	b := ts.browser(t)
+	before := b.csrfFromLogin()
+
+	res := b.PostForm("/login", url.Values{csrfField: {before}, "username": {"alice"}, "password": {"alice-demo-pw"}}, nil)
+
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, res.Body)
+	var set []string
+	for _, ck := range res.Cookies() {
+		if ck.Name == csrfCookie {
+			set = append(set, ck.Value)
+		}
+	}
+	require.Len(t, set, 1, "one CSRF cookie is set at sign-in")
+	after := inputValue(t, parseHTML(t, b.Get("/").Body), "logout-form", csrfField)
+	require.NotEqual(t, before, after, "sign-in issues a fresh CSRF token")
+	assert.Equal(t, after, b.Cookie(csrfCookie))
+
+	tests := []struct {
+		name     string
+		giveSend func(csrf string) response
+	}{
+		{name: "fail/logout_form", giveSend: func(csrf string) response {
+			return b.PostForm("/logout", url.Values{csrfField: {csrf}}, nil)
+		}},
+		{name: "fail/handoff_form", giveSend: func(csrf string) response {
+			return b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
+		}},
+		{name: "fail/api_header", giveSend: func(csrf string) response {
+			return b.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123"}`, http.Header{"X-CSRF-Token": {csrf}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			minted := mintedTotal(t, ts.app)
+
+			res := tt.giveSend(before)
+
+			assert.Equal(t, http.StatusForbidden, res.StatusCode)
+			assert.Equal(t, "csrf_invalid", errorCode(t, res))
+			assert.Equal(t, minted, mintedTotal(t, ts.app), "nothing minted")
+			assert.Equal(t, http.StatusOK, b.Get("/").StatusCode, "still signed in")
+		})
+	}
+	assert.Equal(t, http.StatusSeeOther, b.PostForm("/logout", url.Values{csrfField: {after}}, nil).StatusCode, "the fresh token works")
+}
+
 // TestSessionBounds: a user's new sign-in replaces their oldest session,
 // and a full store refuses a sign-in without touching anyone's session
 // (with the bounds shrunk from 100,000 and 10 to 2 and 1).
@@ -240,7 +293,7 @@ func TestUsersFile(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.UsersFile = writeFile(t, "users.json", tt.giveFile)
 			if tt.wantErr {
-				_, err := newApp(cfg, slog.New(slog.DiscardHandler))
+				_, err := newApp(cfg, options{Logger: slog.New(slog.DiscardHandler)})
 				assert.Error(t, err)
 				return
 			}
@@ -276,7 +329,7 @@ func TestSignInAttemptsAreLimited(t *testing.T) {
 }
 
 func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
-	l := newLoginLimiter()
+	l := newLoginLimiter(nil)
 	now := time.Unix(1_800_000_000, 0)
 	client := netip.MustParseAddr("192.0.2.1")
 	for range loginBurst {
@@ -292,4 +345,36 @@ func TestLoginLimiterRefillsAndStaysBounded(t *testing.T) {
 	assert.ErrorIs(t, l.allow(client, "alice", now.Add(loginRefill)), errUsernameLimited, "alice's spent budget survived the spray")
 	later := now.Add(loginBurst * loginRefill)
 	assert.NoError(t, l.allow(client, "one-more", later), "budgets that refilled are forgotten to make room")
+}
+
+// TestAppClock runs SERVER1 on a clock an hour ahead of real time: tokens,
+// sessions and the handoff limit all read it.
+func TestAppClock(t *testing.T) {
+	clock := brokertest.NewClock(time.Now().Add(time.Hour).Truncate(time.Second))
+	cfg := testConfig(t)
+	cfg.HandoffBurst = 1
+	ts := newTestServerWith(t, cfg, options{Now: clock.Now})
+	b := ts.browser(t)
+	b.signIn("alice", "alice-demo-pw")
+	handoff := func() response {
+		return b.PostJSON("/api/v1/handoffs", `{"audience":"`+payments+`","task_id":"transfer-123","subject":"alice"}`,
+			http.Header{"X-Api-Key": {testAPIKey}})
+	}
+
+	res := handoff()
+
+	require.Equal(t, http.StatusCreated, res.StatusCode, res.Body)
+	var got struct {
+		ExpiresAt string `json:"expires_at"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
+	assert.Equal(t, clock.Now().Add(cfg.TokenTTL).UTC().Format(time.RFC3339), got.ExpiresAt, "the token expires by the app's clock")
+	assert.Equal(t, http.StatusTooManyRequests, handoff().StatusCode, "the burst is spent")
+	clock.Advance(time.Minute)
+	assert.Equal(t, http.StatusCreated, handoff().StatusCode, "the handoff budget refills by the app's clock")
+
+	require.Equal(t, http.StatusSeeOther, b.Get("/login").StatusCode, "still signed in")
+	clock.Advance(sessionTTL)
+	res = b.Get("/login")
+	assert.Equal(t, http.StatusOK, res.StatusCode, "the session expired by the app's clock: the sign-in form is shown again")
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/handoffbroker/handoff/shared"
@@ -18,6 +20,8 @@ const (
 	sessionTTL    = 8 * time.Hour
 	csrfCookie    = "_csrf"
 	csrfField     = "_csrf"
+	// csrfMaxAge is how long a CSRF cookie lives (echo's default).
+	csrfMaxAge = 24 * time.Hour
 )
 
 // Session bounds. A session needs a password, so only users fill the
@@ -67,6 +71,36 @@ func (a *app) setSessionCookie(c echo.Context, value string, expires time.Time) 
 	c.SetCookie(ck)
 }
 
+// renewCSRF replaces the CSRF cookie with a fresh random token, in place of
+// the one the CSRF middleware set on this response. It runs at sign-in: a
+// token that was planted (a sibling subdomain can set cookies for ours) or
+// seen before the sign-in is worthless afterwards (login CSRF, fixation).
+func (a *app) renewCSRF(c echo.Context) error {
+	var b [32]byte
+	if _, err := io.ReadFull(a.rand, b[:]); err != nil {
+		return fmt.Errorf("csrf token: %w", err)
+	}
+	h := c.Response().Header()
+	kept := slices.DeleteFunc(h.Values("Set-Cookie"), func(v string) bool {
+		ck, err := http.ParseSetCookie(v)
+		return err == nil && ck.Name == csrfCookie
+	})
+	h.Del("Set-Cookie")
+	for _, v := range kept {
+		h.Add("Set-Cookie", v)
+	}
+	c.SetCookie(&http.Cookie{
+		Name:     csrfCookie,
+		Value:    base64.RawURLEncoding.EncodeToString(b[:]),
+		Path:     "/",
+		Expires:  a.now().Add(csrfMaxAge),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		Secure:   a.secureCookies,
+	})
+	return nil
+}
+
 // csrfToken returns the token the CSRF middleware expects back in forms.
 func csrfToken(c echo.Context) string {
 	s, _ := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string)
@@ -99,10 +133,14 @@ var (
 
 func (a *app) handleLogin(c echo.Context) error {
 	username, password := c.FormValue("username"), c.FormValue("password")
-	switch err := a.logins.allow(clientKey(c.RealIP()), username, time.Now()); {
+	client, now := clientKey(c.RealIP()), a.now()
+	release, err := a.bcryptGate.acquire(c.Request().Context(), func() error {
+		return a.logins.allow(client, username, now)
+	})
+	switch {
 	case errors.Is(err, errUsernameTooLong):
 		return errUsernameInvalid
-	case err != nil:
+	case errors.Is(err, errClientLimited), errors.Is(err, errUsernameLimited):
 		limit := "username"
 		if errors.Is(err, errClientLimited) {
 			limit = "client"
@@ -110,9 +148,7 @@ func (a *app) handleLogin(c echo.Context) error {
 		a.log.Warn("sign-in refused: too many attempts", "request_id", shared.RequestID(c), "limit", limit)
 		c.Response().Header().Set("Retry-After", "60")
 		return errTooManyAttempts
-	}
-	release, err := a.bcryptGate.acquire(c.Request().Context())
-	if err != nil {
+	case err != nil:
 		a.log.Warn("sign-in refused: bcrypt queue full", "request_id", shared.RequestID(c), "error", err.Error())
 		c.Response().Header().Set("Retry-After", "1")
 		return errSignInBusy
@@ -151,6 +187,9 @@ func (a *app) handleLogin(c echo.Context) error {
 		return err
 	}
 	a.setSessionCookie(c, id, sess.ExpiresAt)
+	if err := a.renewCSRF(c); err != nil {
+		return err
+	}
 	a.log.Info("signed in", "request_id", shared.RequestID(c), "user", u.Username)
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// ReplayMargin is how long a consumed (iss, jti) is kept beyond exp + leeway,
-// the last instant at which the verifier that consumed it could judge the
-// token unexpired.
+// ReplayMargin is how long a consumed (iss, jti) is kept beyond exp +
+// MaxLeeway, the last instant at which any verifier, whatever leeway it is
+// configured with, could judge the token unexpired.
 //
 // Without a margin a used token is accepted again at the instant its record
 // expires: the verifier reads its clock for the claims check before it
@@ -21,13 +21,13 @@ import (
 // exp + leeway can reach the store just after and find the record gone.
 //
 // The bound: a token is never accepted twice as long as, for any verifier
-// sharing the store, the time from its clock read to the store's write, plus
-// how far the store's clock runs ahead of that verifier's, plus how much its
-// leeway exceeds the consuming verifier's, stays below ReplayMargin. It is
-// MaxLeeway (2 min): the first term is bounded by the store's timeout
-// (milliseconds), clocks kept by NTP agree to well under a second, and
-// replicas configured alike have no leeway difference, so they are covered
-// with nearly the whole two minutes to spare.
+// sharing the store, the time from its clock read to the store's write plus
+// how far the store's clock runs ahead of that verifier's stays below
+// ReplayMargin, whatever leeways the verifiers use (the retention counts from
+// exp + MaxLeeway, not from the consuming verifier's leeway, so a replica
+// with a larger leeway than the one that consumed cannot eat the margin). It
+// is MaxLeeway (2 min): the first term is bounded by the store's timeout
+// (milliseconds) and clocks kept by NTP agree to well under a second.
 const ReplayMargin = MaxLeeway
 
 // MinReplayRetention is the shortest time a store keeps a consumed key,
@@ -35,13 +35,13 @@ const ReplayMargin = MaxLeeway
 // on arrival would let a racing second use through.
 const MinReplayRetention = time.Second
 
-// ReplayRetention returns until when a token that expires at exp, consumed by
-// a verifier tolerating leeway, must stay recorded: exp + leeway +
-// ReplayMargin. It is the expiresAt the Verifier passes to
+// ReplayRetention returns until when a token that expires at exp must stay
+// recorded once used: exp + MaxLeeway + ReplayMargin, the same for every
+// verifier whatever its leeway. It is the expiresAt the Verifier passes to
 // ReplayStore.Consume; a caller of Consume outside a Verifier should pass the
 // same.
-func ReplayRetention(exp time.Time, leeway time.Duration) time.Time {
-	return exp.Add(leeway + ReplayMargin)
+func ReplayRetention(exp time.Time) time.Time {
+	return exp.Add(MaxLeeway + ReplayMargin)
 }
 
 // RetainUntil returns when a store that consumes a key at now, by its own

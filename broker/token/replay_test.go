@@ -390,14 +390,16 @@ func TestNewMemoryReplayStore_config(t *testing.T) {
 // at every instant at which a verifier can still judge it unexpired, even
 // when the store's clock runs ahead of the verifier's (the time from the
 // verifier's clock read to the store's write, or skew between a replica and
-// a shared store) or a second verifier on the same store tolerates more
-// leeway.
+// a shared store) and a second verifier on the same store tolerates more
+// leeway than the one that consumed.
 func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
 	exp := time.Unix(fixture.ValidClaims(testJTI)["exp"].(int64), 0)
 	lastInstant := exp.Add(token.DefaultLeeway - time.Nanosecond)
+	maxLastInstant := exp.Add(token.MaxLeeway - time.Nanosecond)
 	tests := []struct {
 		name             string
-		giveSecondLeeway time.Duration // 0: the default, as for the first use
+		giveFirstLeeway  time.Duration // 0: the default
+		giveSecondLeeway time.Duration // 0: the default
 		giveSecondAt     time.Time     // the second verifier's clock
 		giveStoreAhead   time.Duration // how far the store's clock runs ahead of it
 		wantReason       token.Reason
@@ -406,11 +408,19 @@ func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
 		{name: "fail/store_reads_clock_at_boundary", giveSecondAt: lastInstant, giveStoreAhead: time.Nanosecond, wantReason: token.ReasonReplayed},
 		{name: "fail/store_clock_1ms_ahead", giveSecondAt: lastInstant, giveStoreAhead: time.Millisecond, wantReason: token.ReasonReplayed},
 		{name: "fail/store_clock_ahead_by_margin", giveSecondAt: lastInstant, giveStoreAhead: token.ReplayMargin, wantReason: token.ReasonReplayed},
-		{name: "fail/other_verifier_max_leeway", giveSecondLeeway: token.MaxLeeway, giveSecondAt: exp.Add(token.MaxLeeway - time.Nanosecond), wantReason: token.ReasonReplayed},
+		{name: "fail/other_verifier_max_leeway", giveSecondLeeway: token.MaxLeeway, giveSecondAt: maxLastInstant, wantReason: token.ReasonReplayed},
+		// The retention does not depend on the consuming verifier's leeway
+		// (1ns is the least there is; 0 means the default): a replica with
+		// MaxLeeway, its clock behind the store's, still finds the record.
+		{name: "fail/least_leeway_consumed_max_leeway_store_ahead", giveFirstLeeway: time.Nanosecond, giveSecondLeeway: token.MaxLeeway,
+			giveSecondAt: maxLastInstant, giveStoreAhead: token.ReplayMargin, wantReason: token.ReasonReplayed},
+		{name: "fail/max_leeway_consumed_least_leeway_store_ahead", giveFirstLeeway: token.MaxLeeway, giveSecondLeeway: time.Nanosecond,
+			giveSecondAt: exp, giveStoreAhead: token.ReplayMargin, wantReason: token.ReasonReplayed},
 		{name: "fail/after_exp_plus_leeway", giveSecondAt: lastInstant.Add(time.Nanosecond), giveStoreAhead: time.Hour, wantReason: token.ReasonExpired},
 		// The documented bound is exact: a store whose clock runs more than
-		// ReplayMargin ahead may have forgotten the use.
-		{name: "ok/store_clock_ahead_beyond_margin", giveSecondAt: lastInstant, giveStoreAhead: token.ReplayMargin + time.Nanosecond},
+		// ReplayMargin ahead of a MaxLeeway verifier's last instant may have
+		// forgotten the use.
+		{name: "ok/store_clock_ahead_beyond_margin", giveSecondLeeway: token.MaxLeeway, giveSecondAt: maxLastInstant, giveStoreAhead: token.ReplayMargin + time.Nanosecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,6 +428,7 @@ func TestVerify_replayRecordOutlivesExpiry(t *testing.T) {
 			storeClock := brokertest.NewClock(fixture.Now.Add(-time.Hour))
 			cfg := fixture.VerifierConfig(t, k.Pub)
 			cfg.Replay = fixture.NewStore(t, storeClock, token.MemoryReplayConfig{})
+			cfg.Leeway = tt.giveFirstLeeway
 			storeClock.Set(fixture.Now)
 			tok := validToken(t, k)
 			_, err := fixture.NewVerifier(t, cfg).Verify(context.Background(), tok, token.Expect{AnyTask: true})
@@ -535,9 +546,7 @@ func TestMemoryReplayStore_pastExpiryIsFloored(t *testing.T) {
 
 func TestReplayRetention(t *testing.T) {
 	exp := fixture.Now.Add(time.Minute)
-	for _, leeway := range []time.Duration{time.Nanosecond, token.DefaultLeeway, token.MaxLeeway} {
-		if got, want := token.ReplayRetention(exp, leeway), exp.Add(leeway+token.MaxLeeway); !got.Equal(want) {
-			t.Errorf("ReplayRetention(exp, %v) = exp + %v, want exp + %v", leeway, got.Sub(exp), want.Sub(exp))
-		}
+	if got, want := token.ReplayRetention(exp), exp.Add(token.MaxLeeway+token.ReplayMargin); !got.Equal(want) {
+		t.Errorf("ReplayRetention(exp) = exp + %v, want exp + %v", got.Sub(exp), want.Sub(exp))
 	}
 }

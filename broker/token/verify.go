@@ -122,6 +122,12 @@ type Claims struct {
 	Algorithm Algorithm
 }
 
+// Ref identifies the token c came from to a RevocationChecker, or to a
+// relying party's HeldRevocation for a session opened from it.
+func (c Claims) Ref() TokenRef {
+	return TokenRef{Issuer: c.Issuer, Subject: c.Subject, ID: c.ID, KeyID: c.KeyID, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
+}
+
 // Verified is a token that passed every check. Only the Verifier builds one,
 // so holding a *Verified is proof of verification.
 type Verified struct {
@@ -227,7 +233,7 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt, v.cfg.Leeway))
+	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt))
 	switch {
 	case err == nil:
 		return nil
@@ -239,10 +245,7 @@ func (v *Verifier) consume(ctx context.Context, c *Claims) error {
 }
 
 func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
-	err := v.cfg.Revocation.CheckRevoked(ctx, TokenRef{
-		Issuer: c.Issuer, Subject: c.Subject, ID: c.ID, KeyID: c.KeyID,
-		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
-	})
+	err := v.cfg.Revocation.CheckRevoked(ctx, c.Ref())
 	if err == nil {
 		return nil
 	}

@@ -1,6 +1,6 @@
 // Command relying is a complete relying service on the broker's public API
-// and net/http alone: it accepts a handoff from an issuer (SERVER1) by the
-// browser's form POST, opens its own session, and serves a Bearer API.
+// and net/http alone: it accepts a handoff from an issuer (SERVER1) by form
+// POST, opens a session that expiry or revocation ends, and serves a Bearer API.
 package main
 
 import (
@@ -24,6 +24,7 @@ func main() {
 	issuer := flag.String("issuer", "http://localhost:8081", "the issuer's URL (SERVER1)")
 	audience := flag.String("audience", "http://127.0.0.1:8090", "this service's identifier, the tokens' aud")
 	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
+	ttl := flag.Duration("session-ttl", 15*time.Minute, "lifetime of a session, from its token's issue")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -35,7 +36,7 @@ func main() {
 	defer rp.Close()
 
 	var mu sync.Mutex
-	sessions := map[string]token.Claims{} // a real service has its own store
+	sessions := map[string]token.Claims{} // a real service has its own store, swept
 	mux := http.NewServeMux()
 	mux.Handle("/handoff", rp.HandoffHandler(broker.HandoffConfig{
 		Open: func(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
@@ -55,6 +56,9 @@ func main() {
 		}
 		mu.Lock()
 		c, ok := sessions[id]
+		if ok = ok && time.Since(c.IssuedAt) <= *ttl && rp.HeldRevocation(c.Ref()) == nil; !ok {
+			delete(sessions, id) // none, expired, or its token's jti, key or subject revoked
+		}
 		mu.Unlock()
 		if !ok {
 			http.Error(w, "no session", http.StatusUnauthorized)

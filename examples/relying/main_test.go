@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,42 @@ func TestRelying(t *testing.T) {
 		assert.Equal(t, "application/problem+json", replayed.Header.Get("Content-Type"))
 		assert.Contains(t, replayed.Body, `"code":"replayed"`)
 	})
+
+	// Last: it revokes alice at the issuer, as "sign out everywhere" does.
+	t.Run("revoked_subject_ends_session", func(t *testing.T) {
+		b := newBrowser(t)
+		require.Equal(t, http.StatusSeeOther, b.post(audience+"/handoff", url.Values{"token": {mint("transfer-10")}}).status)
+		require.Equal(t, http.StatusOK, b.get(audience+"/task").status)
+
+		signOutEverywhere(t, issuer, "alice", "alice-demo-pw")
+
+		var last response
+		require.Eventually(t, func() bool {
+			last = b.get(audience + "/task")
+			return last.status != http.StatusOK
+		}, 30*time.Second, 100*time.Millisecond, "the session outlived the subject's revocation")
+		assert.Equal(t, http.StatusUnauthorized, last.status, last.body)
+		assert.Equal(t, http.StatusUnauthorized, b.get(audience+"/task").status, "the session stays ended")
+	})
+}
+
+// csrfField finds the CSRF token in one of SERVER1's forms.
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// signOutEverywhere signs in to SERVER1 through its forms and posts "sign
+// out everywhere", which revokes the user's tokens issued until now.
+func signOutEverywhere(t testing.TB, issuer, user, password string) {
+	t.Helper()
+	s1 := newBrowser(t)
+	csrf := func(page response) string {
+		m := csrfField.FindStringSubmatch(page.body)
+		require.NotNil(t, m, "no CSRF token on the page: %s", page.body)
+		return m[1]
+	}
+	login := s1.post(issuer+"/login", url.Values{"_csrf": {csrf(s1.get(issuer + "/login"))}, "username": {user}, "password": {password}})
+	require.Equal(t, http.StatusSeeOther, login.status, login.body)
+	out := s1.post(issuer+"/logout-everywhere", url.Values{"_csrf": {csrf(s1.get(issuer + "/"))}})
+	require.Equal(t, http.StatusSeeOther, out.status, out.body)
 }
 
 func build(t testing.TB, out, pkg string) {

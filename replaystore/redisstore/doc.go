@@ -4,13 +4,14 @@
 //
 // Each Consume is one atomic command,
 //
-//	SET <KeyPrefix><hash of "iss jti"> 1 NX PXAT <exp+leeway+margin, ms>
+//	SET <KeyPrefix><hash of "iss jti"> 1 NX PXAT <exp+MaxLeeway+margin, ms>
 //
 // so two replicas racing on one token can never both win: Redis executes
 // commands one at a time and NX lets only the first SET create the key. The
 // key carries its own expiry, token.ReplayMargin (2 min) after the token
-// could last verify, so Redis forgets it only once no replica can accept the
-// token, even one whose clock lags Redis's, and nothing needs sweeping. Every command touches a
+// could last verify at any replica (exp + token.MaxLeeway), so Redis forgets
+// it only once no replica can accept the token, whatever its leeway, even one
+// whose clock lags Redis's, and nothing needs sweeping. Every command touches a
 // single key, which keeps the store Redis Cluster safe.
 //
 // The store fails closed. A Redis that does not answer within Config.Timeout,

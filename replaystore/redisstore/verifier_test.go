@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,17 +243,31 @@ func later(a, b time.Time) time.Time {
 
 // TestVerifier_RecordsUntilReplayRetention checks the rule both stores
 // follow: the key a Verifier consumes expires, by Redis's clock, at exactly
-// token.ReplayRetention (exp + leeway + token.ReplayMargin).
+// token.ReplayRetention (exp + token.MaxLeeway + token.ReplayMargin),
+// whatever the consuming verifier's leeway, so replicas of different
+// leeways all find it.
 func TestVerifier_RecordsUntilReplayRetention(t *testing.T) {
-	s, admin := newStore(t, redisstore.Config{})
-	m, v := mintFor(t, s)
-	minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
-	require.NoError(t, err)
-	got, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
-	require.NoError(t, err)
+	for _, leeway := range []time.Duration{time.Nanosecond, token.DefaultLeeway, token.MaxLeeway} {
+		t.Run(fmt.Sprintf("ok/leeway_%v", leeway), func(t *testing.T) {
+			s, admin := newStore(t, redisstore.Config{})
+			ring, err := keys.NewEphemeral(token.EdDSA)
+			require.NoError(t, err)
+			m, err := token.NewMinter(token.MinterConfig{Issuer: testIssuer, Keys: ring})
+			require.NoError(t, err)
+			v, err := token.NewVerifier(token.VerifierConfig{
+				Issuers: []token.TrustedIssuer{{Issuer: testIssuer, Keys: ring}}, Audience: testAudience, Replay: s, Leeway: leeway,
+			})
+			require.NoError(t, err)
+			minted, err := m.Mint(token.MintRequest{Subject: "alice", Audience: testAudience, Task: token.Task{ID: "transfer-42", Action: "approve"}})
+			require.NoError(t, err)
+			got, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true})
+			require.NoError(t, err)
 
-	at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(testIssuer+" "+got.Claims().ID)).Int64()
-	require.NoError(t, err)
-	want := token.ReplayRetention(minted.ExpiresAt, token.DefaultLeeway)
-	assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), token.DefaultLeeway, token.ReplayMargin)
+			at, err := admin.Do(context.Background(), "PEXPIRETIME", s.RedisKey(testIssuer+" "+got.Claims().ID)).Int64()
+			require.NoError(t, err)
+			want := minted.ExpiresAt.Add(token.MaxLeeway + token.ReplayMargin)
+			assert.Equal(t, want.UnixMilli(), at, "key expires at %v, want exp + %v + %v", time.UnixMilli(at).UTC(), token.MaxLeeway, token.ReplayMargin)
+			assert.Equal(t, token.ReplayRetention(minted.ExpiresAt), want)
+		})
+	}
 }
