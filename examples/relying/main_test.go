@@ -103,19 +103,20 @@ func TestRelying(t *testing.T) {
 
 	// Last: it revokes alice at the issuer, as "sign out everywhere" does.
 	t.Run("revoked_subject_ends_session", func(t *testing.T) {
-		b := newBrowser(t)
-		require.Equal(t, http.StatusSeeOther, b.post(audience+"/handoff", url.Values{"token": {mint("transfer-10")}}).status)
-		require.Equal(t, http.StatusOK, b.get(audience+"/task").status)
+		b := newBrowser(t, audience)
+		opened := b.PostForm("/handoff", url.Values{"token": {mint("transfer-10")}}, nil)
+		require.Equal(t, http.StatusSeeOther, opened.StatusCode, opened.Body)
+		require.Equal(t, http.StatusOK, b.Get("/task").StatusCode)
 
 		signOutEverywhere(t, issuer, "alice", "alice-demo-pw")
 
-		var last response
+		var last sharedtest.Response
 		require.Eventually(t, func() bool {
-			last = b.get(audience + "/task")
-			return last.status != http.StatusOK
+			last = b.Get("/task")
+			return last.StatusCode != http.StatusOK
 		}, 30*time.Second, 100*time.Millisecond, "the session outlived the subject's revocation")
-		assert.Equal(t, http.StatusUnauthorized, last.status, last.body)
-		assert.Equal(t, http.StatusUnauthorized, b.get(audience+"/task").status, "the session stays ended")
+		assert.Equal(t, http.StatusUnauthorized, last.StatusCode, last.Body)
+		assert.Equal(t, http.StatusUnauthorized, b.Get("/task").StatusCode, "the session stays ended")
 	})
 }
 
@@ -126,16 +127,16 @@ var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 // out everywhere", which revokes the user's tokens issued until now.
 func signOutEverywhere(t testing.TB, issuer, user, password string) {
 	t.Helper()
-	s1 := newBrowser(t)
-	csrf := func(page response) string {
-		m := csrfField.FindStringSubmatch(page.body)
-		require.NotNil(t, m, "no CSRF token on the page: %s", page.body)
+	s1 := newBrowser(t, issuer)
+	csrf := func(page sharedtest.Response) string {
+		m := csrfField.FindStringSubmatch(page.Body)
+		require.NotNil(t, m, "no CSRF token on the page: %s", page.Body)
 		return m[1]
 	}
-	login := s1.post(issuer+"/login", url.Values{"_csrf": {csrf(s1.get(issuer + "/login"))}, "username": {user}, "password": {password}})
-	require.Equal(t, http.StatusSeeOther, login.status, login.body)
-	out := s1.post(issuer+"/logout-everywhere", url.Values{"_csrf": {csrf(s1.get(issuer + "/"))}})
-	require.Equal(t, http.StatusSeeOther, out.status, out.body)
+	login := s1.PostForm("/login", url.Values{"_csrf": {csrf(s1.Get("/login"))}, "username": {user}, "password": {password}}, nil)
+	require.Equal(t, http.StatusSeeOther, login.StatusCode, login.Body)
+	out := s1.PostForm("/logout-everywhere", url.Values{"_csrf": {csrf(s1.Get("/"))}}, nil)
+	require.Equal(t, http.StatusSeeOther, out.StatusCode, out.Body)
 }
 
 func build(t testing.TB, out, pkg string) {
