@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -67,13 +68,15 @@ type Browser struct {
 	mu          sync.Mutex
 	requests    []*browserRequest
 	wireHeaders []map[string]string
+	// held receives the requests HoldHandoffPosts pauses.
+	held chan *fetch.EventRequestPaused
 }
 
-// NewBrowser starts Chromium.
-func NewBrowser(t testing.TB) *Browser {
+// NewBrowser starts Chromium; opts add to or override its flags.
+func NewBrowser(t testing.TB, opts ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exe := chromium(t)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts = append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -89,7 +92,8 @@ func NewBrowser(t testing.TB) *Browser {
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 		chromedp.WindowSize(1280, 900),
-	)
+	}, opts...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &Browser{ctx: ctx}
 	t.Cleanup(func() {
@@ -107,6 +111,12 @@ func NewBrowser(t testing.TB) *Browser {
 		}
 	})
 	return b
+}
+
+// trustSuiteCert is the Chromium flag that trusts suiteCert, for clusters
+// with TLS.
+func trustSuiteCert() chromedp.ExecAllocatorOption {
+	return chromedp.Flag("ignore-certificate-errors-spki-list", suiteCert.SPKIHash)
 }
 
 func (b *Browser) record(ev any) {
@@ -249,7 +259,7 @@ func (b *Browser) SignIn(t testing.TB, c *Cluster, username, password string) {
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="username"]`), username),
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), password),
 		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("form.handoff-form")),
+		chromedp.WaitVisible(chromedp.CSS(`[id^="continue-"]`)),
 	)
 }
 

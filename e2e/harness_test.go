@@ -296,6 +296,7 @@ func (s *Server) Running() bool {
 
 var plainClient = &http.Client{
 	Timeout:       httpTimeout,
+	Transport:     testTransport(),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
@@ -493,6 +494,9 @@ type ClusterConfig struct {
 	// replica.
 	Server1Env map[string]string
 	Server2Env map[string]string
+	// TLS makes both servers serve https with suiteCert, on the same
+	// hosts (localhost and 127.0.0.1). Default false: plain http.
+	TLS bool
 }
 
 // Cluster is one SERVER1 and one or more SERVER2 replicas configured to
@@ -508,8 +512,10 @@ type Cluster struct {
 	// shared by all its replicas.
 	Issuer, Audience string
 
-	cfg   ClusterConfig
-	s2bin string
+	cfg    ClusterConfig
+	s2bin  string
+	scheme string
+	tlsEnv map[string]string
 
 	mu      sync.Mutex
 	servers []*Server
@@ -522,22 +528,32 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
 	s1bin, s2bin := binaries(t)
 	dir := t.TempDir()
-	s1URL := fmt.Sprintf("http://localhost:%d", freePort(t))
+	scheme := "http"
+	var tlsEnv map[string]string
+	if cfg.TLS {
+		scheme = "https"
+		certFile, keyFile := suiteCert.writeFiles(t, dir)
+		tlsEnv = map[string]string{"TLS_CERT": certFile, "TLS_KEY": keyFile}
+	}
+	s1URL := fmt.Sprintf("%s://localhost:%d", scheme, freePort(t))
 	s2Port := freePort(t)
-	audience := fmt.Sprintf("http://127.0.0.1:%d", s2Port)
+	audience := fmt.Sprintf("%s://127.0.0.1:%d", scheme, s2Port)
 	c := &Cluster{
 		Issuer:   s1URL,
 		Audience: audience,
 		cfg:      cfg,
 		s2bin:    s2bin,
+		scheme:   scheme,
+		tlsEnv:   tlsEnv,
 	}
 	env := map[string]string{
-		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, "http://"),
+		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, scheme+"://"),
 		"SERVER1_ISSUER":      s1URL,
 		"SERVER1_KEYS_DIR":    filepath.Join(dir, "server1-keys"),
 		"SERVER1_AUDIENCE":    audience,
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
 	}
+	c.addTLS(env, "SERVER1")
 	maps.Copy(env, cfg.Server1Env)
 	c.Server1 = &Server{Name: "SERVER1", Label: "SERVER1", URL: s1URL, Env: env, bin: s1bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, c.Server1)
@@ -578,11 +594,24 @@ func (c *Cluster) addServer2(port int, extra map[string]string) *Server {
 		"SERVER2_AUDIENCE":       c.Audience,
 		"SERVER2_TRUSTED_ISSUER": c.Issuer,
 	}
+	c.addTLS(env, "SERVER2")
 	maps.Copy(env, c.cfg.Server2Env)
 	maps.Copy(env, extra)
-	s := &Server{Name: "SERVER2", Label: label, URL: "http://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &sharedtest.Buffer{}}
+	s := &Server{Name: "SERVER2", Label: label, URL: c.scheme + "://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, s)
 	return s
+}
+
+// addTLS adds the TLS settings of a TLS cluster to a server's env: its
+// certificate and key, and SSL_CERT_FILE so that its fetches (SERVER2's
+// of SERVER1's metadata, keys and revocations) trust the same certificate.
+func (c *Cluster) addTLS(env map[string]string, prefix string) {
+	for k, v := range c.tlsEnv {
+		env[prefix+"_"+k] = v
+	}
+	if f := c.tlsEnv["TLS_CERT"]; f != "" {
+		env["SSL_CERT_FILE"] = f
+	}
 }
 
 // NoteSecret records a token the test handled, so that the harness can fail

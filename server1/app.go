@@ -382,7 +382,7 @@ func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.watchKeys(ctx, time.Second, time.Minute)
-	return shared.Serve(ctx, a.echo, shared.ServerConfig{Addr: a.cfg.Addr}, a.log, ready)
+	return shared.Serve(ctx, a.echo, a.cfg.serverConfig(), a.log, ready)
 }
 
 // discoveryDocument is the body of /.well-known/handoff-configuration.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/handoffbroker/handoff/shared"
 	"log/slog"
 	"math"
 	"net/url"
@@ -24,6 +25,9 @@ import (
 type Config struct {
 	// Addr is the listen address. Default "localhost:8081".
 	Addr string
+	// TLSCert and TLSKey are PEM files that make SERVER1 serve https
+	// itself. Default: both empty, plain http.
+	TLSCert, TLSKey string
 	// Issuer is the "iss" of every token and SERVER1's public base URL.
 	// Default "http://localhost:8081".
 	Issuer string
@@ -168,6 +172,8 @@ func (c *Config) publishFor() time.Duration {
 func (c *Config) bindServe(fs *flag.FlagSet) {
 	c.bindMint(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain to serve https with (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.Audience, "audience", c.Audience, "SERVER2's identifier (token audience)")
 	fs.StringVar(&c.HandoffURL, "handoff-url", c.HandoffURL, "SERVER2's handoff endpoint")
 	fs.StringVar(&c.AudiencesFile, "audiences-file", c.AudiencesFile, "JSON registry of audiences (replaces --audience and --handoff-url)")
@@ -187,6 +193,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr is required"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
 	}
 	if err := checkHTTPURL(c.Issuer); err != nil {
 		errs = append(errs, fmt.Errorf("issuer: %w", err))
@@ -391,4 +400,9 @@ func loadUsers(c Config) (users map[string]user, demo bool, err error) {
 		return nil, false, fmt.Errorf("users-file %s: %w", c.UsersFile, err)
 	}
 	return users, demo, nil
+}
+
+// serverConfig is the listener's configuration.
+func (c *Config) serverConfig() shared.ServerConfig {
+	return shared.ServerConfig{Addr: c.Addr, TLSCertFile: c.TLSCert, TLSKeyFile: c.TLSKey}
 }

@@ -197,7 +197,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("the API key is shorter than 16 characters: easy to guess")
 	}
 	return a.run(ctx, func(bound string) {
-		fmt.Fprintf(stdout, "SERVER1 listening on http://%s\n", displayAddr(cfg.Addr, bound))
+		fmt.Fprintf(stdout, "SERVER1 listening on %s://%s\n", cfg.serverConfig().Scheme(), displayAddr(cfg.Addr, bound))
 	})
 }
 

@@ -30,6 +30,9 @@ const envPrefix = "SERVER2"
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8082.
 	Addr string
+	// TLSCert and TLSKey are PEM files that make SERVER2 serve https
+	// itself. Default: both empty, plain http.
+	TLSCert, TLSKey string
 	// Audience is this service's identifier: tokens must name exactly it in
 	// "aud". Default http://127.0.0.1:8082.
 	Audience string
@@ -100,6 +103,8 @@ type Config struct {
 // registerFlags binds cfg's fields to flags on fs with their defaults.
 func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8082", "listen address")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve https with (with --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.Audience, "audience", "http://127.0.0.1:8082", "this service's identifier, the required token \"aud\"")
 	fs.StringVar(&cfg.TrustedIssuer, "trusted-issuer", "http://localhost:8081", "the accepted token \"iss\" (SERVER1's URL)")
 	fs.StringVar(&cfg.JWKSURL, "jwks-url", "", "SERVER1's JWKS URL (empty: discovered from the issuer's handoff-configuration)")
@@ -161,6 +166,9 @@ func (c Config) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
 	}
 	if err := c.brokerConfig().Validate(flagName); err != nil {
 		errs = append(errs, err)
