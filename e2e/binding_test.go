@@ -111,6 +111,7 @@ func TestBoundHandoffLoginCSRF(t *testing.T) {
 	c := StartCluster(t, ClusterConfig{})
 
 	bob := NewBrowser(t)
+	bob.Name = "bob"
 	bob.SignIn(t, c, "bob", "bob-demo-pw")
 	bob.HoldHandoffPosts(t, c)
 	bob.Do(t, "click continue for bob's task", chromedp.Click(chromedp.ID("continue-"+bobsTask)))
@@ -119,30 +120,40 @@ func TestBoundHandoffLoginCSRF(t *testing.T) {
 	c.NoteSecret(bobsToken)
 
 	alice := NewBrowser(t)
+	alice.Name = "alice"
 	alice.SignIn(t, c, demoUser, demoPassword)
 	alice.HandOff(t, demoTask)
 	s2Session := alice.cookieValue(t, c.Server2.URL, "s2_session")
 
-	evil := startAttacker(t, autoPostPage(c.Server2.URL+"/handoff", bobsToken))
-	alice.Do(t, "open the attacker's page", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.ID("reason")))
-	posts := alice.HandoffPosts(c)
-	last := posts[len(posts)-1]
-	if last.Status != http.StatusForbidden {
-		t.Errorf("bob's token posted from the attacker's page answered %d, want 403", last.Status)
-	}
-	if reason := strings.TrimSpace(alice.Text(t, "reason")); reason != reasonWrongOrigin && reason != reasonUnbound {
-		t.Errorf("the refusal shows reason %q, want %s or %s", reason, reasonWrongOrigin, reasonUnbound)
-	}
-	alice.checkWayBack(t, c)
-	if got := alice.cookieValue(t, c.Server2.URL, "s2_session"); got != s2Session {
-		t.Errorf("the refused handoff changed alice's SERVER2 session cookie")
-	}
-	alice.Do(t, "open alice's task page again",
-		chromedp.Navigate(c.Server2.URL+"/tasks/"+demoTask),
-		chromedp.WaitVisible(chromedp.ID("task-page")),
-	)
-	if got := alice.Text(t, "subject"); got != demoUser {
-		t.Errorf("after the attack alice's SERVER2 page shows subject %q, want %q", got, demoUser)
+	for _, tt := range []struct {
+		name string
+		page string
+	}{
+		{name: "fail/attacker_origin", page: autoPostPage(c.Server2.URL+"/handoff", bobsToken, false)},
+		// A page that forbids referrers makes Chromium send Origin: null.
+		{name: "fail/null_origin", page: autoPostPage(c.Server2.URL+"/handoff", bobsToken, true)},
+	} {
+		evil := startAttacker(t, tt.page)
+		alice.Do(t, tt.name+": open the attacker's page", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.CSS("#reason, #task-page")))
+		posts := alice.HandoffPosts(c)
+		last := posts[len(posts)-1]
+		if last.Status != http.StatusForbidden {
+			t.Errorf("%s: bob's token posted from the attacker's page answered %d, want 403", tt.name, last.Status)
+		}
+		if reason := strings.TrimSpace(alice.Text(t, "reason")); reason != reasonWrongOrigin && reason != reasonUnbound {
+			t.Errorf("%s: the refusal shows reason %q, want %s or %s", tt.name, reason, reasonWrongOrigin, reasonUnbound)
+		}
+		alice.checkWayBack(t, c)
+		if got := alice.cookieValue(t, c.Server2.URL, "s2_session"); got != s2Session {
+			t.Errorf("%s: the refused handoff changed alice's SERVER2 session cookie", tt.name)
+		}
+		alice.Do(t, tt.name+": open alice's task page again",
+			chromedp.Navigate(c.Server2.URL+"/tasks/"+demoTask),
+			chromedp.WaitVisible(chromedp.ID("task-page")),
+		)
+		if got := alice.Text(t, "subject"); got != demoUser {
+			t.Errorf("%s: after the attack alice's SERVER2 page shows subject %q, want %q", tt.name, got, demoUser)
+		}
 	}
 	if code, reason := c.Server2.postToken(t, bobsToken, ""); code != http.StatusForbidden || reason != reasonUnbound {
 		t.Errorf("bob's token posted without his binding cookie answered %d %q, want 403 %s", code, reason, reasonUnbound)
@@ -426,10 +437,15 @@ func (b *Browser) NewTab(t testing.TB) *Browser {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	t.Cleanup(cancel)
-	tab := &Browser{ctx: ctx}
+	tab := &Browser{Name: "tab2", ctx: ctx}
 	if err := chromedp.Listen(ctx, tab.record); err != nil {
 		t.Fatalf("e2e: opening a tab: %v", err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			tab.saveArtifacts(t)
+		}
+	})
 	return tab
 }
 
@@ -597,9 +613,14 @@ func (a *attacker) saw(s string) bool {
 	return false
 }
 
-// autoPostPage is a page that posts token to action as soon as it loads.
-func autoPostPage(action, token string) string {
-	return fmt.Sprintf(`<!doctype html><title>prize</title>
+// autoPostPage is a page that posts token to action as soon as it loads;
+// noReferrer adds a no-referrer policy to it.
+func autoPostPage(action, token string, noReferrer bool) string {
+	meta := ""
+	if noReferrer {
+		meta = `<meta name="referrer" content="no-referrer">`
+	}
+	return fmt.Sprintf(`<!doctype html><title>prize</title>%s
 <form id="f" method="post" action="%s"><input type="hidden" name="token" value="%s"></form>
-<script>document.getElementById("f").submit()</script>`, html.EscapeString(action), html.EscapeString(token))
+<script>document.getElementById("f").submit()</script>`, meta, html.EscapeString(action), html.EscapeString(token))
 }

@@ -63,6 +63,10 @@ type browserRequest struct {
 // record of every request the tab sent. When the test fails it saves a
 // screenshot and the page's HTML under e2e/artifacts/<test name>/.
 type Browser struct {
+	// Name, when a test drives several browsers or tabs, prefixes their
+	// artifact files ("bob-screenshot.png"). Default "": no prefix.
+	Name string
+
 	ctx context.Context
 
 	mu          sync.Mutex
@@ -304,12 +308,12 @@ func (b *Browser) saveArtifacts(t testing.TB) {
 	defer cancel()
 	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err != nil {
 		t.Logf("e2e: no screenshot: %v", err)
-	} else if err := os.WriteFile(filepath.Join(dir, "screenshot.png"), png, 0o644); err != nil {
+	} else if err := os.WriteFile(filepath.Join(dir, b.artifactName("screenshot.png")), png, 0o644); err != nil {
 		t.Logf("e2e: saving screenshot: %v", err)
 	}
 	if html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html"))); err != nil {
 		t.Logf("e2e: no page HTML: %v", err)
-	} else if err := os.WriteFile(filepath.Join(dir, "page.html"), []byte(html), 0o644); err != nil {
+	} else if err := os.WriteFile(filepath.Join(dir, b.artifactName("page.html")), []byte(html), 0o644); err != nil {
 		t.Logf("e2e: saving page HTML: %v", err)
 	}
 	var reqs strings.Builder
@@ -317,6 +321,13 @@ func (b *Browser) saveArtifacts(t testing.TB) {
 		// URLs only: bodies hold tokens.
 		fmt.Fprintf(&reqs, "%s %s -> %d\n", r.Method, r.URL, r.Status)
 	}
-	_ = os.WriteFile(filepath.Join(dir, "requests.txt"), []byte(reqs.String()), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, b.artifactName("requests.txt")), []byte(reqs.String()), 0o644)
 	t.Logf("e2e: browser screenshot, page HTML and request list saved in %s (page %s)", dir, b.Location(t))
+}
+
+func (b *Browser) artifactName(file string) string {
+	if b.Name == "" {
+		return file
+	}
+	return b.Name + "-" + file
 }
