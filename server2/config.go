@@ -96,6 +96,17 @@ type Config struct {
 	// instead of failing closed. It lets whoever can cut SERVER2 off from
 	// SERVER1 use revoked tokens. Default false.
 	RevocationFailOpen bool
+	// HandoffBinding is "required" or "off". Required (the default): the
+	// browser handoff accepts only tokens bound to the browser that
+	// started it at /handoff/start, posted from SERVER1's origins. Off
+	// accepts unbound tokens at /handoff, for an issuer without binding
+	// support: any page can then post a token for its own user into a
+	// visitor's browser and sign them in as that user (login CSRF,
+	// session swapping). The Bearer API is unaffected.
+	HandoffBinding string
+	// BindingTTL is how long the binding secret set at /handoff/start
+	// lives. Default 120s; at most 10m.
+	BindingTTL time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
 }
@@ -131,6 +142,8 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
 	fs.BoolVar(&cfg.RevocationFailOpen, "revocation-fail-open", false, "accept tokens when the revocation list is stale (weakens revocation)")
+	fs.StringVar(&cfg.HandoffBinding, "handoff-binding", string(broker.BindingRequired), "\"required\": browser handoffs must be bound to the browser that started them; \"off\" accepts unbound tokens (allows login CSRF)")
+	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }
 
@@ -230,6 +243,8 @@ func (c Config) brokerConfig() broker.Config {
 		RevocationInterval: c.RevocationInterval,
 		RevocationMaxStale: c.RevocationMaxStale,
 		RevocationFailOpen: c.RevocationFailOpen,
+		Binding:            broker.Binding(c.HandoffBinding),
+		BindingTTL:         c.BindingTTL,
 	}
 }
 
@@ -240,7 +255,7 @@ var flagNames = map[string]string{
 	"FetchTimeout": "jwks-timeout", "Leeway": "leeway", "MaxTokenLifetime": "max-token-lifetime",
 	"JWKSMaxStale": "jwks-max-stale", "JWKSCooldown": "jwks-cooldown", "JWKSMinRefresh": "jwks-min-refresh",
 	"RevocationInterval": "revocation-interval", "RevocationMaxStale": "revocation-max-stale",
-	"RevocationFailOpen": "revocation-fail-open",
+	"RevocationFailOpen": "revocation-fail-open", "Binding": "handoff-binding", "BindingTTL": "binding-ttl",
 }
 
 // flagName names a broker.Config field by SERVER2's flag, so

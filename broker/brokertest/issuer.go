@@ -22,6 +22,10 @@ import (
 const (
 	JWKSPath        = "/.well-known/jwks.json"
 	DiscoveryPath   = "/.well-known/handoff-configuration"
+	// BoundHandoffPath is the bound_handoff_endpoint the issuer
+	// advertises. It serves nothing: tests mint bound tokens with
+	// MintRequest.Nonce instead.
+	BoundHandoffPath = "/handoffs/bound"
 	RevocationsPath = "/revocations"
 )
 
@@ -382,6 +386,8 @@ func (is *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"token_types_supported":        []string{token.HandoffTokenType},
 		"signing_alg_values_supported": token.Algorithms(),
 		"handoff_endpoints":            maps.Clone(is.endpoints),
+		"bound_handoff_endpoint":       is.URL + BoundHandoffPath,
+		"handoff_origins":              []string{is.URL},
 	}
 	if is.revocationsPublished() {
 		doc["revocation_endpoint"] = is.RevocationURL
