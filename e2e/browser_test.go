@@ -249,7 +249,7 @@ func (b *Browser) SignIn(t testing.TB, c *Cluster, username, password string) {
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="username"]`), username),
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), password),
 		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("form.handoff-form")),
+		chromedp.WaitVisible(chromedp.CSS("#task-list [id^=\"continue-\"]")),
 	)
 }
 
