@@ -200,9 +200,17 @@ func originOf(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// handoffMetadata returns the issuer's metadata: the one discovery found,
-// or, where discovery did not run (keys and list configured), fetched now.
+// handoffMetadata returns the issuer's metadata: with Config.BoundHandoffURL
+// set, that URL; else the one discovery found, or, where discovery did not
+// run (keys and list configured), fetched now.
 func (rp *RelyingParty) handoffMetadata(ctx context.Context) (Metadata, error) {
+	if rp.cfg.BoundHandoffURL != "" {
+		md := Metadata{BoundHandoffEndpoint: rp.cfg.BoundHandoffURL}
+		if held := rp.metadata.Load(); held != nil {
+			md.HandoffOrigins = held.HandoffOrigins
+		}
+		return md, nil
+	}
 	if md := rp.metadata.Load(); md != nil {
 		return *md, nil
 	}

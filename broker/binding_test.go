@@ -235,3 +235,31 @@ func cmpOrString(s, def string) string {
 	}
 	return s
 }
+
+// TestStartHandler_configuredBoundURL: a configured BoundHandoffURL is
+// used as it is, without the issuer's metadata.
+func TestStartHandler_configuredBoundURL(t *testing.T) {
+	_, is, rp := newReadyRP(t, nil)
+	rp2, err := New(Config{Issuer: is.URL, Audience: testAudience, JWKSURL: is.JWKSURL, RevocationURL: RevocationOff,
+		BoundHandoffURL: is.URL + "/other/bound"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rp2.Close() })
+	for name, tt := range map[string]struct {
+		rp   *RelyingParty
+		want string
+	}{
+		"ok/discovered": {rp: rp, want: is.URL + brokertest.BoundHandoffPath},
+		"ok/configured": {rp: rp2, want: is.URL + "/other/bound"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tt.rp.StartHandler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/handoff/start?task_id=t", nil))
+			require.Equal(t, http.StatusSeeOther, rec.Code, rec.Body.String())
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, loc.Scheme+"://"+loc.Host+loc.Path)
+		})
+	}
+	_, err = New(Config{Issuer: is.URL, Audience: testAudience, BoundHandoffURL: "http://attacker.test/bound"})
+	assert.ErrorContains(t, err, "BoundHandoffURL", "a bound URL on another host is refused")
+}

@@ -134,6 +134,12 @@ type Config struct {
 	// support: any page can then post a token for its own user into a
 	// visitor's browser (login CSRF, session swapping).
 	Binding Binding
+	// BoundHandoffURL is where StartHandler sends the browser to have a
+	// bound token minted. Default "": the bound_handoff_endpoint of the
+	// issuer's handoff configuration (fetched on first use when the keys
+	// and list are configured rather than discovered). Set it where this
+	// service cannot reach the issuer at its public URL.
+	BoundHandoffURL string
 	// BindingTTL is how long a binding secret lives in the browser.
 	// Default DefaultBindingTTL; at most 10m.
 	BindingTTL time.Duration
@@ -313,7 +319,7 @@ func (c Config) validate(name func(field string) string) (*fetch.Policy, error) 
 	if err != nil && c.Issuer != "" {
 		errs = append(errs, fmt.Errorf("%s or %s: %w", name("Issuer"), name("AllowedHosts"), err))
 	}
-	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
+	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}, {"BoundHandoffURL", c.BoundHandoffURL}} {
 		if u.url == "" || u.url == RevocationOff {
 			continue
 		}

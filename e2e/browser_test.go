@@ -263,7 +263,7 @@ func (b *Browser) SignIn(t testing.TB, c *Cluster, username, password string) {
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="username"]`), username),
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), password),
 		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`[id^="continue-"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#task-list [id^=\"continue-\"]")),
 	)
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -552,6 +554,8 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		"SERVER1_KEYS_DIR":    filepath.Join(dir, "server1-keys"),
 		"SERVER1_AUDIENCE":    audience,
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
+		// The bound flow: "Continue" links to SERVER2's start endpoint.
+		"SERVER1_HANDOFF_START_URL": audience + "/handoff/start",
 	}
 	c.addTLS(env, "SERVER1")
 	maps.Copy(env, cfg.Server1Env)
@@ -672,6 +676,38 @@ type mintRequest struct {
 	Action   string
 	Params   map[string]string
 	TTL      time.Duration
+	// Unbound mints without a "nonce": a token SERVER2's browser
+	// endpoint refuses while binding is required.
+	Unbound bool
+}
+
+// e2eBindingSecret is the binding secret of the browser Cluster.Mint's
+// tokens are bound to; postToken presents it as SERVER2's start endpoint
+// would have set it.
+var (
+	e2eBindingSecret = []byte("e2e-binding-secret-of-the-suite!")
+	e2eBindingNonce  = bindingNonce(e2eBindingSecret)
+	e2eBindingCookie = &http.Cookie{Name: "s2bind-00000000000e2e00", Value: base64.RawURLEncoding.EncodeToString(e2eBindingSecret)}
+)
+
+// bindingNonce is the "nonce" of a token bound to secret
+// (docs/PROTOCOL.md): the unpadded base64url SHA-256 of it.
+func bindingNonce(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// bindings maps tokens the suite minted bound to e2eBindingSecret to its
+// cookie.
+var bindings sync.Map
+
+// bindingOf returns the binding cookie of token, when the suite minted it.
+func bindingOf(token string) (*http.Cookie, bool) {
+	ck, ok := bindings.Load(token)
+	if !ok {
+		return nil, false
+	}
+	return ck.(*http.Cookie), true
 }
 
 // Mint runs `server1 mint` against SERVER1's key directory and returns the
@@ -697,12 +733,18 @@ func (c *Cluster) Mint(t testing.TB, r mintRequest) string {
 	if r.TTL != 0 {
 		args = append(args, "--ttl", r.TTL.String())
 	}
-	token := strings.TrimSpace(c.Server1.MustExec(t, args...))
-	if strings.Count(token, ".") != 2 || strings.ContainsAny(token, " \n") {
-		t.Fatalf("e2e: server1 mint printed %d bytes that are not a compact JWS", len(token))
+	if !r.Unbound {
+		args = append(args, "--nonce", e2eBindingNonce)
 	}
-	c.NoteSecret(token)
-	return token
+	tok := strings.TrimSpace(c.Server1.MustExec(t, args...))
+	if strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, " \n") {
+		t.Fatalf("e2e: server1 mint printed %d bytes that are not a compact JWS", len(tok))
+	}
+	c.NoteSecret(tok)
+	if !r.Unbound {
+		bindings.Store(tok, e2eBindingCookie)
+	}
+	return tok
 }
 
 // counter is a shorthand for one scrape's value of a series.

@@ -104,6 +104,11 @@ type Config struct {
 	// visitor's browser and sign them in as that user (login CSRF,
 	// session swapping). The Bearer API is unaffected.
 	HandoffBinding string
+	// BoundHandoffURL is SERVER1's bound handoff endpoint, where
+	// /handoff/start sends the browser. Default "": discovered from the
+	// issuer's handoff configuration. Set it where SERVER2 cannot fetch
+	// that document from the issuer's public URL (compose).
+	BoundHandoffURL string
 	// BindingTTL is how long the binding secret set at /handoff/start
 	// lives. Default 120s; at most 10m.
 	BindingTTL time.Duration
@@ -143,6 +148,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
 	fs.BoolVar(&cfg.RevocationFailOpen, "revocation-fail-open", false, "accept tokens when the revocation list is stale (weakens revocation)")
 	fs.StringVar(&cfg.HandoffBinding, "handoff-binding", string(broker.BindingRequired), "\"required\": browser handoffs must be bound to the browser that started them; \"off\" accepts unbound tokens (allows login CSRF)")
+	fs.StringVar(&cfg.BoundHandoffURL, "bound-handoff-url", "", "SERVER1's bound handoff endpoint (empty: discovered from the issuer's handoff-configuration)")
 	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }
@@ -245,6 +251,7 @@ func (c Config) brokerConfig() broker.Config {
 		RevocationFailOpen: c.RevocationFailOpen,
 		Binding:            broker.Binding(c.HandoffBinding),
 		BindingTTL:         c.BindingTTL,
+		BoundHandoffURL:    c.BoundHandoffURL,
 	}
 }
 
@@ -256,6 +263,7 @@ var flagNames = map[string]string{
 	"JWKSMaxStale": "jwks-max-stale", "JWKSCooldown": "jwks-cooldown", "JWKSMinRefresh": "jwks-min-refresh",
 	"RevocationInterval": "revocation-interval", "RevocationMaxStale": "revocation-max-stale",
 	"RevocationFailOpen": "revocation-fail-open", "Binding": "handoff-binding", "BindingTTL": "binding-ttl",
+	"BoundHandoffURL": "bound-handoff-url",
 }
 
 // flagName names a broker.Config field by SERVER2's flag, so

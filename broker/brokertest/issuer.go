@@ -20,13 +20,13 @@ import (
 
 // The paths an Issuer serves, below its URL: the same as SERVER1's.
 const (
-	JWKSPath        = "/.well-known/jwks.json"
-	DiscoveryPath   = "/.well-known/handoff-configuration"
+	JWKSPath      = "/.well-known/jwks.json"
+	DiscoveryPath = "/.well-known/handoff-configuration"
 	// BoundHandoffPath is the bound_handoff_endpoint the issuer
 	// advertises. It serves nothing: tests mint bound tokens with
 	// MintRequest.Nonce instead.
 	BoundHandoffPath = "/handoffs/bound"
-	RevocationsPath = "/revocations"
+	RevocationsPath  = "/revocations"
 )
 
 // CacheControl is the Cache-Control an Issuer sends with its key set and
