@@ -286,14 +286,24 @@ func TestBoundHandoffParallelTabs(t *testing.T) {
 
 	b.Release(t, first)
 	tab.Release(t, second)
-	b.Do(t, "first tab: task page", chromedp.WaitVisible(chromedp.ID("task-page")))
-	tab.Do(t, "second tab: task page", chromedp.WaitVisible(chromedp.ID("task-page")))
+	// WaitReady, not WaitVisible: a background tab does not render.
+	b.Do(t, "first tab: the answer", chromedp.WaitReady(chromedp.CSS("#task-page, #reason")))
+	tab.Do(t, "second tab: the answer", chromedp.WaitReady(chromedp.CSS("#task-page, #reason")))
 	for _, tt := range []struct {
+		name string
 		tab  *Browser
-		want string
-	}{{b, demoTask}, {tab, otherTask}} {
-		if loc := tt.tab.Location(t); !strings.HasSuffix(loc, "/tasks/"+tt.want) {
-			t.Errorf("a tab shows %s, want the page of %s", loc, tt.want)
+		task string
+	}{{"first tab", b, demoTask}, {"second tab", tab, otherTask}} {
+		posts := tt.tab.HandoffPosts(c)
+		if len(posts) != 1 || posts[0].Status != http.StatusSeeOther {
+			t.Errorf("%s: the POST to /handoff answered %v, want one 303 (binding accepted)", tt.name, statuses(posts))
+		}
+		if loc := tt.tab.Location(t); !strings.HasSuffix(loc, "/tasks/"+tt.task) {
+			t.Errorf("%s shows %s, want the page of %s", tt.name, loc, tt.task)
+		}
+		reason := browserRun(t, tt.tab, "read the reason", chromedp.Evaluate[string](`(document.getElementById("reason") || {}).textContent || ""`))
+		if reason != "" {
+			t.Errorf("%s: the task page of %s shows reason %q, want the task", tt.name, tt.task, strings.TrimSpace(reason))
 		}
 	}
 }
