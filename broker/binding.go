@@ -85,7 +85,8 @@ func (rp *RelyingParty) StartHandler(onError ErrorFunc) http.Handler {
 		}
 		secret := make([]byte, bindingSecretBytes)
 		id := make([]byte, 8)
-		if _, err := io.ReadFull(rp.cfg.Rand, secret); err == nil {
+		_, err = io.ReadFull(rp.cfg.Rand, secret)
+		if err == nil {
 			_, err = io.ReadFull(rp.cfg.Rand, id)
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -262,4 +263,28 @@ func TestStartHandler_configuredBoundURL(t *testing.T) {
 	}
 	_, err = New(Config{Issuer: is.URL, Audience: testAudience, BoundHandoffURL: "http://attacker.test/bound"})
 	assert.ErrorContains(t, err, "BoundHandoffURL", "a bound URL on another host is refused")
+}
+
+// failingReader fails after n bytes.
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("entropy source failed")
+	}
+	k := min(len(p), f.n)
+	f.n -= k
+	return k, nil
+}
+
+// TestStartHandler_randomnessFails: a failing source refuses the start
+// (500) and sets no cookie, whichever read fails.
+func TestStartHandler_randomnessFails(t *testing.T) {
+	for _, n := range []int{0, bindingSecretBytes} {
+		_, _, rp := newReadyRP(t, func(c *Config) { c.Rand = &failingReader{n: n} })
+		rec := httptest.NewRecorder()
+		rp.StartHandler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/handoff/start?task_id=t", nil))
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "failing after %d bytes", n)
+		assert.Empty(t, rec.Result().Cookies())
+	}
 }

@@ -144,8 +144,10 @@ type User struct {
 	c      *Cluster
 	client *http.Client
 	// bind holds SERVER2's binding cookies (s2bind-*), name to value. They
-	// are Secure, which net/http/cookiejar never sends over http, so the
-	// user carries them itself, as Chromium does for 127.0.0.1.
+	// are Secure, which net/http/cookiejar sends over plain http only to
+	// loopback hosts (and older Go versions never), so the user carries
+	// them itself for any other, as Chromium does for 127.0.0.1; the jar's
+	// own copy is not sent twice.
 	bindMu sync.Mutex
 	bind   map[string]string
 }
@@ -171,9 +173,15 @@ func (u *User) Do(t testing.TB, req *http.Request) *Page {
 	t.Helper()
 	toServer2 := u.c.Server2 != nil && sameHost(req.URL, u.c.Server2.URL)
 	if toServer2 {
+		inJar := map[string]bool{}
+		for _, ck := range u.client.Jar.Cookies(req.URL) {
+			inJar[ck.Name] = true
+		}
 		u.bindMu.Lock()
 		for name, value := range u.bind {
-			req.AddCookie(&http.Cookie{Name: name, Value: value})
+			if !inJar[name] {
+				req.AddCookie(&http.Cookie{Name: name, Value: value})
+			}
 		}
 		u.bindMu.Unlock()
 	}
@@ -330,23 +338,7 @@ type Handoff struct {
 // /handoffs/bound: both steps are followed and checked.
 func (u *User) StartHandoff(t testing.TB, home *Page, taskID string) Handoff {
 	t.Helper()
-	var p, start *Page
-	if el := home.ByID("continue-" + taskID); el != nil && el.Data == "a" {
-		link, err := home.URL.Parse(attr(el, "href"))
-		if err != nil {
-			t.Fatalf("e2e: continue link: %v", err)
-		}
-		start = u.Get(t, link.String())
-		if start.Status != http.StatusSeeOther {
-			t.Fatalf("e2e: SERVER2's handoff start for %s: %s", taskID, start.describe())
-		}
-		if loc := start.Location(t); loc.Path != "/handoffs/bound" {
-			t.Fatalf("e2e: SERVER2's handoff start redirects to %s, want SERVER1's /handoffs/bound", loc.Path)
-		}
-		p = u.Follow(t, start)
-	} else {
-		p = u.SubmitForm(t, home, "continue-"+taskID, nil)
-	}
+	p, start := u.PressContinue(t, home, taskID)
 	if p.Status != http.StatusOK {
 		t.Fatalf("e2e: continue on %s: %s", taskID, p.describe())
 	}
@@ -359,7 +351,47 @@ func (u *User) StartHandoff(t testing.TB, home *Page, taskID string) Handoff {
 		t.Fatalf("e2e: the #handoff form carries no token")
 	}
 	u.c.NoteSecret(token)
+	if start != nil {
+		noteBinding(token, start)
+	}
 	return Handoff{Action: attr(form, "action"), Token: token, Page: p, Start: start}
+}
+
+// PressContinue presses "Continue on Payments" for taskID on home and
+// returns SERVER1's answer (the auto-submit page, or a refusal), and
+// SERVER2's answer to the start link (nil for the unbound form). With
+// the bound flow, "Continue" is a link to SERVER2's /handoff/start, which
+// sets the binding cookie and redirects to SERVER1's /handoffs/bound:
+// both steps are followed, and the start checked.
+func (u *User) PressContinue(t testing.TB, home *Page, taskID string) (answer, start *Page) {
+	t.Helper()
+	el := home.ByID("continue-" + taskID)
+	if el == nil || el.Data != "a" {
+		return u.SubmitForm(t, home, "continue-"+taskID, nil), nil
+	}
+	link, err := home.URL.Parse(attr(el, "href"))
+	if err != nil {
+		t.Fatalf("e2e: continue link: %v", err)
+	}
+	start = u.Get(t, link.String())
+	if start.Status != http.StatusSeeOther {
+		t.Fatalf("e2e: SERVER2's handoff start for %s: %s", taskID, start.describe())
+	}
+	if loc := start.Location(t); loc.Path != "/handoffs/bound" {
+		t.Fatalf("e2e: SERVER2's handoff start redirects to %s, want SERVER1's /handoffs/bound", loc.Path)
+	}
+	return u.Follow(t, start), start
+}
+
+// noteBinding records the binding cookie SERVER2's start answer set as
+// the binding of token, so postToken can post it as a second tab of the
+// same browser would.
+func noteBinding(token string, start *Page) {
+	for _, ck := range (&http.Response{Header: start.Header}).Cookies() {
+		if isBindingCookie(ck.Name) && ck.MaxAge >= 0 {
+			bindings.Store(token, &http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+	}
 }
 
 // SubmitHandoffForm posts SERVER1's unbound handoff form (POST /handoffs)
@@ -428,9 +460,10 @@ func (u *User) TaskPage(t testing.TB, taskID string) *Page {
 
 // postToken posts token as the form field "token" to SERVER2's /handoff
 // from a client without session cookies: what a second tab sends. It
-// carries the token's binding cookie when the suite minted the token
-// (Cluster.Mint binds to e2eBinding); a token the suite knows no binding
-// for goes without, as a thief's would.
+// carries the token's binding cookie when the suite knows it (tokens from
+// Cluster.Mint, bound to e2eBindingSecret, and from StartHandoff, bound to
+// that user's start); a token the suite knows no binding for goes without,
+// as a thief's would.
 func postToken(t testing.TB, s *Server, token string) *Page {
 	t.Helper()
 	resp, err := postHandoff(plainClient, s, token)
