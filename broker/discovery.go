@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,6 +27,13 @@ type Metadata struct {
 	// RevocationEndpoint is the signed revocation list; "" when the issuer
 	// publishes none.
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// BoundHandoffEndpoint is where StartHandler sends the browser to have
+	// a token minted for the binding secret it just set; "" when the
+	// issuer does not bind handoffs.
+	BoundHandoffEndpoint string `json:"bound_handoff_endpoint"`
+	// HandoffOrigins are the origins the issuer's handoff pages post
+	// from; empty means the issuer's own origin.
+	HandoffOrigins []string `json:"handoff_origins"`
 }
 
 // Discover fetches <issuer>/.well-known/handoff-configuration, the issuer
@@ -95,6 +103,18 @@ func parseMetadata(body []byte, policy *fetch.Policy) (Metadata, error) {
 	if md.RevocationEndpoint != "" {
 		if err := policy.Check(md.RevocationEndpoint); err != nil {
 			return Metadata{}, fmt.Errorf("revocation_endpoint: %w", err)
+		}
+	}
+	// The bound endpoint obeys the same rules: metadata sending browsers
+	// to another host would have it mint (or phish) there.
+	if md.BoundHandoffEndpoint != "" {
+		if err := policy.Check(md.BoundHandoffEndpoint); err != nil {
+			return Metadata{}, fmt.Errorf("bound_handoff_endpoint: %w", err)
+		}
+	}
+	for _, o := range md.HandoffOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return Metadata{}, fmt.Errorf("handoff_origins: %q is not an origin", o)
 		}
 	}
 	return md, nil

@@ -19,15 +19,22 @@
 //     pollers; a *RefreshError says what failed) and then Explain.
 //   - Config.Keys pins the issuer's keys instead of fetching its JWK Set;
 //     Config.Validate checks a Config, naming fields the caller's way.
+//   - StartHandler is the browser's handoff start (GET /handoff/start):
+//     it sets a fresh binding secret in a cookie and redirects to the
+//     issuer's bound_handoff_endpoint with the secret's digest as nonce.
 //   - HandoffHandler is the net/http handler of the browser's form POST:
-//     it verifies, then calls the application's Open with the claims.
+//     with Config.Binding BindingRequired (the default) it refuses a
+//     foreign or null Origin and a token not bound to a secret the
+//     browser presents, then verifies, then calls the application's Open
+//     with the claims.
 //   - Middleware protects Bearer routes (RFC 6750) and puts the claims in
 //     the request context (ClaimsFromContext).
 //   - Ready, Checks and Status serve /readyz and metrics; HeldRevocation
 //     lets sessions made from tokens end when the issuer revokes them.
 //
 // Every refusal is an *Error with a stable code (a token.Reason, or
-// CodeTokenInURL, CodeMissingToken, CodeInvalidRequest, CodeInternal)
+// CodeTokenInURL, CodeMissingToken, CodeInvalidRequest, CodeWrongOrigin,
+// CodeInternal)
 // rendered by an ErrorFunc: WriteError by default, an HTML page for
 // browsers and an RFC 9457 problem details body (Problem) otherwise, with
 // the RFC 6750 §3 challenge its status calls for on Bearer routes. Nothing
@@ -51,14 +58,18 @@
 //
 // It keeps no sessions and knows no framework: the application opens its
 // own session in Open (and should confirm the task with the user before
-// acting: the handoff form is cross-site by design). The embedded memory
+// acting: the handoff form is cross-site by design). Binding stops login
+// CSRF and the use of a token leaked before use by another client; it
+// does not stop a client that holds both the token and the browser's
+// binding cookie. The embedded memory
 // store protects one process only, and refuses tokens issued before it
 // started. It trusts one issuer (token.Verifier trusts several, each with
 // its own keys). It does not rotate pinned Config.Keys.
 //
 // The files: relyingparty.go (Config, RelyingParty, Refresh), sources.go
 // (the key and revocation sources it verifies with), discovery.go
-// (Metadata, Discover), http.go (HandoffHandler, Middleware, WriteError,
+// (Metadata, Discover), binding.go (Binding, StartHandler, the binding
+// cookie and Origin checks), http.go (HandoffHandler, Middleware, WriteError,
 // Problem), errors.go (Error, ErrorFor and the public wording of each
 // reason).
 //

@@ -18,6 +18,10 @@ const (
 	// CodeInvalidRequest: the request could not be read (a form over the
 	// size limit, a body the application refused).
 	CodeInvalidRequest = "invalid_request"
+	// CodeWrongOrigin: a browser handoff was posted from a page whose
+	// Origin is not one the issuer posts from, or from an opaque origin
+	// ("Origin: null").
+	CodeWrongOrigin = "wrong_origin"
 	// CodeInternal: the application failed in a way it did not describe.
 	CodeInternal = "internal"
 )
@@ -38,6 +42,10 @@ type Error struct {
 	Detail string
 	// Challenge, when set, is sent as WWW-Authenticate (RFC 6750 §3).
 	Challenge string
+	// Retry, when set, is a URL where the user can start again, shown as
+	// a link on the HTML page (a refused browser handoff links to the
+	// issuer's home).
+	Retry string
 	// Internal is for the log only, never shown. For a token rejection it
 	// is the *token.Error, so token.ReasonOf works on the Error.
 	Internal error
@@ -74,6 +82,7 @@ var reasonText = map[token.Reason][2]string{
 	token.ReasonIssuedInFuture:      {"The handoff token was issued in the future.", "The two services' clocks disagree; try again in a minute or contact support."},
 	token.ReasonLifetimeTooLong:     {"The handoff token lives longer than this service allows.", "Start the task again; if it keeps happening, contact support."},
 	token.ReasonTaskMismatch:        {"The handoff token is for a different task.", "Start this task again from the service that sent you here."},
+	token.ReasonUnboundHandoff:      {"This handoff was started in another browser or has expired.", "Nothing was changed. Go back and start the task again from this browser."},
 	token.ReasonRevoked:             {"The handoff was withdrawn.", "Sign in again and start the task again."},
 	token.ReasonIssuedBeforeRestart: {"The handoff was created before this service restarted.", "Go back and try again."},
 	token.ReasonReplayed:            {"This handoff was already used.", "Each handoff works once. Go back and start the task again if you need to."},
@@ -82,7 +91,7 @@ var reasonText = map[token.Reason][2]string{
 
 // statusFor maps a token reason to its HTTP status: 400 for tokens that
 // are not well-formed, 401 for tokens that are not valid, 403 for the wrong
-// task, 409 for a replay, 503 when a dependency is down, 500 when the
+// task or a token bound to another browser, 409 for a replay, 503 when a dependency is down, 500 when the
 // service itself asked the verifier nothing (invalid_expect).
 func statusFor(r token.Reason) int {
 	switch r {
@@ -92,7 +101,7 @@ func statusFor(r token.Reason) int {
 		token.ReasonBadType, token.ReasonBadHeader, token.ReasonMissingClaim,
 		token.ReasonInvalidClaim:
 		return http.StatusBadRequest
-	case token.ReasonTaskMismatch:
+	case token.ReasonTaskMismatch, token.ReasonUnboundHandoff:
 		return http.StatusForbidden
 	case token.ReasonReplayed:
 		return http.StatusConflict

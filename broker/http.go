@@ -55,8 +55,17 @@ type HandoffConfig struct {
 // replay it before its owner does. The query string is never read further,
 // logged or echoed.
 //
+// With Config.Binding BindingRequired (the default), a POST whose Origin
+// is present and not one of the issuer's handoff_origins, or is "null",
+// is refused as wrong_origin before the token is read; and the token's
+// "nonce" must match one of the binding secrets (cookies StartHandler set,
+// at most 16 read) the browser presents, else unbound_handoff, the token
+// not consumed. On success the matching cookie is deleted. This stops
+// login CSRF: a token minted for someone else's browser opens nothing here.
+//
 // The form is cross-site by design, so it carries no CSRF token: the
-// signed, single-use, audience-bound token is the proof of intent. The
+// signed, single-use, audience-bound (and browser-bound) token is the
+// proof of intent. The
 // application should show the task (the claims name it) and act only
 // after a confirmation of its own, so a forced handoff into someone else's
 // task does nothing unseen.
@@ -85,6 +94,13 @@ func (rp *RelyingParty) HandoffHandler(cfg HandoffConfig) http.Handler {
 			fail(w, r, errTokenInURL())
 			return
 		}
+		bound := rp.cfg.Binding == BindingRequired
+		if bound {
+			if e := rp.checkOrigin(r); e != nil {
+				fail(w, r, e)
+				return
+			}
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxFormBytes)
 		if err := r.ParseForm(); err != nil {
 			fail(w, r, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "The handoff form could not be read.",
@@ -103,12 +119,32 @@ func (rp *RelyingParty) HandoffHandler(cfg HandoffConfig) http.Handler {
 			}
 			r = admitted
 		}
-		v, err := rp.Verify(r.Context(), tok, anyTask)
+		want := anyTask
+		var presented []presentedBinding
+		if bound {
+			presented = presentedBindings(r)
+			b := &token.Binding{}
+			for _, p := range presented {
+				b.Nonces = append(b.Nonces, p.nonce)
+			}
+			want.Binding = b
+		}
+		v, err := rp.Verify(r.Context(), tok, want)
 		if err != nil {
-			fail(w, r, ErrorFor(err, false))
+			e := ErrorFor(err, false)
+			if token.ReasonOf(err) == token.ReasonUnboundHandoff {
+				e.Retry = rp.issuerHome()
+			}
+			fail(w, r, e)
 			return
 		}
 		c := v.Claims()
+		for _, p := range presented {
+			if p.nonce == c.Nonce {
+				// Single use: the secret goes with the token it bound.
+				http.SetCookie(w, &http.Cookie{Name: p.cookie.Name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
+			}
+		}
 		if err := cfg.Open(w, r, &c); err != nil {
 			fail(w, r, asError(err))
 		}
@@ -240,6 +276,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>{{.Title}}</title>
 <h1>{{.Title}}</h1>
 {{if .Detail}}<p>{{.Detail}}</p>{{end}}
+{{if .Retry}}<p><a id="retry" href="{{.Retry}}">Start again</a></p>{{end}}
 <p>Reason: <code id="reason">{{.Code}}</code></p>
 </html>
 `))

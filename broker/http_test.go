@@ -20,7 +20,7 @@ func TestHandoffHandler(t *testing.T) {
 		name       string
 		giveMethod string
 		giveQuery  string
-		giveToken  func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string
+		giveToken  func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty, nonce string) string
 		giveAdmit  error
 		wantStatus int
 		wantCode   string
@@ -30,10 +30,10 @@ func TestHandoffHandler(t *testing.T) {
 		{name: "fail/get_is_token_in_url", giveMethod: http.MethodGet, wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
 		{name: "fail/query_token", giveMethod: http.MethodPost, giveQuery: "?token=x", wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL},
 		{name: "fail/put", giveMethod: http.MethodPut, wantStatus: http.StatusMethodNotAllowed, wantCode: "method_not_allowed"},
-		{name: "fail/garbage", giveMethod: http.MethodPost, giveToken: func(*testing.T, *brokertest.Issuer, *RelyingParty) string { return "garbage" },
+		{name: "fail/garbage", giveMethod: http.MethodPost, giveToken: func(*testing.T, *brokertest.Issuer, *RelyingParty, string) string { return "garbage" },
 			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed)},
-		{name: "fail/replayed", giveMethod: http.MethodPost, giveToken: func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty) string {
-			tok := mint(t, is, demoTask).Token
+		{name: "fail/replayed", giveMethod: http.MethodPost, giveToken: func(t *testing.T, is *brokertest.Issuer, rp *RelyingParty, nonce string) string {
+			tok := mintBound(t, is, demoTask, nonce).Token
 			_, err := rp.Verify(t.Context(), tok, anyTask)
 			require.NoError(t, err)
 			return tok
@@ -59,11 +59,13 @@ func TestHandoffHandler(t *testing.T) {
 					return r, func() { released++ }, nil
 				},
 			})
-			tok := mint(t, is, demoTask).Token
+			cookie, nonce := newBindingCookie(t)
+			tok := mintBound(t, is, demoTask, nonce).Token
 			if tt.giveToken != nil {
-				tok = tt.giveToken(t, is, rp)
+				tok = tt.giveToken(t, is, rp, nonce)
 			}
 			req := httptest.NewRequest(tt.giveMethod, "/handoff"+tt.giveQuery, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+			req.AddCookie(cookie)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Accept", "text/html")
 			rec := httptest.NewRecorder()

@@ -2,11 +2,14 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker/fetch"
@@ -125,6 +128,23 @@ type Config struct {
 	// ErrorFunc, refusals (reason and detail, never a token). Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Binding says whether HandoffHandler requires tokens bound to the
+	// browser that posts them (StartHandler sets the secret). Default
+	// BindingRequired. BindingOff is for an issuer without binding
+	// support: any page can then post a token for its own user into a
+	// visitor's browser (login CSRF, session swapping).
+	Binding Binding
+	// BoundHandoffURL is where StartHandler sends the browser to have a
+	// bound token minted. Default "": the bound_handoff_endpoint of the
+	// issuer's handoff configuration (fetched on first use when the keys
+	// and list are configured rather than discovered). Set it where this
+	// service cannot reach the issuer at its public URL.
+	BoundHandoffURL string
+	// BindingTTL is how long a binding secret lives in the browser.
+	// Default DefaultBindingTTL; at most 10m.
+	BindingTTL time.Duration
+	// Rand is the source of binding secrets. Default crypto/rand.Reader.
+	Rand io.Reader
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -145,6 +165,8 @@ type RelyingParty struct {
 	// no longer publishes. explainerNoList, of an ExplainOnly relying
 	// party, leaves revocation out, for when no fresh list is held.
 	explainer, explainerNoList *token.Verifier
+	// metadata is the issuer's handoff configuration, once discovered.
+	metadata atomic.Pointer[Metadata]
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // set by Start
@@ -297,7 +319,7 @@ func (c Config) validate(name func(field string) string) (*fetch.Policy, error) 
 	if err != nil && c.Issuer != "" {
 		errs = append(errs, fmt.Errorf("%s or %s: %w", name("Issuer"), name("AllowedHosts"), err))
 	}
-	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}} {
+	for _, u := range []struct{ field, url string }{{"JWKSURL", c.JWKSURL}, {"RevocationURL", c.RevocationURL}, {"BoundHandoffURL", c.BoundHandoffURL}} {
 		if u.url == "" || u.url == RevocationOff {
 			continue
 		}
@@ -328,11 +350,17 @@ func (c Config) validate(name func(field string) string) (*fetch.Policy, error) 
 		{"FetchTimeout", c.FetchTimeout}, {"Leeway", c.Leeway}, {"MaxTokenLifetime", c.MaxTokenLifetime},
 		{"JWKSMaxStale", c.JWKSMaxStale}, {"JWKSCooldown", c.JWKSCooldown}, {"JWKSMinRefresh", c.JWKSMinRefresh},
 		{"RevocationInterval", c.RevocationInterval}, {"RevocationMaxStale", c.RevocationMaxStale},
-		{"DiscoveryRetry", c.DiscoveryRetry},
+		{"DiscoveryRetry", c.DiscoveryRetry}, {"BindingTTL", c.BindingTTL},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name(d.field), d.v))
 		}
+	}
+	if c.Binding != "" && c.Binding != BindingRequired && c.Binding != BindingOff {
+		errs = append(errs, fmt.Errorf("%s must be %q or %q, got %q", name("Binding"), BindingRequired, BindingOff, c.Binding))
+	}
+	if c.BindingTTL > token.DefaultMaxTTL {
+		errs = append(errs, fmt.Errorf("%s %v exceeds the maximum %v", name("BindingTTL"), c.BindingTTL, token.DefaultMaxTTL))
 	}
 	if c.Leeway > token.MaxLeeway {
 		errs = append(errs, fmt.Errorf("%s %v exceeds the maximum %v", name("Leeway"), c.Leeway, token.MaxLeeway))
@@ -364,6 +392,13 @@ func (c *Config) setDefaults() {
 	c.JWKSMaxStale = cmpOr(c.JWKSMaxStale, 24*time.Hour)
 	c.JWKSCooldown = cmpOr(c.JWKSCooldown, 10*time.Second)
 	c.DiscoveryRetry = cmpOr(c.DiscoveryRetry, defaultDiscoveryRetry)
+	c.BindingTTL = cmpOr(c.BindingTTL, DefaultBindingTTL)
+	if c.Binding == "" {
+		c.Binding = BindingRequired
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -449,6 +484,7 @@ func (rp *RelyingParty) Start(ctx context.Context) {
 	}
 	go discoverLoop(ctx, rp.log, rp.client(), rp.policy, rp.cfg.DiscoveryRetry, maxDiscoveryRetry,
 		func(md Metadata) error {
+			rp.metadata.Store(&md)
 			// The list is in place before the keys: no token passes
 			// verification while revocation is still undecided.
 			if err := rp.adoptRevocations(ctx, md.RevocationEndpoint, true); err != nil {
@@ -655,6 +691,7 @@ func (rp *RelyingParty) discoverOnce(ctx context.Context, e *RefreshError) {
 		e.Metadata = err
 		return
 	}
+	rp.metadata.Store(&md)
 	e.RevocationList = rp.adoptRevocations(ctx, md.RevocationEndpoint, false)
 	e.JWKS = rp.adoptKeys(ctx, md.JWKSURI, false)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -62,18 +63,24 @@ type browserRequest struct {
 // record of every request the tab sent. When the test fails it saves a
 // screenshot and the page's HTML under e2e/artifacts/<test name>/.
 type Browser struct {
+	// Name, when a test drives several browsers or tabs, prefixes their
+	// artifact files ("bob-screenshot.png"). Default "": no prefix.
+	Name string
+
 	ctx context.Context
 
 	mu          sync.Mutex
 	requests    []*browserRequest
 	wireHeaders []map[string]string
+	// held receives the requests HoldHandoffPosts pauses.
+	held chan *fetch.EventRequestPaused
 }
 
-// NewBrowser starts Chromium.
-func NewBrowser(t testing.TB) *Browser {
+// NewBrowser starts Chromium; opts add to or override its flags.
+func NewBrowser(t testing.TB, opts ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exe := chromium(t)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts = append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -89,7 +96,8 @@ func NewBrowser(t testing.TB) *Browser {
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 		chromedp.WindowSize(1280, 900),
-	)
+	}, opts...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &Browser{ctx: ctx}
 	t.Cleanup(func() {
@@ -107,6 +115,12 @@ func NewBrowser(t testing.TB) *Browser {
 		}
 	})
 	return b
+}
+
+// trustSuiteCert is the Chromium flag that trusts suiteCert, for clusters
+// with TLS.
+func trustSuiteCert() chromedp.ExecAllocatorOption {
+	return chromedp.Flag("ignore-certificate-errors-spki-list", suiteCert.SPKIHash)
 }
 
 func (b *Browser) record(ev any) {
@@ -249,7 +263,7 @@ func (b *Browser) SignIn(t testing.TB, c *Cluster, username, password string) {
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="username"]`), username),
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), password),
 		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("form.handoff-form")),
+		chromedp.WaitVisible(chromedp.CSS("#task-list [id^=\"continue-\"]")),
 	)
 }
 
@@ -294,12 +308,12 @@ func (b *Browser) saveArtifacts(t testing.TB) {
 	defer cancel()
 	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err != nil {
 		t.Logf("e2e: no screenshot: %v", err)
-	} else if err := os.WriteFile(filepath.Join(dir, "screenshot.png"), png, 0o644); err != nil {
+	} else if err := os.WriteFile(filepath.Join(dir, b.artifactName("screenshot.png")), png, 0o644); err != nil {
 		t.Logf("e2e: saving screenshot: %v", err)
 	}
 	if html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html"))); err != nil {
 		t.Logf("e2e: no page HTML: %v", err)
-	} else if err := os.WriteFile(filepath.Join(dir, "page.html"), []byte(html), 0o644); err != nil {
+	} else if err := os.WriteFile(filepath.Join(dir, b.artifactName("page.html")), []byte(html), 0o644); err != nil {
 		t.Logf("e2e: saving page HTML: %v", err)
 	}
 	var reqs strings.Builder
@@ -307,6 +321,13 @@ func (b *Browser) saveArtifacts(t testing.TB) {
 		// URLs only: bodies hold tokens.
 		fmt.Fprintf(&reqs, "%s %s -> %d\n", r.Method, r.URL, r.Status)
 	}
-	_ = os.WriteFile(filepath.Join(dir, "requests.txt"), []byte(reqs.String()), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, b.artifactName("requests.txt")), []byte(reqs.String()), 0o644)
 	t.Logf("e2e: browser screenshot, page HTML and request list saved in %s (page %s)", dir, b.Location(t))
+}
+
+func (b *Browser) artifactName(file string) string {
+	if b.Name == "" {
+		return file
+	}
+	return b.Name + "-" + file
 }

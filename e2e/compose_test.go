@@ -149,7 +149,7 @@ func (s *composeStack) mint(t testing.TB, c *Cluster, ttl time.Duration) string 
 	t.Helper()
 	args := []string{"exec", "-T", "server1", "/app", "mint",
 		"--sub", demoUser, "--aud", c.Audience, "--task-id", demoTask, "--task-action", demoAction,
-		"--ttl", ttl.String()}
+		"--ttl", ttl.String(), "--nonce", e2eBindingNonce}
 	for _, k := range slices.Sorted(maps.Keys(demoParams)) {
 		args = append(args, "--param", k+"="+demoParams[k])
 	}
@@ -158,6 +158,9 @@ func (s *composeStack) mint(t testing.TB, c *Cluster, ttl time.Duration) string 
 		t.Fatalf("e2e: server1 mint in the container printed %d bytes that are not a compact JWS", len(token))
 	}
 	c.NoteSecret(token)
+	// Bound to the suite's secret, like Cluster.Mint's tokens: postToken
+	// presents its cookie, as SERVER2's start endpoint would have set it.
+	bindings.Store(token, e2eBindingCookie)
 	return token
 }
 
@@ -458,13 +461,16 @@ func TestComposeDemo(t *testing.T) {
 		started := 0
 		var refused *Page
 		for refused == nil {
-			p := bob.SubmitForm(t, home, "continue-"+bobsTask, nil)
+			p, start := bob.PressContinue(t, home, bobsTask)
 			switch {
 			case p.Status == http.StatusTooManyRequests && p.Reason() == "too_many_handoffs":
 				refused = p
 			case p.Status == http.StatusOK && p.ByID("handoff") != nil:
 				token := formValues(p.ByID("handoff")).Get("token")
 				c.NoteSecret(token)
+				if start != nil {
+					noteBinding(token, start)
+				}
 				s := replicas[started%len(replicas)]
 				if resp := postToken(t, s, token); resp.Status != http.StatusSeeOther {
 					t.Fatalf("bob's handoff %d at %s: %s, want 303", started+1, s.Label, resp.describe())

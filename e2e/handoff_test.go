@@ -91,8 +91,8 @@ func checkAutoSubmitPage(t testing.TB, c *Cluster, h Handoff) {
 	if got := hdr.Get("Cache-Control"); !strings.Contains(got, "no-store") {
 		t.Errorf("auto-submit page Cache-Control = %q, want no-store", got)
 	}
-	if got := hdr.Get("Referrer-Policy"); got != "no-referrer" {
-		t.Errorf("auto-submit page Referrer-Policy = %q, want no-referrer", got)
+	if got := hdr.Get("Referrer-Policy"); got != "strict-origin" {
+		t.Errorf("auto-submit page Referrer-Policy = %q, want strict-origin", got)
 	}
 	csp := hdr.Get("Content-Security-Policy")
 	for _, want := range []string{"form-action " + c.Server2.URL, "script-src 'nonce-", "frame-ancestors 'none'"} {
@@ -339,14 +339,14 @@ func TestRefusedRequests(t *testing.T) {
 			// Cross-site request forgery: another site's form makes the
 			// signed-in user's browser ask for a token.
 			name:       "fail/csrf_missing",
-			give:       func(t *testing.T) *Page { return u.SubmitForm(t, home, "continue-"+demoTask, url.Values{"_csrf": nil}) },
+			give:       func(t *testing.T) *Page { return u.SubmitHandoffForm(t, home, demoTask, url.Values{"_csrf": nil}) },
 			wantStatus: http.StatusForbidden,
 			wantReason: "csrf_invalid",
 		},
 		{
 			name: "fail/csrf_wrong",
 			give: func(t *testing.T) *Page {
-				return u.SubmitForm(t, home, "continue-"+demoTask, url.Values{"_csrf": {"not-the-token"}})
+				return u.SubmitHandoffForm(t, home, demoTask, url.Values{"_csrf": {"not-the-token"}})
 			},
 			wantStatus: http.StatusForbidden,
 			wantReason: "csrf_invalid",
@@ -354,7 +354,7 @@ func TestRefusedRequests(t *testing.T) {
 		{
 			name: "fail/unknown_task",
 			give: func(t *testing.T) *Page {
-				return u.SubmitForm(t, home, "continue-"+demoTask, url.Values{"task_id": {"transfer-999"}})
+				return u.SubmitHandoffForm(t, home, demoTask, url.Values{"task_id": {"transfer-999"}})
 			},
 			wantStatus: http.StatusBadRequest,
 			wantReason: "unknown_task",
@@ -364,7 +364,7 @@ func TestRefusedRequests(t *testing.T) {
 			// transfer.
 			name: "fail/other_users_task",
 			give: func(t *testing.T) *Page {
-				return u.SubmitForm(t, home, "continue-"+demoTask, url.Values{"task_id": {bobsTask}})
+				return u.SubmitHandoffForm(t, home, demoTask, url.Values{"task_id": {bobsTask}})
 			},
 			wantStatus: http.StatusBadRequest,
 			wantReason: "unknown_task",
@@ -372,7 +372,7 @@ func TestRefusedRequests(t *testing.T) {
 		{
 			name: "fail/unknown_audience",
 			give: func(t *testing.T) *Page {
-				return u.SubmitForm(t, home, "continue-"+demoTask, url.Values{"audience": {"http://attacker.example"}})
+				return u.SubmitHandoffForm(t, home, demoTask, url.Values{"audience": {"http://attacker.example"}})
 			},
 			wantStatus: http.StatusBadRequest,
 			wantReason: "unknown_audience",

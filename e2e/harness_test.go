@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -296,6 +298,7 @@ func (s *Server) Running() bool {
 
 var plainClient = &http.Client{
 	Timeout:       httpTimeout,
+	Transport:     testTransport(),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
@@ -493,6 +496,9 @@ type ClusterConfig struct {
 	// replica.
 	Server1Env map[string]string
 	Server2Env map[string]string
+	// TLS makes both servers serve https with suiteCert, on the same
+	// hosts (localhost and 127.0.0.1). Default false: plain http.
+	TLS bool
 }
 
 // Cluster is one SERVER1 and one or more SERVER2 replicas configured to
@@ -508,8 +514,10 @@ type Cluster struct {
 	// shared by all its replicas.
 	Issuer, Audience string
 
-	cfg   ClusterConfig
-	s2bin string
+	cfg    ClusterConfig
+	s2bin  string
+	scheme string
+	tlsEnv map[string]string
 
 	mu      sync.Mutex
 	servers []*Server
@@ -522,22 +530,34 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
 	s1bin, s2bin := binaries(t)
 	dir := t.TempDir()
-	s1URL := fmt.Sprintf("http://localhost:%d", freePort(t))
+	scheme := "http"
+	var tlsEnv map[string]string
+	if cfg.TLS {
+		scheme = "https"
+		certFile, keyFile := suiteCert.writeFiles(t, dir)
+		tlsEnv = map[string]string{"TLS_CERT": certFile, "TLS_KEY": keyFile}
+	}
+	s1URL := fmt.Sprintf("%s://localhost:%d", scheme, freePort(t))
 	s2Port := freePort(t)
-	audience := fmt.Sprintf("http://127.0.0.1:%d", s2Port)
+	audience := fmt.Sprintf("%s://127.0.0.1:%d", scheme, s2Port)
 	c := &Cluster{
 		Issuer:   s1URL,
 		Audience: audience,
 		cfg:      cfg,
 		s2bin:    s2bin,
+		scheme:   scheme,
+		tlsEnv:   tlsEnv,
 	}
 	env := map[string]string{
-		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, "http://"),
+		"SERVER1_ADDR":        strings.TrimPrefix(s1URL, scheme+"://"),
 		"SERVER1_ISSUER":      s1URL,
 		"SERVER1_KEYS_DIR":    filepath.Join(dir, "server1-keys"),
 		"SERVER1_AUDIENCE":    audience,
 		"SERVER1_HANDOFF_URL": audience + "/handoff",
+		// The bound flow: "Continue" links to SERVER2's start endpoint.
+		"SERVER1_HANDOFF_START_URL": audience + "/handoff/start",
 	}
+	c.addTLS(env, "SERVER1")
 	maps.Copy(env, cfg.Server1Env)
 	c.Server1 = &Server{Name: "SERVER1", Label: "SERVER1", URL: s1URL, Env: env, bin: s1bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, c.Server1)
@@ -578,11 +598,24 @@ func (c *Cluster) addServer2(port int, extra map[string]string) *Server {
 		"SERVER2_AUDIENCE":       c.Audience,
 		"SERVER2_TRUSTED_ISSUER": c.Issuer,
 	}
+	c.addTLS(env, "SERVER2")
 	maps.Copy(env, c.cfg.Server2Env)
 	maps.Copy(env, extra)
-	s := &Server{Name: "SERVER2", Label: label, URL: "http://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &sharedtest.Buffer{}}
+	s := &Server{Name: "SERVER2", Label: label, URL: c.scheme + "://" + env["SERVER2_ADDR"], Env: env, bin: c.s2bin, out: &sharedtest.Buffer{}}
 	c.servers = append(c.servers, s)
 	return s
+}
+
+// addTLS adds the TLS settings of a TLS cluster to a server's env: its
+// certificate and key, and SSL_CERT_FILE so that its fetches (SERVER2's
+// of SERVER1's metadata, keys and revocations) trust the same certificate.
+func (c *Cluster) addTLS(env map[string]string, prefix string) {
+	for k, v := range c.tlsEnv {
+		env[prefix+"_"+k] = v
+	}
+	if f := c.tlsEnv["TLS_CERT"]; f != "" {
+		env["SSL_CERT_FILE"] = f
+	}
 }
 
 // NoteSecret records a token the test handled, so that the harness can fail
@@ -643,6 +676,38 @@ type mintRequest struct {
 	Action   string
 	Params   map[string]string
 	TTL      time.Duration
+	// Unbound mints without a "nonce": a token SERVER2's browser
+	// endpoint refuses while binding is required.
+	Unbound bool
+}
+
+// e2eBindingSecret is the binding secret of the browser Cluster.Mint's
+// tokens are bound to; postToken presents it as SERVER2's start endpoint
+// would have set it.
+var (
+	e2eBindingSecret = []byte("e2e-binding-secret-of-the-suite!")
+	e2eBindingNonce  = bindingNonce(e2eBindingSecret)
+	e2eBindingCookie = &http.Cookie{Name: "s2bind-00000000000e2e00", Value: base64.RawURLEncoding.EncodeToString(e2eBindingSecret)}
+)
+
+// bindingNonce is the "nonce" of a token bound to secret
+// (docs/PROTOCOL.md): the unpadded base64url SHA-256 of it.
+func bindingNonce(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// bindings maps tokens the suite minted bound to e2eBindingSecret to its
+// cookie.
+var bindings sync.Map
+
+// bindingOf returns the binding cookie of token, when the suite minted it.
+func bindingOf(token string) (*http.Cookie, bool) {
+	ck, ok := bindings.Load(token)
+	if !ok {
+		return nil, false
+	}
+	return ck.(*http.Cookie), true
 }
 
 // Mint runs `server1 mint` against SERVER1's key directory and returns the
@@ -668,12 +733,18 @@ func (c *Cluster) Mint(t testing.TB, r mintRequest) string {
 	if r.TTL != 0 {
 		args = append(args, "--ttl", r.TTL.String())
 	}
-	token := strings.TrimSpace(c.Server1.MustExec(t, args...))
-	if strings.Count(token, ".") != 2 || strings.ContainsAny(token, " \n") {
-		t.Fatalf("e2e: server1 mint printed %d bytes that are not a compact JWS", len(token))
+	if !r.Unbound {
+		args = append(args, "--nonce", e2eBindingNonce)
 	}
-	c.NoteSecret(token)
-	return token
+	tok := strings.TrimSpace(c.Server1.MustExec(t, args...))
+	if strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, " \n") {
+		t.Fatalf("e2e: server1 mint printed %d bytes that are not a compact JWS", len(tok))
+	}
+	c.NoteSecret(tok)
+	if !r.Unbound {
+		bindings.Store(tok, e2eBindingCookie)
+	}
+	return tok
 }
 
 // counter is a shorthand for one scrape's value of a series.

@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/net/html"
@@ -142,6 +143,13 @@ func formValues(form *html.Node) url.Values {
 type User struct {
 	c      *Cluster
 	client *http.Client
+	// bind holds SERVER2's binding cookies (s2bind-*), name to value. They
+	// are Secure, which net/http/cookiejar sends over plain http only to
+	// loopback hosts (and older Go versions never), so the user carries
+	// them itself for any other, as Chromium does for 127.0.0.1; the jar's
+	// own copy is not sent twice.
+	bindMu sync.Mutex
+	bind   map[string]string
 }
 
 // NewUser returns a user with an empty cookie jar.
@@ -151,21 +159,84 @@ func NewUser(t testing.TB, c *Cluster) *User {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &User{c: c, client: &http.Client{
+	return &User{c: c, bind: map[string]string{}, client: &http.Client{
 		Jar:           jar,
 		Timeout:       httpTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
 
-// Do sends req and reads the response.
+// Do sends req and reads the response. Requests to SERVER2 carry the
+// user's binding cookies; binding cookies SERVER2 sets or deletes are
+// kept in step.
 func (u *User) Do(t testing.TB, req *http.Request) *Page {
 	t.Helper()
+	toServer2 := u.c.Server2 != nil && sameHost(req.URL, u.c.Server2.URL)
+	if toServer2 {
+		inJar := map[string]bool{}
+		for _, ck := range u.client.Jar.Cookies(req.URL) {
+			inJar[ck.Name] = true
+		}
+		u.bindMu.Lock()
+		for name, value := range u.bind {
+			if !inJar[name] {
+				req.AddCookie(&http.Cookie{Name: name, Value: value})
+			}
+		}
+		u.bindMu.Unlock()
+	}
 	resp, err := u.client.Do(req)
 	if err != nil {
 		t.Fatalf("e2e: %s %s: %v", req.Method, req.URL.Host+req.URL.Path, err)
 	}
+	if toServer2 {
+		u.keepBindings(resp.Cookies())
+	}
 	return readPage(t, resp)
+}
+
+// keepBindings records the binding cookies among cookies: set, or
+// deleted when expired.
+func (u *User) keepBindings(cookies []*http.Cookie) {
+	u.bindMu.Lock()
+	defer u.bindMu.Unlock()
+	for _, ck := range cookies {
+		if !isBindingCookie(ck.Name) {
+			continue
+		}
+		if ck.MaxAge < 0 || ck.Value == "" {
+			delete(u.bind, ck.Name)
+			continue
+		}
+		u.bind[ck.Name] = ck.Value
+	}
+}
+
+// ClearBindings drops the user's binding cookies, as clearing cookies
+// between the start of a handoff and its post does.
+func (u *User) ClearBindings() {
+	u.bindMu.Lock()
+	defer u.bindMu.Unlock()
+	clear(u.bind)
+}
+
+// Bindings returns how many binding cookies the user holds.
+func (u *User) Bindings() int {
+	u.bindMu.Lock()
+	defer u.bindMu.Unlock()
+	return len(u.bind)
+}
+
+// sameHost reports whether u is on base's host, any port: cookies are
+// scoped to hosts, not ports (RFC 6265 §8.5), so SERVER2's replicas on
+// 127.0.0.1 share them as in a browser.
+func sameHost(u *url.URL, base string) bool {
+	b, err := url.Parse(base)
+	return err == nil && u.Hostname() == b.Hostname()
+}
+
+func isBindingCookie(name string) bool {
+	return strings.HasPrefix(name, "s2bind-") || strings.HasPrefix(name, "__Host-s2bind-")
 }
 
 // Get fetches rawURL.
@@ -254,14 +325,20 @@ type Handoff struct {
 	Action string
 	Token  string
 	Page   *Page
+	// Start is SERVER2's answer to the start link (a 303 to SERVER1's
+	// bound endpoint, setting the binding cookie); nil for an unbound
+	// handoff (the POST /handoffs form).
+	Start *Page
 }
 
 // StartHandoff presses "Continue on Payments" for taskID on home (the
 // signed-in page of SERVER1) and returns the auto-submit form SERVER1
-// answers with.
+// answers with. With the bound flow, "Continue" is a link to SERVER2's
+// /handoff/start, which sets the binding cookie and redirects to SERVER1's
+// /handoffs/bound: both steps are followed and checked.
 func (u *User) StartHandoff(t testing.TB, home *Page, taskID string) Handoff {
 	t.Helper()
-	p := u.SubmitForm(t, home, "continue-"+taskID, nil)
+	p, start := u.PressContinue(t, home, taskID)
 	if p.Status != http.StatusOK {
 		t.Fatalf("e2e: continue on %s: %s", taskID, p.describe())
 	}
@@ -274,7 +351,68 @@ func (u *User) StartHandoff(t testing.TB, home *Page, taskID string) Handoff {
 		t.Fatalf("e2e: the #handoff form carries no token")
 	}
 	u.c.NoteSecret(token)
-	return Handoff{Action: attr(form, "action"), Token: token, Page: p}
+	if start != nil {
+		noteBinding(token, start)
+	}
+	return Handoff{Action: attr(form, "action"), Token: token, Page: p, Start: start}
+}
+
+// PressContinue presses "Continue on Payments" for taskID on home and
+// returns SERVER1's answer (the auto-submit page, or a refusal), and
+// SERVER2's answer to the start link (nil for the unbound form). With
+// the bound flow, "Continue" is a link to SERVER2's /handoff/start, which
+// sets the binding cookie and redirects to SERVER1's /handoffs/bound:
+// both steps are followed, and the start checked.
+func (u *User) PressContinue(t testing.TB, home *Page, taskID string) (answer, start *Page) {
+	t.Helper()
+	el := home.ByID("continue-" + taskID)
+	if el == nil || el.Data != "a" {
+		return u.SubmitForm(t, home, "continue-"+taskID, nil), nil
+	}
+	link, err := home.URL.Parse(attr(el, "href"))
+	if err != nil {
+		t.Fatalf("e2e: continue link: %v", err)
+	}
+	start = u.Get(t, link.String())
+	if start.Status != http.StatusSeeOther {
+		t.Fatalf("e2e: SERVER2's handoff start for %s: %s", taskID, start.describe())
+	}
+	if loc := start.Location(t); loc.Path != "/handoffs/bound" {
+		t.Fatalf("e2e: SERVER2's handoff start redirects to %s, want SERVER1's /handoffs/bound", loc.Path)
+	}
+	return u.Follow(t, start), start
+}
+
+// noteBinding records the binding cookie SERVER2's start answer set as
+// the binding of token, so postToken can post it as a second tab of the
+// same browser would.
+func noteBinding(token string, start *Page) {
+	for _, ck := range (&http.Response{Header: start.Header}).Cookies() {
+		if isBindingCookie(ck.Name) && ck.MaxAge >= 0 {
+			bindings.Store(token, &http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+	}
+}
+
+// SubmitHandoffForm posts SERVER1's unbound handoff form (POST /handoffs)
+// for taskID with the CSRF token of home (the signed-in page), its fields
+// changed by set as SubmitForm does: for tests of that endpoint's checks,
+// which stay in place for audiences without a start URL.
+func (u *User) SubmitHandoffForm(t testing.TB, home *Page, taskID string, set url.Values) *Page {
+	t.Helper()
+	csrf := findAll(home.doc, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == "_csrf" })
+	if len(csrf) == 0 {
+		t.Fatalf("e2e: no CSRF field on SERVER1's page")
+	}
+	values := url.Values{"_csrf": {attr(csrf[0], "value")}, "audience": {u.c.Audience}, "task_id": {taskID}}
+	for k, v := range set {
+		if len(v) == 0 {
+			values.Del(k)
+			continue
+		}
+		values[k] = v
+	}
+	return u.PostForm(t, u.c.Server1.URL+"/handoffs", values)
 }
 
 // Submit posts the token to SERVER2 as the auto-submit script does.
@@ -321,14 +459,33 @@ func (u *User) TaskPage(t testing.TB, taskID string) *Page {
 }
 
 // postToken posts token as the form field "token" to SERVER2's /handoff
-// from a client without cookies: what an attacker or a second tab sends.
+// from a client without session cookies: what a second tab sends. It
+// carries the token's binding cookie when the suite knows it (tokens from
+// Cluster.Mint, bound to e2eBindingSecret, and from StartHandoff, bound to
+// that user's start); a token the suite knows no binding for goes without,
+// as a thief's would.
 func postToken(t testing.TB, s *Server, token string) *Page {
 	t.Helper()
-	resp, err := plainClient.PostForm(s.URL+"/handoff", url.Values{"token": {token}})
+	resp, err := postHandoff(plainClient, s, token)
 	if err != nil {
 		t.Fatalf("e2e: POST %s/handoff: %v", s.Label, err)
 	}
 	return readPage(t, resp)
+}
+
+// postHandoff posts token to s's /handoff with the binding cookie of the
+// browser it was minted for, when the suite knows it (tokens from
+// Cluster.Mint), and no other cookie.
+func postHandoff(client *http.Client, s *Server, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/handoff", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ck, ok := bindingOf(token); ok {
+		req.AddCookie(ck)
+	}
+	return client.Do(req)
 }
 
 // tryPostToken is postToken for goroutines other than the test's: it
@@ -340,7 +497,7 @@ func tryPostToken(s *Server, token string) (status int, reason string, err error
 // tryPostTokenWith is tryPostToken through client, for tests that post
 // faster than plainClient's few idle connections allow.
 func tryPostTokenWith(client *http.Client, s *Server, token string) (status int, reason string, err error) {
-	resp, err := client.PostForm(s.URL+"/handoff", url.Values{"token": {token}})
+	resp, err := postHandoff(client, s, token)
 	if err != nil {
 		return 0, "", err
 	}

@@ -27,7 +27,7 @@ func TestOneUserFloodingDoesNotStopAnother(t *testing.T) {
 			t.Fatalf("alice's handoff %d within her burst: %s", i+1, p.describe())
 		}
 	}
-	refused := alice.SubmitForm(t, home, "continue-"+demoTask, nil)
+	refused, _ := alice.PressContinue(t, home, demoTask)
 	if refused.Status != http.StatusTooManyRequests || refused.Reason() != "too_many_handoffs" {
 		t.Fatalf("alice's 4th handoff in a row: %s, want 429 too_many_handoffs", refused.describe())
 	}

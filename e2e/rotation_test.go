@@ -68,11 +68,25 @@ func logRevocationTime(t testing.TB, what string, took time.Duration) {
 // must answer 303. It returns the token, and an error instead of failing
 // the test, for use from goroutines.
 func (u *User) tryHandoff(home *Page, taskID string) (string, error) {
-	form := enclosingForm(home.ByID("continue-" + taskID))
-	if form == nil {
-		return "", fmt.Errorf("no form for %s on the home page", taskID)
+	link := home.ByID("continue-" + taskID)
+	if link == nil || link.Data != "a" {
+		return "", fmt.Errorf("no continue link for %s on the home page", taskID)
 	}
-	resp, err := u.client.PostForm(u.c.Server1.URL+attr(form, "action"), formValues(form))
+	start, err := u.client.Get(attr(link, "href"))
+	if err != nil {
+		return "", fmt.Errorf("SERVER2 start: %w", err)
+	}
+	start.Body.Close()
+	var binding *http.Cookie
+	for _, ck := range start.Cookies() {
+		if isBindingCookie(ck.Name) {
+			binding = &http.Cookie{Name: ck.Name, Value: ck.Value}
+		}
+	}
+	if start.StatusCode != http.StatusSeeOther || binding == nil {
+		return "", fmt.Errorf("SERVER2 start answered %d with no binding cookie", start.StatusCode)
+	}
+	resp, err := u.client.Get(start.Header.Get("Location"))
 	if err != nil {
 		return "", fmt.Errorf("SERVER1: %w", err)
 	}
@@ -94,7 +108,11 @@ func (u *User) tryHandoff(home *Page, taskID string) (string, error) {
 		return "", errors.New("SERVER1's page has no token")
 	}
 	u.c.NoteSecret(token)
+	bindings.Store(token, binding)
 	status, reason, err := tryPostToken(u.c.Server2, token)
+	// The post went without the user's jar: delete the spent secret there,
+	// as the browser that posted it does.
+	u.client.Jar.SetCookies(start.Request.URL, []*http.Cookie{{Name: binding.Name, Path: "/", MaxAge: -1}})
 	if err != nil {
 		return token, fmt.Errorf("SERVER2: %w", err)
 	}
@@ -343,6 +361,16 @@ func (u *User) apiHandoff(t testing.TB, home *Page, taskID string) (token, jti s
 	return got.Token, got.JTI
 }
 
+// pendingHandoff starts a bound handoff of taskID from home without
+// posting it, and returns its token and jti (read from the payload, not
+// verified): a pending handoff that postToken can complete later as
+// another tab of the same browser.
+func (u *User) pendingHandoff(t testing.TB, home *Page, taskID string) (token, jti string) {
+	t.Helper()
+	h := u.StartHandoff(t, home, taskID)
+	return h.Token, unverifiedJTI(t, h.Token)
+}
+
 // apiPost posts body to SERVER1's path with the session cookie and the
 // CSRF token of home in the X-CSRF-Token header.
 func (u *User) apiPost(t testing.TB, home *Page, path, body string) *Page {
@@ -366,9 +394,9 @@ func TestRevokedTokenAndListType(t *testing.T) {
 	c := StartCluster(t, ClusterConfig{})
 	u := NewUser(t, c)
 	home := u.Home(t)
-	byAPI, byAPIJTI := u.apiHandoff(t, home, demoTask)
-	byCLI, byCLIJTI := u.apiHandoff(t, home, demoTask)
-	kept, _ := u.apiHandoff(t, home, otherTask)
+	byAPI, byAPIJTI := u.pendingHandoff(t, home, demoTask)
+	byCLI, byCLIJTI := u.pendingHandoff(t, home, demoTask)
+	kept, _ := u.pendingHandoff(t, home, otherTask)
 	entries := counter(t, c.Server2, metricRevocationEntries)
 
 	start := time.Now()

@@ -1,18 +1,23 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
 
-// openSession hands taskID off through SERVER1's API and posts the token
-// to SERVER2 with the user's cookies, as the auto-submit form would, so the
-// test knows the jti of the token that opened the session.
+// openSession hands taskID off through the bound browser flow and posts
+// the token to SERVER2 with the user's cookies, as the auto-submit form
+// would, and returns the token and its jti (read from the payload, not
+// verified), so the test knows the token that opened the session.
 func (u *User) openSession(t testing.TB, home *Page, taskID string) (token, jti string) {
 	t.Helper()
-	token, jti = u.apiHandoff(t, home, taskID)
+	h := u.StartHandoff(t, home, taskID)
+	token, jti = h.Token, unverifiedJTI(t, h.Token)
 	if p := u.PostForm(t, u.c.Server2.URL+"/handoff", url.Values{"token": {token}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("e2e: handoff to SERVER2: %s", p.describe())
 	}
@@ -20,6 +25,27 @@ func (u *User) openSession(t testing.TB, home *Page, taskID string) (token, jti 
 		t.Fatalf("e2e: task page: %s", p.describe())
 	}
 	return token, jti
+}
+
+// unverifiedJTI returns the "jti" of tok's payload, unverified: the
+// suite only uses it to name the token at SERVER1's revoke API.
+func unverifiedJTI(t testing.TB, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("e2e: not a compact JWS")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &claims)
+	}
+	if err != nil || claims.JTI == "" {
+		t.Fatalf("e2e: token payload has no jti: %v", err)
+	}
+	return claims.JTI
 }
 
 // wantSessionRevoked fails the test unless u's SERVER2 session for taskID

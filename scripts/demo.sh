@@ -33,8 +33,9 @@ cat <<'MSG'
   Handoff broker demo is running.
     Open      http://localhost:8081   (SERVER1, the customer portal)
     Sign in   alice / alice-demo-pw   (or bob / bob-demo-pw)
-    Then choose "Continue on Payments": the browser carries a one-time
-    token to SERVER2 at http://127.0.0.1:8082 by form POST.
+    Then choose "Continue on Payments": SERVER2 at http://127.0.0.1:8082
+    sets a one-time binding secret in the browser, and the browser carries
+    a one-time token bound to it to SERVER2 by form POST.
   Press Ctrl-C to stop.
 
 MSG

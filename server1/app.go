@@ -195,6 +195,7 @@ func (a *app) routes() {
 	e.POST("/logout", a.handleLogout, forms)
 	e.POST("/logout-everywhere", a.handleLogoutEverywhere, forms)
 	e.POST("/handoffs", a.handleHandoff, forms)
+	e.GET("/handoffs/bound", a.handleBoundHandoff)
 	e.POST("/api/v1/handoffs", a.handleAPIHandoff, api)
 	e.POST("/api/v1/handoffs/:jti/revoke", a.handleAPIRevoke, api)
 	e.GET("/.well-known/jwks.json", a.handleJWKS)
@@ -382,7 +383,7 @@ func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.watchKeys(ctx, time.Second, time.Minute)
-	return shared.Serve(ctx, a.echo, shared.ServerConfig{Addr: a.cfg.Addr}, a.log, ready)
+	return shared.Serve(ctx, a.echo, a.cfg.serverConfig(), a.log, ready)
 }
 
 // discoveryDocument is the body of /.well-known/handoff-configuration.
@@ -395,6 +396,14 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	boundURI, err := url.JoinPath(cfg.Issuer, "/handoffs/bound")
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	iu, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	doc := struct {
 		Issuer             string            `json:"issuer"`
 		JWKSURI            string            `json:"jwks_uri"`
@@ -402,6 +411,8 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 		TokenTypes         []string          `json:"token_types_supported"`
 		SigningAlgs        []token.Algorithm `json:"signing_alg_values_supported"`
 		HandoffEndpoints   map[string]string `json:"handoff_endpoints"`
+		BoundEndpoint      string            `json:"bound_handoff_endpoint"`
+		HandoffOrigins     []string          `json:"handoff_origins"`
 	}{
 		Issuer:             cfg.Issuer,
 		JWKSURI:            jwksURI,
@@ -409,6 +420,8 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 		TokenTypes:         []string{token.HandoffTokenType},
 		SigningAlgs:        token.Algorithms(),
 		HandoffEndpoints:   make(map[string]string),
+		BoundEndpoint:      boundURI,
+		HandoffOrigins:     []string{iu.Scheme + "://" + iu.Host},
 	}
 	for _, a := range reg.list {
 		doc.HandoffEndpoints[a.ID] = a.HandoffURL

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/handoffbroker/handoff/shared"
 	"log/slog"
 	"math"
 	"net/url"
@@ -24,6 +25,9 @@ import (
 type Config struct {
 	// Addr is the listen address. Default "localhost:8081".
 	Addr string
+	// TLSCert and TLSKey are PEM files that make SERVER1 serve https
+	// itself. Default: both empty, plain http.
+	TLSCert, TLSKey string
 	// Issuer is the "iss" of every token and SERVER1's public base URL.
 	// Default "http://localhost:8081".
 	Issuer string
@@ -39,8 +43,13 @@ type Config struct {
 	// HandoffURL is where the browser posts tokens for Audience.
 	// Default "http://127.0.0.1:8082/handoff". Ignored when AudiencesFile is set.
 	HandoffURL string
+	// HandoffStartURL is Audience's handoff start endpoint: "Continue"
+	// links there, so the browser handoff is bound. "" keeps the unbound
+	// POST /handoffs form. Default "http://127.0.0.1:8082/handoff/start".
+	// Ignored when AudiencesFile is set.
+	HandoffStartURL string
 	// AudiencesFile, when set, is a JSON registry of relying services
-	// ([{"audience","name","handoff_url"}]) that replaces Audience and
+	// ([{"audience","name","handoff_url","start_url"}]) that replaces Audience and
 	// HandoffURL. The demo transfers go to the first entry. Default "".
 	AudiencesFile string
 	// UsersFile, when set, is a JSON list of users
@@ -87,16 +96,17 @@ type Config struct {
 // defaultConfig returns the zero-config demo settings.
 func defaultConfig() Config {
 	return Config{
-		Addr:        "localhost:8081",
-		Issuer:      "http://localhost:8081",
-		KeysDir:     ".data/server1/keys",
-		KeyAlg:      string(token.EdDSA),
-		Audience:    "http://127.0.0.1:8082",
-		HandoffURL:  "http://127.0.0.1:8082/handoff",
-		TokenTTL:    token.DefaultTTL,
-		MaxTokenTTL: token.DefaultMaxTTL,
-		JWKSMaxAge:  5 * time.Minute,
-		LogLevel:    "info",
+		Addr:            "localhost:8081",
+		Issuer:          "http://localhost:8081",
+		KeysDir:         ".data/server1/keys",
+		KeyAlg:          string(token.EdDSA),
+		Audience:        "http://127.0.0.1:8082",
+		HandoffURL:      "http://127.0.0.1:8082/handoff",
+		HandoffStartURL: "http://127.0.0.1:8082/handoff/start",
+		TokenTTL:        token.DefaultTTL,
+		MaxTokenTTL:     token.DefaultMaxTTL,
+		JWKSMaxAge:      5 * time.Minute,
+		LogLevel:        "info",
 
 		HandoffsPerMinute: 30,
 		HandoffBurst:      10,
@@ -168,8 +178,11 @@ func (c *Config) publishFor() time.Duration {
 func (c *Config) bindServe(fs *flag.FlagSet) {
 	c.bindMint(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain to serve https with (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.Audience, "audience", c.Audience, "SERVER2's identifier (token audience)")
 	fs.StringVar(&c.HandoffURL, "handoff-url", c.HandoffURL, "SERVER2's handoff endpoint")
+	fs.StringVar(&c.HandoffStartURL, "handoff-start-url", c.HandoffStartURL, "SERVER2's handoff start endpoint, where \"Continue\" links (empty: the unbound form POST)")
 	fs.StringVar(&c.AudiencesFile, "audiences-file", c.AudiencesFile, "JSON registry of audiences (replaces --audience and --handoff-url)")
 	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "JSON list of users with bcrypt password hashes (default: demo users)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", c.JWKSMaxAge, "Cache-Control max-age of the JWKS")
@@ -187,6 +200,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr is required"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
 	}
 	if err := checkHTTPURL(c.Issuer); err != nil {
 		errs = append(errs, fmt.Errorf("issuer: %w", err))
@@ -258,6 +274,10 @@ type audience struct {
 	Name string `json:"name"`
 	// HandoffURL receives the auto-submitted form.
 	HandoffURL string `json:"handoff_url"`
+	// StartURL, when set, is the service's handoff start endpoint: the
+	// "Continue" link, which binds the handoff to the browser. "" keeps
+	// the unbound POST /handoffs form.
+	StartURL string `json:"start_url,omitempty"`
 }
 
 // origin is the scheme and host of the handoff URL, for the CSP form-action.
@@ -283,7 +303,7 @@ func (r *registry) lookup(id string) (audience, bool) {
 func (r *registry) primary() audience { return r.list[0] }
 
 func loadRegistry(c Config) (*registry, error) {
-	list := []audience{{ID: c.Audience, Name: "Payments", HandoffURL: c.HandoffURL}}
+	list := []audience{{ID: c.Audience, Name: "Payments", HandoffURL: c.HandoffURL, StartURL: c.HandoffStartURL}}
 	if c.AudiencesFile != "" {
 		raw, err := os.ReadFile(c.AudiencesFile)
 		if err != nil {
@@ -307,6 +327,12 @@ func loadRegistry(c Config) (*registry, error) {
 		if err := checkHTTPURL(a.HandoffURL); err != nil {
 			errs = append(errs, fmt.Errorf("audience %q: handoff_url: %w", a.ID, err))
 			continue
+		}
+		if a.StartURL != "" {
+			if err := checkHTTPURL(a.StartURL); err != nil {
+				errs = append(errs, fmt.Errorf("audience %q: start_url: %w", a.ID, err))
+				continue
+			}
 		}
 		if _, dup := r.byID[a.ID]; dup {
 			errs = append(errs, fmt.Errorf("audience %q listed twice", a.ID))
@@ -391,4 +417,9 @@ func loadUsers(c Config) (users map[string]user, demo bool, err error) {
 		return nil, false, fmt.Errorf("users-file %s: %w", c.UsersFile, err)
 	}
 	return users, demo, nil
+}
+
+// serverConfig is the listener's configuration.
+func (c *Config) serverConfig() shared.ServerConfig {
+	return shared.ServerConfig{Addr: c.Addr, TLSCertFile: c.TLSCert, TLSKeyFile: c.TLSKey}
 }

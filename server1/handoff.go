@@ -58,7 +58,7 @@ var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_h
 // names the token by its jti; the token itself is never logged. It first
 // spends one of the subject's handoffs and reserves the token's record, so
 // a refused request signs nothing.
-func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *token.Actor, via string) (token.Minted, error) {
+func (a *app) mint(c echo.Context, subject string, aud audience, t task, bindNonce string, actor *token.Actor, via string) (token.Minted, error) {
 	now := a.now()
 	if wait := a.handoffs.take(subject, now); wait > 0 {
 		return token.Minted{}, a.tooManyHandoffs(c, subject, via, "rate", wait)
@@ -76,7 +76,7 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *
 		}
 	}
 	defer hold.release()
-	m, err := a.minter.Mint(token.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor})
+	m, err := a.minter.Mint(token.MintRequest{Subject: subject, Audience: aud.ID, Task: t.Task, Actor: actor, Nonce: bindNonce})
 	if err != nil {
 		return token.Minted{}, &shared.Error{
 			Status: http.StatusInternalServerError, Code: "mint_failed",
@@ -92,6 +92,9 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, actor *
 	}
 	if actor != nil {
 		attrs = append(attrs, "act", actor.Subject)
+	}
+	if bindNonce != "" {
+		attrs = append(attrs, "bound", true)
 	}
 	a.log.Info("token minted", attrs...)
 	return m, nil
@@ -129,19 +132,77 @@ func (a *app) handleHandoff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := a.mint(c, u.Username, aud, t, nil, "browser")
+	m, err := a.mint(c, u.Username, aud, t, "", nil, "browser")
 	if err != nil {
 		return err
 	}
+	return a.renderAutosubmit(c, aud, m, nonce)
+}
+
+// errInvalidNonce refuses a bound handoff whose nonce is not a binding
+// digest: 43 base64url characters (the unpadded SHA-256).
+var errInvalidNonce = shared.NewError(http.StatusBadRequest, "invalid_request",
+	"The handoff link is not valid.", "Start the task again from your task list.")
+
+// handleBoundHandoff is GET /handoffs/bound?audience=&task_id=&nonce=,
+// where the relying service's start endpoint sends the browser after
+// setting its binding secret. It mints a token bound to nonce for the
+// signed-in user's own task and renders the auto-submit page posting it to
+// the audience's registered handoff URL.
+//
+// It has no CSRF token: any page can send a browser here, and that gains
+// nothing (forced mint). The token is for the signed-in user's own task,
+// goes only to the registered URL, and is bound to a secret the relying
+// service set in this browser: an attacker choosing the nonce holds a
+// digest, not the secret, and never sees the token.
+func (a *app) handleBoundHandoff(c echo.Context) error {
+	u, ok := a.currentUser(c)
+	if !ok {
+		return errNoSession
+	}
+	q := c.QueryParams()
+	aud, t, err := a.resolve(u.Username, q.Get("audience"), q.Get("task_id"))
+	if err != nil {
+		return err
+	}
+	bindNonce := q.Get("nonce")
+	if !validBindingNonce(bindNonce) {
+		return errInvalidNonce
+	}
+	cspNonce, err := a.nonce()
+	if err != nil {
+		return err
+	}
+	m, err := a.mint(c, u.Username, aud, t, bindNonce, nil, "browser_bound")
+	if err != nil {
+		return err
+	}
+	return a.renderAutosubmit(c, aud, m, cspNonce)
+}
+
+// validBindingNonce reports whether s is 43 base64url characters.
+func validBindingNonce(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil
+}
+
+// renderAutosubmit answers with the page that posts m to aud's handoff URL.
+func (a *app) renderAutosubmit(c echo.Context, aud audience, m token.Minted, nonce string) error {
 	h := c.Response().Header()
 	// Only this response's script may run, and the form may go only to the
 	// audience: an injected script or form cannot carry the token elsewhere.
 	h.Set("Content-Security-Policy", fmt.Sprintf(
 		"default-src 'none'; script-src 'nonce-%s'; style-src 'self'; form-action %s; frame-ancestors 'none'; base-uri 'none'",
 		nonce, aud.origin()))
-	// The page holds a bearer token: never store it, never leak the URL.
+	// The page holds a bearer token: never store it. strict-origin sends
+	// the relying service the origin only, never the URL; no-referrer would
+	// make Chromium send "Origin: null" with the POST, which a bound
+	// relying service refuses (wrong_origin).
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "strict-origin")
 	return c.Render(http.StatusOK, "autosubmit.html", autosubmitPage{
 		Action: aud.HandoffURL, Token: m.Token, Nonce: nonce, AudienceName: aud.Name,
 	})
@@ -226,7 +287,7 @@ func (a *app) handleAPIHandoff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := a.mint(c, subject, aud, t, actor, via)
+	m, err := a.mint(c, subject, aud, t, "", actor, via)
 	if err != nil {
 		return err
 	}

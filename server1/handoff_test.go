@@ -205,7 +205,7 @@ func TestHandoffPage(t *testing.T) {
 			assert.Equal(t, "'none'", csp["frame-ancestors"])
 			assert.Equal(t, "'none'", csp["base-uri"])
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
-			assert.Equal(t, "no-referrer", res.Header.Get("Referrer-Policy"))
+			assert.Equal(t, "strict-origin", res.Header.Get("Referrer-Policy"), "no-referrer would make the POST carry Origin: null")
 
 			for name, values := range res.Header {
 				for _, v := range values {
@@ -347,4 +347,86 @@ func TestAPIHandoff(t *testing.T) {
 			require.Len(t, ts.logs.JSONLines(t, "token minted"), 1)
 		})
 	}
+}
+
+func TestBoundHandoff(t *testing.T) {
+	nonce := token.BindingNonce([]byte("a secret only the relying service's browser cookie holds"))
+	query := func(audience, taskID, nonce string) string {
+		return "/handoffs/bound?" + url.Values{"audience": {audience}, "task_id": {taskID}, "nonce": {nonce}}.Encode()
+	}
+	tests := []struct {
+		name       string
+		giveUser   string // "" : signed out
+		givePath   string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "ok/bound", giveUser: "alice", givePath: query(payments, "transfer-123", nonce), wantStatus: http.StatusOK},
+		{name: "ok/registered_url_whatever_the_query", giveUser: "alice",
+			givePath: query(payments, "transfer-123", nonce) + "&handoff_url=http%3A%2F%2Fattacker.test%2F&sub=bob", wantStatus: http.StatusOK},
+		{name: "fail/no_session", givePath: query(payments, "transfer-123", nonce), wantStatus: http.StatusUnauthorized, wantCode: "no_session"},
+		{name: "fail/unknown_audience", giveUser: "alice", givePath: query("http://attacker.test", "transfer-123", nonce),
+			wantStatus: http.StatusBadRequest, wantCode: "unknown_audience"},
+		{name: "fail/someone_elses_task", giveUser: "alice", givePath: query(payments, "transfer-200", nonce),
+			wantStatus: http.StatusBadRequest, wantCode: "unknown_task"},
+		{name: "fail/nonce_missing", giveUser: "alice", givePath: "/handoffs/bound?audience=" + url.QueryEscape(payments) + "&task_id=transfer-123",
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_request"},
+		{name: "fail/nonce_short", giveUser: "alice", givePath: query(payments, "transfer-123", nonce[:42]), wantStatus: http.StatusBadRequest, wantCode: "invalid_request"},
+		{name: "fail/nonce_long", giveUser: "alice", givePath: query(payments, "transfer-123", nonce+"A"), wantStatus: http.StatusBadRequest, wantCode: "invalid_request"},
+		{name: "fail/nonce_not_base64url", giveUser: "alice", givePath: query(payments, "transfer-123", "+"+nonce[1:]), wantStatus: http.StatusBadRequest, wantCode: "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			ts := newTestServer(t, cfg)
+			b := ts.browser(t)
+			b.Header = http.Header{"Accept": {"text/html"}}
+			if tt.giveUser != "" {
+				b.signIn(tt.giveUser, tt.giveUser+"-demo-pw")
+			}
+			before := mintedTotal(t, ts.app)
+
+			res := b.Get(tt.givePath)
+
+			require.Equal(t, tt.wantStatus, res.StatusCode, res.Body)
+			if tt.wantCode != "" {
+				assert.Contains(t, res.Body, `<code id="reason">`+tt.wantCode+`</code>`)
+				assert.Equal(t, before, mintedTotal(t, ts.app), "a refused request signs nothing")
+				return
+			}
+			assert.Equal(t, before+1, mintedTotal(t, ts.app))
+			doc := parseHTML(t, res.Body)
+			action, _ := sharedtest.Attr(byID(t, doc, "handoff"), "action")
+			assert.Equal(t, paymentsURL, action, "posted only to the registered handoff URL")
+			assert.Equal(t, "strict-origin", res.Header.Get("Referrer-Policy"))
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+			assert.Equal(t, payments, cspDirectives(res.Header.Get("Content-Security-Policy"))["form-action"])
+			tok := inputValue(t, doc, "handoff", "token")
+			verified, err := verifier(t, ts.app.keys, payments).Verify(context.Background(), tok,
+				token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{nonce}}})
+			require.NoError(t, err)
+			c := verified.Claims()
+			assert.Equal(t, tt.giveUser, c.Subject, "only ever the signed-in user's token")
+			assert.Equal(t, "transfer-123", c.Task.ID)
+			assert.Equal(t, nonce, c.Nonce)
+			assert.NotContains(t, ts.logs.String(), tok)
+		})
+	}
+}
+
+// TestBoundHandoff_RateLimited: the bound mint spends the user's handoff
+// budget like the form does.
+func TestBoundHandoff_RateLimited(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HandoffBurst, cfg.HandoffsPerMinute = 1, 1
+	ts := newTestServer(t, cfg)
+	b := ts.browser(t)
+	b.Header = http.Header{"Accept": {"text/html"}}
+	b.signIn("alice", "alice-demo-pw")
+	path := "/handoffs/bound?" + url.Values{"audience": {payments}, "task_id": {"transfer-123"}, "nonce": {token.BindingNonce([]byte("s"))}}.Encode()
+
+	require.Equal(t, http.StatusOK, b.Get(path).StatusCode)
+	second := b.Get(path)
+	assert.Equal(t, http.StatusTooManyRequests, second.StatusCode)
+	assert.NotEmpty(t, second.Header.Get("Retry-After"))
 }

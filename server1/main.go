@@ -11,7 +11,7 @@
 //	server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
 //	server1 keys revoke [flags] [--] KID
 //	server1 revoke-token --jti J [--exp T]
-//	server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
+//	server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D] [--nonce N]
 //
 // Every flag has an environment variable: --keys-dir is SERVER1_KEYS_DIR.
 package main
@@ -55,7 +55,7 @@ const usage = `usage:
   server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
   server1 keys revoke [flags] [--] KID
   server1 revoke-token --jti J [--exp RFC3339]
-  server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D]
+  server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D] [--nonce N]
 Run a subcommand with -h for its flags.
 `
 
@@ -197,7 +197,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("the API key is shorter than 16 characters: easy to guess")
 	}
 	return a.run(ctx, func(bound string) {
-		fmt.Fprintf(stdout, "SERVER1 listening on http://%s\n", displayAddr(cfg.Addr, bound))
+		fmt.Fprintf(stdout, "SERVER1 listening on %s://%s\n", cfg.serverConfig().Scheme(), displayAddr(cfg.Addr, bound))
 	})
 }
 
@@ -284,6 +284,7 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&req.Task.Action, "task-action", "", "task action, e.g. approve. Required.")
 	fs.Var(params, "param", "task parameter name=value (repeatable)")
 	fs.DurationVar(&req.TTL, "ttl", 0, "token lifetime (default --token-ttl)")
+	fs.StringVar(&req.Nonce, "nonce", "", "browser binding \"nonce\" (the relying service's start endpoint names it); empty: an unbound token")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -94,11 +94,11 @@ func TestSignInSecureCookieForHTTPSIssuer(t *testing.T) {
 }
 
 func TestIndex(t *testing.T) {
-	ts := newTestServer(t, testConfig(t))
 	tests := []struct {
 		name         string
 		giveUser     string
 		givePassword string
+		giveUnbound  bool // the audience has no start URL
 		wantStatus   int
 		wantTasks    []string
 		wantAbsent   []string
@@ -108,9 +108,18 @@ func TestIndex(t *testing.T) {
 			wantTasks: []string{"transfer-123", "transfer-124"}, wantAbsent: []string{"transfer-200"}},
 		{name: "ok/bob", giveUser: "bob", givePassword: "bob-demo-pw", wantStatus: http.StatusOK,
 			wantTasks: []string{"transfer-200"}, wantAbsent: []string{"transfer-123", "transfer-124"}},
+		{name: "ok/alice_unbound_form", giveUser: "alice", givePassword: "alice-demo-pw", giveUnbound: true, wantStatus: http.StatusOK,
+			wantTasks: []string{"transfer-123", "transfer-124"}, wantAbsent: []string{"transfer-200"}},
+		{name: "ok/bob_unbound_form", giveUser: "bob", givePassword: "bob-demo-pw", giveUnbound: true, wantStatus: http.StatusOK,
+			wantTasks: []string{"transfer-200"}, wantAbsent: []string{"transfer-123", "transfer-124"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			if tt.giveUnbound {
+				cfg.HandoffStartURL = ""
+			}
+			ts := newTestServer(t, cfg)
 			b := ts.browser(t)
 			if tt.giveUser != "" {
 				b.signIn(tt.giveUser, tt.givePassword)
@@ -125,6 +134,12 @@ func TestIndex(t *testing.T) {
 			for _, id := range tt.wantTasks {
 				btn := byID(t, doc, "continue-"+id)
 				assert.Equal(t, "Continue on Payments", sharedtest.Text(btn))
+				if !tt.giveUnbound {
+					assert.Equal(t, "a", btn.Data, "a plain link: one top-level navigation")
+					href, _ := sharedtest.Attr(btn, "href")
+					assert.Equal(t, "http://127.0.0.1:8082/handoff/start?task_id="+id, href)
+					continue
+				}
 				form := btn.Parent
 				assert.Equal(t, "form", form.Data)
 				action, _ := sharedtest.Attr(form, "action")

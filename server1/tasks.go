@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/handoffbroker/handoff/broker/token"
@@ -62,13 +63,28 @@ func (b *taskBook) list(username string) []task { return b.byUser[username] }
 // taskRow is one line of the task list page.
 type taskRow struct {
 	ID, Number, Audience, AudienceName string
-	Amount, Currency, Payee            string
+	// StartLink is the audience's handoff start URL for this task; "" for
+	// an audience without one (the unbound form).
+	StartLink               string
+	Amount, Currency, Payee string
 }
 
 type indexPage struct {
 	User  user
 	Tasks []taskRow
 	CSRF  string
+}
+
+// startLink is startURL with the task's id in the query, or "".
+func startLink(startURL, taskID string) string {
+	if startURL == "" {
+		return ""
+	}
+	sep := "?"
+	if strings.Contains(startURL, "?") {
+		sep = "&"
+	}
+	return startURL + sep + url.Values{"task_id": {taskID}}.Encode()
 }
 
 func (a *app) handleIndex(c echo.Context) error {
@@ -83,6 +99,7 @@ func (a *app) handleIndex(c echo.Context) error {
 			Number:       strings.TrimPrefix(t.ID, "transfer-"),
 			Audience:     t.Audience.ID,
 			AudienceName: t.Audience.Name,
+			StartLink:    startLink(t.Audience.StartURL, t.ID),
 			Amount:       t.Params["amount"],
 			Currency:     t.Params["currency"],
 			Payee:        t.Params["payee"],

@@ -69,6 +69,8 @@ func TestDiscovery(t *testing.T) {
 		"issuer":                       testIssuer,
 		"jwks_uri":                     testIssuer + "/.well-known/jwks.json",
 		"revocation_endpoint":          testIssuer + "/revocations",
+		"bound_handoff_endpoint":       testIssuer + "/handoffs/bound",
+		"handoff_origins":              []any{testIssuer},
 		"token_types_supported":        []any{"handoff+jwt"},
 		"signing_alg_values_supported": []any{"EdDSA", "ES256"},
 		"handoff_endpoints":            map[string]any{payments: paymentsURL},

@@ -196,6 +196,7 @@ func (a *App) routes() error {
 		Open:  a.openSession,
 		Error: a.handoffRefused,
 	})))
+	e.GET("/handoff/start", echoHandler(a.rp.StartHandler(a.handoffRefused)))
 	e.GET("/tasks/:id", a.taskPage)
 	e.POST("/tasks/:id/complete", a.completeTask)
 	e.POST("/api/v1/tasks/:id/:action", echoBehind(a.rp.Middleware(a.expectTask, a.apiRefused), a.apiTask))

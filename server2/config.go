@@ -30,6 +30,9 @@ const envPrefix = "SERVER2"
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8082.
 	Addr string
+	// TLSCert and TLSKey are PEM files that make SERVER2 serve https
+	// itself. Default: both empty, plain http.
+	TLSCert, TLSKey string
 	// Audience is this service's identifier: tokens must name exactly it in
 	// "aud". Default http://127.0.0.1:8082.
 	Audience string
@@ -93,6 +96,22 @@ type Config struct {
 	// instead of failing closed. It lets whoever can cut SERVER2 off from
 	// SERVER1 use revoked tokens. Default false.
 	RevocationFailOpen bool
+	// HandoffBinding is "required" or "off". Required (the default): the
+	// browser handoff accepts only tokens bound to the browser that
+	// started it at /handoff/start, posted from SERVER1's origins. Off
+	// accepts unbound tokens at /handoff, for an issuer without binding
+	// support: any page can then post a token for its own user into a
+	// visitor's browser and sign them in as that user (login CSRF,
+	// session swapping). The Bearer API is unaffected.
+	HandoffBinding string
+	// BoundHandoffURL is SERVER1's bound handoff endpoint, where
+	// /handoff/start sends the browser. Default "": discovered from the
+	// issuer's handoff configuration. Set it where SERVER2 cannot fetch
+	// that document from the issuer's public URL (compose).
+	BoundHandoffURL string
+	// BindingTTL is how long the binding secret set at /handoff/start
+	// lives. Default 120s; at most 10m.
+	BindingTTL time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
 }
@@ -100,6 +119,8 @@ type Config struct {
 // registerFlags binds cfg's fields to flags on fs with their defaults.
 func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8082", "listen address")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve https with (with --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.Audience, "audience", "http://127.0.0.1:8082", "this service's identifier, the required token \"aud\"")
 	fs.StringVar(&cfg.TrustedIssuer, "trusted-issuer", "http://localhost:8081", "the accepted token \"iss\" (SERVER1's URL)")
 	fs.StringVar(&cfg.JWKSURL, "jwks-url", "", "SERVER1's JWKS URL (empty: discovered from the issuer's handoff-configuration)")
@@ -126,6 +147,9 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.RevocationInterval, "revocation-interval", 5*time.Second, "time between polls of the revocation list")
 	fs.DurationVar(&cfg.RevocationMaxStale, "revocation-max-stale", time.Minute, "how long a revocation list is trusted without a successful poll; then handoffs fail closed")
 	fs.BoolVar(&cfg.RevocationFailOpen, "revocation-fail-open", false, "accept tokens when the revocation list is stale (weakens revocation)")
+	fs.StringVar(&cfg.HandoffBinding, "handoff-binding", string(broker.BindingRequired), "\"required\": browser handoffs must be bound to the browser that started them; \"off\" accepts unbound tokens (allows login CSRF)")
+	fs.StringVar(&cfg.BoundHandoffURL, "bound-handoff-url", "", "SERVER1's bound handoff endpoint (empty: discovered from the issuer's handoff-configuration)")
+	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }
 
@@ -161,6 +185,9 @@ func (c Config) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
 	}
 	if err := c.brokerConfig().Validate(flagName); err != nil {
 		errs = append(errs, err)
@@ -222,6 +249,9 @@ func (c Config) brokerConfig() broker.Config {
 		RevocationInterval: c.RevocationInterval,
 		RevocationMaxStale: c.RevocationMaxStale,
 		RevocationFailOpen: c.RevocationFailOpen,
+		Binding:            broker.Binding(c.HandoffBinding),
+		BindingTTL:         c.BindingTTL,
+		BoundHandoffURL:    c.BoundHandoffURL,
 	}
 }
 
@@ -232,7 +262,8 @@ var flagNames = map[string]string{
 	"FetchTimeout": "jwks-timeout", "Leeway": "leeway", "MaxTokenLifetime": "max-token-lifetime",
 	"JWKSMaxStale": "jwks-max-stale", "JWKSCooldown": "jwks-cooldown", "JWKSMinRefresh": "jwks-min-refresh",
 	"RevocationInterval": "revocation-interval", "RevocationMaxStale": "revocation-max-stale",
-	"RevocationFailOpen": "revocation-fail-open",
+	"RevocationFailOpen": "revocation-fail-open", "Binding": "handoff-binding", "BindingTTL": "binding-ttl",
+	"BoundHandoffURL": "bound-handoff-url",
 }
 
 // flagName names a broker.Config field by SERVER2's flag, so

@@ -35,6 +35,9 @@ func TestParseConfig_Defaults(t *testing.T) {
 
 		RevocationInterval: 5 * time.Second,
 		RevocationMaxStale: time.Minute,
+
+		HandoffBinding: "required",
+		BindingTTL:     2 * time.Minute,
 	}, got)
 }
 

@@ -114,8 +114,12 @@ func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.
 // handoffRefused audits a rejected handoff token and leaves the page to
 // echo's error handler.
 func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
-	if token.ReasonOf(e) != "" {
+	switch {
+	case token.ReasonOf(e) != "":
 		a.audit(echoContext(r), flowHandoff, nil, e)
+	case e.Code == broker.CodeWrongOrigin:
+		a.metrics.Verifications.WithLabelValues("rejected", e.Code).Inc()
+		a.log.Warn("token rejected", "request_id", shared.RequestID(echoContext(r)), "flow", flowHandoff, "reason", e.Code)
 	}
 	echoRefused(w, r, e)
 }

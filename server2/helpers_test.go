@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -43,11 +44,27 @@ func enableRevocations(is *brokertest.Issuer) *revocation.State {
 	return is.Revocations()
 }
 
-// demoRequest is the contract's "approve transfer-123" handoff for alice.
+// testBindingSecret is the binding secret every test browser presents
+// (handoff sends it as SERVER2's start endpoint would have set it), and
+// testNonce the "nonce" of tokens bound to it.
+var (
+	testBindingSecret = []byte("server2-test-binding-secret-0001")
+	testNonce         = token.BindingNonce(testBindingSecret)
+)
+
+// bindingCookie is the binding cookie of a browser that started a
+// handoff with secret.
+func bindingCookie(secret []byte) *http.Cookie {
+	return &http.Cookie{Name: "s2bind-0123456789abcdef", Value: base64.RawURLEncoding.EncodeToString(secret)}
+}
+
+// demoRequest is the contract's "approve transfer-123" handoff for alice,
+// bound to testBindingSecret.
 func demoRequest() token.MintRequest {
 	return token.MintRequest{
 		Subject:  "alice",
 		Audience: testAudience,
+		Nonce:    testNonce,
 		Task:     token.Task{ID: "transfer-123", Action: "approve", Params: demoParams},
 	}
 }
@@ -132,10 +149,11 @@ func (ta *testApp) newBrowser() *browser {
 // response is a finished exchange with its body read.
 type response = sharedtest.Response
 
-// handoff posts token to /handoff as the issuer's auto-submit form does.
+// handoff posts token to /handoff as the issuer's auto-submit form does,
+// from a browser holding testBindingSecret.
 func (b *browser) handoff(tok string) response {
 	b.ta.t.Helper()
-	return b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
+	return b.PostForm("/handoff", url.Values{"token": {tok}}, http.Header{"Cookie": {bindingCookie(testBindingSecret).String()}})
 }
 
 // callAPI calls the task API with an optional bearer token and a body.

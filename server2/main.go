@@ -66,8 +66,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer app.Close()
 	app.Start(ctx)
-	err = shared.Serve(ctx, app.echo, shared.ServerConfig{Addr: cfg.Addr}, log, func(bound string) {
-		fmt.Fprintf(stdout, "SERVER2 listening on http://%s\n", displayAddr(cfg.Addr, bound))
+	scfg := shared.ServerConfig{Addr: cfg.Addr, TLSCertFile: cfg.TLSCert, TLSKeyFile: cfg.TLSKey}
+	err = shared.Serve(ctx, app.echo, scfg, log, func(bound string) {
+		fmt.Fprintf(stdout, "SERVER2 listening on %s://%s\n", scfg.Scheme(), displayAddr(cfg.Addr, bound))
 	})
 	if err != nil {
 		log.Error("server stopped", "error", err.Error())

@@ -42,7 +42,7 @@ func (ta *testApp) pollRevocations() {
 
 func bobRequest() token.MintRequest {
 	return token.MintRequest{
-		Subject: "bob", Audience: testAudience,
+		Subject: "bob", Audience: testAudience, Nonce: testNonce,
 		Task: token.Task{ID: "transfer-200", Action: "approve", Params: map[string]string{"amount": "1200.00", "currency": "EUR", "payee": "Initech"}},
 	}
 }
@@ -370,7 +370,11 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 
 	otherSrv := httptest.NewServer(other.Handler())
 	t.Cleanup(otherSrv.Close)
-	res, err := http.PostForm(otherSrv.URL+"/handoff", url.Values{"token": {m.Token}})
+	req, err := http.NewRequest(http.MethodPost, otherSrv.URL+"/handoff", strings.NewReader(url.Values{"token": {m.Token}}.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(bindingCookie(testBindingSecret))
+	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()

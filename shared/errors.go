@@ -43,6 +43,8 @@ type ErrorPage struct {
 	Title     string
 	Detail    string
 	RequestID string
+	// Retry, when set, is where the user can start again (Error.Retry).
+	Retry string
 }
 
 // NewErrorHandler returns the echo error handler both servers use. Paths
@@ -80,7 +82,7 @@ func NewErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			p.RequestID = rid
 			werr = c.JSON(e.Status, p)
 		default:
-			werr = c.Render(e.Status, "error.html", ErrorPage{Status: e.Status, Code: e.Code, Title: e.Title, Detail: e.Detail, RequestID: rid})
+			werr = c.Render(e.Status, "error.html", ErrorPage{Status: e.Status, Code: e.Code, Title: e.Title, Detail: e.Detail, RequestID: rid, Retry: e.Retry})
 		}
 		if werr != nil {
 			log.Error("writing error response", "request_id", rid, "error", werr.Error())

@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,21 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	// MaxHeaderBytes default 16 KiB.
 	MaxHeaderBytes int
+	// TLSCertFile and TLSKeyFile, both set, make the server speak https
+	// with that PEM certificate chain and key. Default: both empty, plain
+	// http (behind a TLS-terminating proxy, or the local demo).
+	TLSCertFile, TLSKeyFile string
+}
+
+// TLS reports whether the server speaks https.
+func (c ServerConfig) TLS() bool { return c.TLSCertFile != "" }
+
+// Scheme is "https" when the server speaks TLS, else "http".
+func (c ServerConfig) Scheme() string {
+	if c.TLS() {
+		return "https"
+	}
+	return "http"
 }
 
 func (c *ServerConfig) defaults() {
@@ -54,7 +70,18 @@ func Serve(ctx context.Context, e *echo.Echo, cfg ServerConfig, log *slog.Logger
 	if cfg.Addr == "" {
 		return errors.New("shared: ServerConfig.Addr is required")
 	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return errors.New("shared: ServerConfig.TLSCertFile and TLSKeyFile are set together or not at all")
+	}
 	cfg.defaults()
+	var tlsCfg *tls.Config
+	if cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("tls certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
@@ -66,6 +93,7 @@ func Serve(ctx context.Context, e *echo.Echo, cfg ServerConfig, log *slog.Logger
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String())
@@ -73,7 +101,13 @@ func Serve(ctx context.Context, e *echo.Echo, cfg ServerConfig, log *slog.Logger
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLS() {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

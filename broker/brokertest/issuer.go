@@ -20,9 +20,13 @@ import (
 
 // The paths an Issuer serves, below its URL: the same as SERVER1's.
 const (
-	JWKSPath        = "/.well-known/jwks.json"
-	DiscoveryPath   = "/.well-known/handoff-configuration"
-	RevocationsPath = "/revocations"
+	JWKSPath      = "/.well-known/jwks.json"
+	DiscoveryPath = "/.well-known/handoff-configuration"
+	// BoundHandoffPath is the bound_handoff_endpoint the issuer
+	// advertises. It serves nothing: tests mint bound tokens with
+	// MintRequest.Nonce instead.
+	BoundHandoffPath = "/handoffs/bound"
+	RevocationsPath  = "/revocations"
 )
 
 // CacheControl is the Cache-Control an Issuer sends with its key set and
@@ -382,6 +386,8 @@ func (is *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"token_types_supported":        []string{token.HandoffTokenType},
 		"signing_alg_values_supported": token.Algorithms(),
 		"handoff_endpoints":            maps.Clone(is.endpoints),
+		"bound_handoff_endpoint":       is.URL + BoundHandoffPath,
+		"handoff_origins":              []string{is.URL},
 	}
 	if is.revocationsPublished() {
 		doc["revocation_endpoint"] = is.RevocationURL

@@ -250,12 +250,13 @@ func TestIssuer_Discovery(t *testing.T) {
 			}
 		}
 	})
-	want := []string{"an_extension", "handoff_endpoints", "issuer", "jwks_uri", "revocation_endpoint",
+	want := []string{"an_extension", "bound_handoff_endpoint", "handoff_endpoints", "handoff_origins", "issuer", "jwks_uri", "revocation_endpoint",
 		"signing_alg_values_supported", "token_types_supported"}
 	if !slices.Equal(members, want) {
 		t.Errorf("members %v, want %v (SERVER1's and the edit's)", members, want)
 	}
-	for member, want := range map[string]string{"issuer": is.URL, "jwks_uri": is.JWKSURL, "revocation_endpoint": is.RevocationURL} {
+	for member, want := range map[string]string{"issuer": is.URL, "jwks_uri": is.JWKSURL, "revocation_endpoint": is.RevocationURL,
+		"bound_handoff_endpoint": is.URL + brokertest.BoundHandoffPath} {
 		if doc[member] != want {
 			t.Errorf("%s = %v, want %s", member, doc[member], want)
 		}

@@ -25,6 +25,7 @@ type incomingClaims struct {
 	ID        *string        `json:"jti"`
 	Task      *Task          `json:"task"`
 	Actor     *Actor         `json:"act"`
+	Nonce     *string        `json:"nonce"`
 }
 
 func (in *incomingClaims) unverifiedIssuer() *string { return in.Issuer }
@@ -48,6 +49,9 @@ func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Tim
 	}
 	c.Issuer, c.Subject, c.ID, c.Task, c.Actor = jws.issuer, *in.Subject, *in.ID, *in.Task, in.Actor
 	c.KeyID, c.Algorithm = jws.key.KeyID, jws.key.Algorithm
+	if in.Nonce != nil {
+		c.Nonce = *in.Nonce
+	}
 	if err := checkAudience(in.Audience, v.cfg.Audience); err != nil {
 		return c, err
 	}
@@ -115,6 +119,8 @@ func checkStrings(c Claims) error {
 		return reject(ReasonInvalidClaim, "jti", "jti must be 1 to %d bytes", maxIDLen)
 	case c.Actor != nil && (c.Actor.Subject == "" || len(c.Actor.Subject) > maxStringLen):
 		return reject(ReasonInvalidClaim, "act", "act.sub must be 1 to %d bytes", maxStringLen)
+	case len(c.Nonce) > maxStringLen:
+		return reject(ReasonInvalidClaim, "nonce", "nonce must be at most %d bytes", maxStringLen)
 	}
 	if err := c.Task.validate(); err != nil {
 		return rejectWrap(ReasonInvalidClaim, "task", err)

@@ -57,6 +57,11 @@ const (
 	ReasonLifetimeTooLong Reason = "lifetime_too_long"
 	// ReasonTaskMismatch: the token's task is not the one the caller expects.
 	ReasonTaskMismatch Reason = "task_mismatch"
+	// ReasonUnboundHandoff: the caller requires the token to be bound to
+	// the browser presenting it (Expect.Binding), and its "nonce" is absent
+	// or matches none of the secrets that browser proved. Checked before
+	// revocation and single use, so the token is not consumed.
+	ReasonUnboundHandoff Reason = "unbound_handoff"
 	// ReasonRevoked: the token, its subject or its key was withdrawn.
 	ReasonRevoked Reason = "revoked"
 	// ReasonIssuedBeforeRestart: the replay store forgets on restart, so a
@@ -74,7 +79,7 @@ var reasons = []Reason{
 	ReasonBadHeader, ReasonUnknownKey, ReasonBadSignature, ReasonMissingClaim,
 	ReasonInvalidClaim, ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetimeTooLong,
-	ReasonTaskMismatch, ReasonRevoked, ReasonIssuedBeforeRestart,
+	ReasonTaskMismatch, ReasonUnboundHandoff, ReasonRevoked, ReasonIssuedBeforeRestart,
 	ReasonReplayed, ReasonUnavailable,
 }
 

@@ -110,6 +110,7 @@ type wireClaims struct {
 	ID        string `json:"jti"`
 	Task      Task   `json:"task"`
 	Actor     *Actor `json:"act,omitempty"`
+	Nonce     string `json:"nonce,omitempty"`
 }
 
 // MinterConfig configures a Minter.
@@ -179,6 +180,10 @@ type MintRequest struct {
 	TTL time.Duration
 	// Actor, when set, names the service minting on the subject's behalf.
 	Actor *Actor
+	// Nonce, when set, binds the token to the browser that started the
+	// handoff ("nonce"): the base64url SHA-256 of a secret that browser
+	// holds (BindingNonce), never the secret itself. At most 256 bytes.
+	Nonce string
 }
 
 // Minted is a freshly signed token and the facts a caller may log or show.
@@ -226,6 +231,7 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 		ID:        m.cfg.NewID(),
 		Task:      req.Task,
 		Actor:     req.Actor,
+		Nonce:     req.Nonce,
 	}
 	if c.ID == "" || len(c.ID) > maxIDLen {
 		return Minted{}, errors.New("broker: mint: NewID returned an empty or over-long id")
@@ -271,6 +277,9 @@ func validateRequest(req MintRequest, ttl time.Duration) error {
 	}
 	if req.Actor != nil && (req.Actor.Subject == "" || len(req.Actor.Subject) > maxStringLen) {
 		errs = append(errs, errors.New("actor subject is required when an actor is given"))
+	}
+	if len(req.Nonce) > maxStringLen {
+		errs = append(errs, errors.New("nonce is at most 256 bytes"))
 	}
 	if ttl < time.Second {
 		errs = append(errs, errors.New("lifetime must be at least 1s"))

@@ -124,6 +124,8 @@ func TestMint_request(t *testing.T) {
 		{name: "fail/long_subject", give: func(r *token.MintRequest) { r.Subject = strings.Repeat("s", 257) }, wantCount: 1},
 		{name: "fail/task_without_action", give: func(r *token.MintRequest) { r.Task.Action = "" }, wantCount: 1},
 		{name: "fail/empty_actor", give: func(r *token.MintRequest) { r.Actor = &token.Actor{} }, wantCount: 1},
+		{name: "ok/nonce", give: func(r *token.MintRequest) { r.Nonce = token.BindingNonce([]byte("secret")) }},
+		{name: "fail/long_nonce", give: func(r *token.MintRequest) { r.Nonce = strings.Repeat("n", 257) }, wantCount: 1},
 		{name: "fail/params_digest_mismatch", give: func(r *token.MintRequest) {
 			r.Task.Params = map[string]string{"amount": "10"}
 			r.Task.ParamsDigest = token.DigestParams(map[string]string{"amount": "1000"})
@@ -241,5 +243,38 @@ func TestMint_invalidUTF8Params(t *testing.T) {
 	req.Task.Params = params
 	if minted, err := m.Mint(req); err == nil {
 		t.Fatalf("Mint signed parameters that are not UTF-8 (%d-byte token)", len(minted.Token))
+	}
+}
+
+// TestVerify_binding mints a bound token and checks that a refused binding
+// consumes nothing: the same token still verifies in the browser that holds
+// the secret.
+func TestVerify_binding(t *testing.T) {
+	ring := fixture.EphemeralRing(t, token.EdDSA)
+	clock := brokertest.NewClock(fixture.Now)
+	m := fixture.NewMinter(t, ring, clock)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	nonce := token.BindingNonce(secret)
+	if len(nonce) != 43 {
+		t.Fatalf("nonce is %d characters, want 43", len(nonce))
+	}
+	req := fixture.MintRequest()
+	req.Nonce = nonce
+	minted := fixture.Must(m.Mint(req))
+	v := fixture.NewVerifier(t, token.VerifierConfig{
+		Issuers: []token.TrustedIssuer{{Issuer: fixture.Issuer, Keys: ring}}, Audience: fixture.Audience,
+		Replay: fixture.NewStore(t, brokertest.NewClock(fixture.Now.Add(-time.Hour)), token.MemoryReplayConfig{}),
+		Now:    clock.Now,
+	})
+	other := token.BindingNonce([]byte("another browser's secret"))
+	_, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{other}}})
+	fixture.WantReason(t, err, token.ReasonUnboundHandoff)
+
+	got, err := v.Verify(context.Background(), minted.Token, token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{other, nonce}}})
+	if err != nil {
+		t.Fatalf("bound token refused after a refused binding: %v", err)
+	}
+	if got.Claims().Nonce != nonce {
+		t.Errorf("nonce = %q, want %q", got.Claims().Nonce, nonce)
 	}
 }

@@ -2,6 +2,9 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -95,6 +98,46 @@ type Expect struct {
 	// before acting on it (the browser handoff); everywhere else the caller
 	// knows the task and states it.
 	AnyTask bool
+	// Binding, when set, requires the token to be bound to the browser
+	// presenting it: its "nonce" must equal one of Binding.Nonces, else
+	// ReasonUnboundHandoff. Default nil: binding is not checked (the
+	// Bearer API, where no browser is involved).
+	Binding *Binding
+}
+
+// Binding is what a browser proved it holds: the nonces (BindingNonce) of
+// the binding secrets it presented. An empty Nonces matches no token.
+type Binding struct {
+	Nonces []string
+}
+
+// BindingNonce returns the "nonce" claim for a binding secret: the
+// unpadded base64url SHA-256 of secret (43 characters). The issuer only
+// ever sees this digest; the secret stays with the browser and the
+// relying service.
+func BindingNonce(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// check refuses a token whose nonce is absent or matches none of b's. The
+// comparison is constant-time in the nonce's contents, so a timing side
+// channel reveals nothing about the secret's digest.
+func (b *Binding) check(nonce string) error {
+	if b == nil {
+		return nil
+	}
+	if nonce == "" {
+		return reject(ReasonUnboundHandoff, "nonce", "token is not bound to a browser")
+	}
+	match := 0
+	for _, n := range b.Nonces {
+		match |= subtle.ConstantTimeCompare([]byte(n), []byte(nonce))
+	}
+	if match != 1 {
+		return reject(ReasonUnboundHandoff, "nonce", "token is bound to another browser or an expired handoff")
+	}
+	return nil
 }
 
 func (e Expect) check() error {
@@ -118,6 +161,9 @@ type Claims struct {
 	ExpiresAt time.Time
 	Task      Task
 	Actor     *Actor
+	// Nonce is the token's "nonce": the digest of the browser binding
+	// secret it was minted for; "" when the token is unbound.
+	Nonce     string
 	KeyID     string
 	Algorithm Algorithm
 }
@@ -139,7 +185,7 @@ func (v *Verified) Claims() Claims { return v.claims }
 
 // Verify runs every check on token, in order: the caller's Expect, size,
 // structure, header, issuer, key, signature, claims, expected task,
-// revocation, and finally consumes the token's "jti" so it can never be used
+// browser binding, revocation, and finally consumes the token's "jti" so it can never be used
 // again. It returns the verified claims or a *Error. The jti is consumed only
 // when everything else passed: an invalid token never burns the jti of a
 // valid one.
@@ -181,6 +227,7 @@ const (
 	StepSignature  = "signature"
 	StepClaims     = "claims"
 	StepTask       = "task"
+	StepBinding    = "binding"
 	StepRevocation = "revocation"
 	StepReplay     = "replay"
 )
@@ -214,6 +261,11 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 	}
 	if err := step(StepTask, checkTask(c.Task, want.Task)); err != nil {
 		return nil, err
+	}
+	if want.Binding != nil {
+		if err := step(StepBinding, want.Binding.check(c.Nonce)); err != nil {
+			return nil, err
+		}
 	}
 	if v.cfg.Revocation != nil {
 		if err := step(StepRevocation, v.checkRevoked(ctx, &c)); err != nil {

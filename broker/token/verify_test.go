@@ -16,6 +16,11 @@ import (
 
 const testJTI = "jti-0001"
 
+var (
+	testNonce  = token.BindingNonce([]byte("browser-secret-1"))
+	otherNonce = token.BindingNonce([]byte("browser-secret-2"))
+)
+
 // verifyCase is one row of TestVerify. The token is k.sign(header, claims)
 // after giveHeader and giveClaims mutate the defaults, unless giveToken
 // builds it whole. k is the key under test; other is a trusted key of the
@@ -269,6 +274,20 @@ func verifyCases() []verifyCase {
 		{name: "fail/invalid_expect_zero", wantReason: token.ReasonInvalidExpect, giveExpect: &token.Expect{}},
 		{name: "fail/invalid_expect_task_and_any_task", wantReason: token.ReasonInvalidExpect,
 			giveExpect: &token.Expect{Task: &task, AnyTask: true}},
+
+		{name: "ok/binding_match", giveClaims: setClaim("nonce", testNonce),
+			giveExpect: &token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{otherNonce, testNonce}}}},
+		{name: "ok/nonce_without_binding_expectation", giveClaims: setClaim("nonce", testNonce)},
+		{name: "fail/unbound_handoff_mismatch", wantReason: token.ReasonUnboundHandoff, giveClaims: setClaim("nonce", testNonce),
+			giveExpect: &token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{otherNonce}}}},
+		{name: "fail/unbound_handoff_missing_nonce", wantReason: token.ReasonUnboundHandoff,
+			giveExpect: &token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{testNonce}}}},
+		{name: "fail/unbound_handoff_no_secret_presented", wantReason: token.ReasonUnboundHandoff, giveClaims: setClaim("nonce", testNonce),
+			giveExpect: &token.Expect{AnyTask: true, Binding: &token.Binding{}}},
+		{name: "fail/unbound_handoff_empty_nonce", wantReason: token.ReasonUnboundHandoff, giveClaims: setClaim("nonce", ""),
+			giveExpect: &token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{""}}}},
+		{name: "fail/invalid_claim_nonce_not_string", wantReason: token.ReasonInvalidClaim, giveClaims: setClaim("nonce", 1)},
+		{name: "fail/invalid_claim_nonce_too_long", wantReason: token.ReasonInvalidClaim, giveClaims: setClaim("nonce", strings.Repeat("n", 257))},
 
 		{name: "fail/revoked", wantReason: token.ReasonRevoked,
 			giveConfig: func(_ testing.TB, cfg *token.VerifierConfig) {

@@ -38,6 +38,9 @@ func main() {
 	var mu sync.Mutex
 	sessions := map[string]token.Claims{} // a real service has its own store, swept
 	mux := http.NewServeMux()
+	// The issuer's "Continue" link starts here: a binding secret for this
+	// browser, then on to the issuer to mint a token bound to it.
+	mux.Handle("GET /handoff/start", rp.StartHandler(nil))
 	mux.Handle("/handoff", rp.HandoffHandler(broker.HandoffConfig{
 		Open: func(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
 			id := rand.Text()

@@ -47,9 +47,9 @@ func TestRelying(t *testing.T) {
 	// (whole seconds): mint from the next second on.
 	next := time.Now().Truncate(time.Second).Add(time.Second)
 	require.Eventually(t, func() bool { return !time.Now().Before(next) }, 3*time.Second, 10*time.Millisecond)
-	mint := func(taskID string) string {
+	mintBound := func(taskID, nonce string) string {
 		t.Helper()
-		out := run(t, env, filepath.Join(dir, "server1"), "mint", "--sub", "alice", "--aud", audience, "--task-id", taskID, "--task-action", "approve")
+		out := run(t, env, filepath.Join(dir, "server1"), "mint", "--sub", "alice", "--aud", audience, "--task-id", taskID, "--task-action", "approve", "--nonce", nonce)
 		tok := strings.TrimSpace(out)
 		require.Equal(t, 2, strings.Count(tok, "."), "server1 mint printed no token")
 		t.Cleanup(func() {
@@ -59,16 +59,35 @@ func TestRelying(t *testing.T) {
 		})
 		return tok
 	}
+	mint := func(taskID string) string { return mintBound(taskID, "") }
+	// start begins a bound handoff in b as the issuer's "Continue" link
+	// does, and returns the nonce to mint with and the binding cookie
+	// (Secure, which cookiejar keeps off plain http) to post with.
+	start := func(b *sharedtest.Browser, taskID string) (string, http.Header) {
+		t.Helper()
+		res := b.Get("/handoff/start?task_id=" + taskID)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode, res.Body)
+		loc, err := url.Parse(res.Header.Get("Location"))
+		require.NoError(t, err)
+		require.Equal(t, issuer+"/handoffs/bound", loc.Scheme+"://"+loc.Host+loc.Path)
+		cookies := res.Cookies()
+		require.Len(t, cookies, 1)
+		return loc.Query().Get("nonce"), http.Header{"Cookie": {cookies[0].Name + "=" + cookies[0].Value}}
+	}
 
 	t.Run("browser_handoff", func(t *testing.T) {
 		b := newBrowser(t, audience)
-		tok := mint("transfer-7")
+		nonce, cookie := start(b, "transfer-7")
+		tok := mintBound("transfer-7", nonce)
 
-		first := b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
+		unbound := b.PostForm("/handoff", url.Values{"token": {mint("transfer-7")}}, cookie)
+		first := b.PostForm("/handoff", url.Values{"token": {tok}}, cookie)
 		task := b.Get("/task")
-		again := b.PostForm("/handoff", url.Values{"token": {tok}}, nil)
+		again := b.PostForm("/handoff", url.Values{"token": {tok}}, cookie)
 		inURL := b.Get("/handoff?token=" + url.QueryEscape(tok))
 
+		assert.Equal(t, http.StatusForbidden, unbound.StatusCode)
+		assert.Contains(t, unbound.Body, `<code id="reason">unbound_handoff</code>`)
 		require.Equal(t, http.StatusSeeOther, first.StatusCode, first.Body)
 		assert.Equal(t, "/task", first.Header.Get("Location"))
 		assert.Equal(t, http.StatusOK, task.StatusCode)
@@ -104,7 +123,8 @@ func TestRelying(t *testing.T) {
 	// Last: it revokes alice at the issuer, as "sign out everywhere" does.
 	t.Run("revoked_subject_ends_session", func(t *testing.T) {
 		b := newBrowser(t, audience)
-		opened := b.PostForm("/handoff", url.Values{"token": {mint("transfer-10")}}, nil)
+		nonce, cookie := start(b, "transfer-10")
+		opened := b.PostForm("/handoff", url.Values{"token": {mintBound("transfer-10", nonce)}}, cookie)
 		require.Equal(t, http.StatusSeeOther, opened.StatusCode, opened.Body)
 		require.Equal(t, http.StatusOK, b.Get("/task").StatusCode)
 
