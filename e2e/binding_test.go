@@ -123,7 +123,10 @@ func TestBoundHandoffLoginCSRF(t *testing.T) {
 	alice.Name = "alice"
 	alice.SignIn(t, c, demoUser, demoPassword)
 	alice.HandOff(t, demoTask)
-	s2Session := alice.cookieValue(t, c.Server2.URL, "s2_session")
+	s2Session := alice.cookieValue(t, c.Server2.URL+"/tasks/"+demoTask, "s2_session")
+	if s2Session == "" {
+		t.Fatalf("after her handoff alice holds no s2_session for /tasks/%s", demoTask)
+	}
 
 	for _, tt := range []struct {
 		name string
@@ -144,7 +147,7 @@ func TestBoundHandoffLoginCSRF(t *testing.T) {
 			t.Errorf("%s: the refusal shows reason %q, want %s or %s", tt.name, reason, reasonWrongOrigin, reasonUnbound)
 		}
 		alice.checkWayBack(t, c)
-		if got := alice.cookieValue(t, c.Server2.URL, "s2_session"); got != s2Session {
+		if got := alice.cookieValue(t, c.Server2.URL+"/tasks/"+demoTask, "s2_session"); got != s2Session {
 			t.Errorf("%s: the refused handoff changed alice's SERVER2 session cookie", tt.name)
 		}
 		alice.Do(t, tt.name+": open alice's task page again",

@@ -80,7 +80,7 @@ func TestHandoffBinding_RefusalChangesNothing(t *testing.T) {
 			ta := newTestApp(t, nil)
 			alice := ta.newBrowser()
 			require.Equal(t, http.StatusSeeOther, alice.handoff(ta.issuer.Mint(t, demoRequest())).StatusCode)
-			session := alice.Cookie(SessionCookie)
+			session := alice.sessionCookie("transfer-123")
 			require.NotEmpty(t, session)
 			tok := tt.giveToken(ta)
 
@@ -94,7 +94,7 @@ func TestHandoffBinding_RefusalChangesNothing(t *testing.T) {
 			assert.Equal(t, tt.wantCode, pageReason(t, refused))
 			assert.Contains(t, refused.Body, `id="retry" class="button" href="`+ta.issuer.URL+`/"`, "the page offers the way back")
 			assert.Empty(t, refused.Cookies(), "no cookie changes")
-			assert.Equal(t, session, alice.Cookie(SessionCookie))
+			assert.Equal(t, session, alice.sessionCookie("transfer-123"))
 			page := alice.Get("/tasks/transfer-123")
 			require.Equal(t, http.StatusOK, page.StatusCode, "alice's session still works")
 			assert.Contains(t, page.Body, "transfer-123")

@@ -86,6 +86,10 @@ func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.
 	c := echoContext(r)
 	a.audit(c, flowHandoff, claims, nil)
 	room := r.Context().Value(roomKey{}).(*shared.Reservation[session])
+	// Task cookies do not reach /handoff, so only a cookie at a wider
+	// path (planted, or set before cookies were scoped to tasks) ends
+	// here; a new handoff for a task overwrites that task's cookie in the
+	// browser, and the old entry ends at its TTL or as the subject's oldest.
 	var previous string
 	if ck, err := c.Cookie(SessionCookie); err == nil {
 		previous = ck.Value
@@ -101,14 +105,23 @@ func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.
 	c.SetCookie(&http.Cookie{
 		Name:     SessionCookie,
 		Value:    id,
-		Path:     "/",
+		Path:     sessionPath(claims.Task.ID),
 		Expires:  sess.ExpiresAt,
 		MaxAge:   int(a.cfg.SessionTTL.Seconds()),
 		HttpOnly: true,
 		Secure:   a.cfg.secureCookies(),
 		SameSite: http.SameSiteLaxMode,
 	})
-	return c.Redirect(http.StatusSeeOther, "/tasks/"+url.PathEscape(claims.Task.ID))
+	return c.Redirect(http.StatusSeeOther, sessionPath(claims.Task.ID))
+}
+
+// sessionPath is the path of the task page, and of the session cookie a
+// handoff for the task sets: one cookie per task, so handoffs for
+// different tasks in one browser (parallel tabs) keep their sessions side
+// by side instead of the last one overwriting the others. The task page
+// and its complete form lie under it; nothing else on SERVER2 sees it.
+func sessionPath(taskID string) string {
+	return "/tasks/" + url.PathEscape(taskID)
 }
 
 // handoffRefused audits a rejected handoff token and leaves the page to
@@ -164,15 +177,24 @@ func taskParam(c echo.Context) string {
 	return id
 }
 
-// sessionFor returns the caller's session when it is for task id.
+// sessionFor returns the caller's session when it is for task id. The
+// browser may send several session cookies (its task's, and one left at a
+// wider path); the one whose session is for id counts.
 func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
-	ck, err := c.Cookie(SessionCookie)
-	if err != nil {
-		return "", session{}, errNoSession()
+	var (
+		sid  string
+		sess session
+	)
+	for _, ck := range c.Request().Cookies() {
+		if ck.Name != SessionCookie {
+			continue
+		}
+		if got, ok := a.sessions.Get(ck.Value); ok && got.Data.Task.ID == id {
+			sid, sess = ck.Value, got.Data
+			break
+		}
 	}
-	got, ok := a.sessions.Get(ck.Value)
-	sess := got.Data
-	if !ok || sess.Task.ID != id {
+	if sid == "" {
 		return "", session{}, errNoSession()
 	}
 	// A session outlives the token it was made from: "sign out
@@ -180,12 +202,12 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 	// its signing key (a leaked key) must end it too, or a stolen session
 	// cookie would keep working.
 	if claim := cmp.Or(sess.Revoked, a.heldRevocation(sess)); claim != "" {
-		a.sessions.Delete(ck.Value)
+		a.sessions.Delete(sid)
 		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "revoked", "claim", claim,
 			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID, "kid", sess.KeyID)
 		return "", session{}, errSessionRevoked(claim)
 	}
-	return ck.Value, sess, nil
+	return sid, sess, nil
 }
 
 // heldRevocation returns the claim ("jti", "kid" or "sub") by which the
@@ -214,7 +236,7 @@ type taskPage struct {
 type param struct{ Name, Value string }
 
 func newTaskPage(s session) taskPage {
-	p := taskPage{Session: s, Action: completeAction(s.Task.Action), CompleteURL: "/tasks/" + url.PathEscape(s.Task.ID) + "/complete"}
+	p := taskPage{Session: s, Action: completeAction(s.Task.Action), CompleteURL: sessionPath(s.Task.ID) + "/complete"}
 	for k, v := range s.Task.Params {
 		p.Params = append(p.Params, param{k, v})
 	}

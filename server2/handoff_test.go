@@ -123,7 +123,7 @@ func assertSessionCookie(t testing.TB, r response) {
 	require.NotNil(t, found, "no %s cookie", SessionCookie)
 	assert.True(t, found.HttpOnly)
 	assert.Equal(t, http.SameSiteLaxMode, found.SameSite)
-	assert.Equal(t, "/", found.Path)
+	assert.Equal(t, "/tasks/transfer-123", found.Path, "the session is scoped to its task")
 	assert.False(t, found.Secure, "an http audience gets no Secure cookie")
 }
 

@@ -156,6 +156,19 @@ func (b *browser) handoff(tok string) response {
 	return b.PostForm("/handoff", url.Values{"token": {tok}}, http.Header{"Cookie": {bindingCookie(testBindingSecret).String()}})
 }
 
+// sessionCookie is the value of the session cookie the browser sends to
+// task id's page, "" if none.
+func (b *browser) sessionCookie(id string) string {
+	u, err := url.Parse(b.URL + sessionPath(id))
+	require.NoError(b.ta.t, err)
+	for _, c := range b.Client.Jar.Cookies(u) {
+		if c.Name == SessionCookie {
+			return c.Value
+		}
+	}
+	return ""
+}
+
 // callAPI calls the task API with an optional bearer token and a body.
 func (b *browser) callAPI(path, authorization, body string) response {
 	b.ta.t.Helper()

@@ -167,15 +167,41 @@ func TestCompleteTask_RequiresSession(t *testing.T) {
 	assert.Equal(t, CodeNoSession, pageReason(t, got))
 }
 
+// TestHandoff_NewSessionReplacesOld: a second handoff for the same task
+// opens a session under a fresh id, which replaces the task's cookie; a
+// handoff for another task leaves it alone (TestTaskPage_ParallelHandoffs).
 func TestHandoff_NewSessionReplacesOld(t *testing.T) {
 	ta := newTestApp(t, nil)
 	b := signedIn(t, ta)
-	other := demoRequest()
-	other.Task = token.Task{ID: "transfer-124", Action: "approve", Params: map[string]string{"amount": "80.00", "currency": "EUR", "payee": "Globex Ltd"}}
+	old := b.sessionCookie("transfer-123")
+	require.NotEmpty(t, old)
 
-	got := b.handoff(ta.issuer.Mint(t, other))
+	got := b.handoff(ta.issuer.Mint(t, demoRequest()))
 
 	require.Equal(t, http.StatusSeeOther, got.StatusCode)
-	assert.Equal(t, http.StatusOK, b.Get("/tasks/transfer-124").StatusCode)
-	assert.Equal(t, http.StatusUnauthorized, b.Get("/tasks/transfer-123").StatusCode)
+	assert.NotEqual(t, old, b.sessionCookie("transfer-123"), "a handoff always opens a fresh session id")
+	assert.Equal(t, http.StatusOK, b.Get("/tasks/transfer-123").StatusCode)
+}
+
+// TestTaskPage_ParallelHandoffs: two handoffs for two tasks in one browser
+// (two tabs) each keep their session: both task pages work and both tasks
+// can be completed, whichever handoff came last.
+func TestTaskPage_ParallelHandoffs(t *testing.T) {
+	ta := newTestApp(t, nil)
+	b := ta.newBrowser()
+	other := demoRequest()
+	other.Task = token.Task{ID: "transfer-124", Action: "approve"}
+	for _, req := range []token.MintRequest{demoRequest(), other} {
+		got := b.handoff(ta.issuer.Mint(t, req))
+		require.Equal(t, http.StatusSeeOther, got.StatusCode, got.Body)
+	}
+
+	for _, id := range []string{"transfer-123", "transfer-124"} {
+		page := b.Get("/tasks/" + id)
+		require.Equal(t, http.StatusOK, page.StatusCode, "%s: %s", id, page.Body)
+		assert.Contains(t, page.Body, `data-task-id="`+id+`"`)
+		done := b.PostForm("/tasks/"+id+"/complete", url.Values{"_csrf": {csrfField(t, page)}}, nil)
+		require.Equal(t, http.StatusOK, done.StatusCode, "%s: %s", id, done.Body)
+		assert.Contains(t, done.Body, `id="task-done"`)
+	}
 }
