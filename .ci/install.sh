@@ -3,6 +3,9 @@
 # machine: Chromium and Redis for the end-to-end tests, busybox-static for the
 # offline Docker base images (.ci/docker-base-images.sh), staticcheck, and the
 # Go modules. It is safe to rerun: each step is skipped when already done.
+# redis-server depends on redis-tools (redis-cli, which the Cluster test
+# uses), and the Sentinel test runs `redis-server --sentinel`, so Redis needs
+# no other package.
 #
 # Compose: CI uses Debian's docker-compose (1.29). The `docker compose` v2
 # plugin is not in Debian 12; building it from its Go module (v2.40.3, as the

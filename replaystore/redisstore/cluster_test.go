@@ -1,0 +1,62 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoffbroker/handoff/replaystore/redisstore"
+)
+
+// TestCluster runs the store against a real three-master Redis Cluster
+// opened by its addr= URL: consume is exactly-once under concurrency from
+// several Stores, and revocation and completion marks are shared, with
+// keys spread over every shard.
+func TestCluster(t *testing.T) {
+	addrs := startCluster(t)
+	url := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+	stores := []*redisstore.Store{openURLStore(t, url), openURLStore(t, url), openURLStore(t, url)}
+	ctx := context.Background()
+	for _, s := range stores {
+		require.NoError(t, s.Ping(ctx))
+	}
+
+	const keys = 30
+	for i := range keys {
+		assertOneWinner(t, stores, fmt.Sprintf("https://issuer.test jti-%d", i))
+	}
+	for i, a := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		n, err := c.DBSize(ctx).Result()
+		_ = c.Close()
+		require.NoError(t, err)
+		require.Positive(t, n, "node %d holds none of %d keys: the test did not spread over shards", i, keys)
+	}
+
+	until := time.Now().Add(time.Minute)
+	for i := range keys {
+		key := fmt.Sprintf("https://issuer.test task-%d", i)
+		require.NoError(t, stores[i%3].MarkRevoked(ctx, key, until))
+		revoked, err := stores[(i+1)%3].IsRevoked(ctx, key)
+		require.NoError(t, err)
+		require.True(t, revoked, key)
+		revoked, err = stores[(i+1)%3].IsRevoked(ctx, key+" other")
+		require.NoError(t, err)
+		require.False(t, revoked, key+" other")
+
+		first, err := stores[i%3].MarkDone(ctx, key, until)
+		require.NoError(t, err)
+		require.True(t, first, key)
+		first, err = stores[(i+2)%3].MarkDone(ctx, key, until)
+		require.NoError(t, err)
+		require.False(t, first, key)
+		done, err := stores[(i+1)%3].IsDone(ctx, key)
+		require.NoError(t, err)
+		require.True(t, done, key)
+	}
+}
