@@ -534,7 +534,7 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	var tlsEnv map[string]string
 	if cfg.TLS {
 		scheme = "https"
-		certFile, keyFile := suiteCert.writeFiles(t, dir)
+		certFile, keyFile := suiteCert.WriteFiles(t, dir)
 		tlsEnv = map[string]string{"TLS_CERT": certFile, "TLS_KEY": keyFile}
 	}
 	s1URL := fmt.Sprintf("%s://localhost:%d", scheme, freePort(t))
