@@ -71,6 +71,8 @@ func TestDiscovery(t *testing.T) {
 		"revocation_endpoint":          testIssuer + "/revocations",
 		"bound_handoff_endpoint":       testIssuer + "/handoffs/bound",
 		"handoff_origins":              []any{testIssuer},
+		"display_name":                 "Customer Portal",
+		"homepage_uri":                 testIssuer + "/",
 		"token_types_supported":        []any{"handoff+jwt"},
 		"signing_alg_values_supported": []any{"EdDSA", "ES256"},
 		"handoff_endpoints":            map[string]any{payments: paymentsURL},
