@@ -51,8 +51,9 @@ func (a *app) resolve(username, audienceID, taskID string) (audience, task, erro
 
 // errTooManyHandoffs refuses a mint over the user's budget (rate or live
 // tokens); the caller sets Retry-After.
-var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_handoffs",
-	"You started too many tasks in a short time.", "No one-time pass was made. Wait a moment, then start the task again.")
+var errTooManyHandoffs = &shared.Error{Status: http.StatusTooManyRequests, Code: "too_many_handoffs", Retry: "/",
+	Title: "You started too many tasks in a short time.", Detail: "No one-time pass was made. Wait a moment, then start the task again from your task list.",
+	APIDetail: "The user's handoff budget is spent: no token was minted. Retry after the Retry-After seconds."}
 
 // mint signs a token for the task and writes the audit log line. The log
 // names the token by its jti; the token itself is never logged. It first
