@@ -81,6 +81,7 @@ func TestPagesInBrowser(t *testing.T) {
 
 	b.Do(t, "open the handoff endpoint by address", chromedp.Navigate(c.Server2.URL+"/handoff"), chromedp.WaitVisible(chromedp.ID("reason")))
 	want("error", "reason", "token_in_url")
+	want("error", "retry", "Start again on "+testPortalName)
 	if got := browserRun(t, b, "read the title", chromedp.Text(chromedp.CSS("main h1"))); !strings.Contains(got, "one-time pass") {
 		t.Errorf("the error page says %q, not a one-time pass", got)
 	}

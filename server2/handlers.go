@@ -143,8 +143,8 @@ func sessionPath(taskID string) string {
 	return "/tasks/" + url.PathEscape(taskID)
 }
 
-// handoffRefused audits a rejected handoff token and leaves the page to
-// echo's error handler.
+// handoffRefused audits a rejected handoff token and leaves the page, with
+// a way back to the portal, to echo's error handler.
 func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
 	switch {
 	case token.ReasonOf(e) != "":
@@ -153,9 +153,8 @@ func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.E
 		a.metrics.Verifications.WithLabelValues("rejected", e.Code).Inc()
 		a.log.Warn("token rejected", "request_id", shared.RequestID(echoContext(r)), "flow", flowHandoff, "reason", e.Code)
 	}
-	if e.Retry != "" {
-		e.Retry = a.portal().URL
-	}
+	// Every refused handoff leads back to where the task starts.
+	e.Retry = a.portal().URL
 	echoRefused(w, r, e)
 }
 

@@ -135,6 +135,12 @@ func TestPages_oneWordForThePass(t *testing.T) {
 		"token_in_url": b.Get("/handoff"),
 		"index":        b.Get("/"),
 	} {
+		if name != "index" {
+			retry := elementByID(t, got, "retry")
+			require.NotNil(t, retry, "%s: a refused handoff leads back to the portal", name)
+			href, _ := sharedtest.Attr(retry, "href")
+			assert.Equal(t, ta.issuer.URL+"/", href, name)
+		}
 		words := strings.ToLower(prose(t, got))
 		assert.Contains(t, words, "one-time pass", name)
 		for _, other := range []string{"token", "handoff", "link"} {
