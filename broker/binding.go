@@ -65,13 +65,14 @@ func (rp *RelyingParty) StartHandler(onError ErrorFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Handoffs start with a link."})
+			fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Tasks start from the service that sent you here.",
+				APIDetail: "GET /handoff/start?task_id=... in the browser, as the issuer's Continue link does."})
 			return
 		}
 		taskID := r.URL.Query().Get("task_id")
 		if taskID == "" || len(taskID) > maxStartTaskID {
-			fail(w, r, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "The handoff link names no valid task.",
-				Detail: "Start the task again from the service that sent you here."})
+			fail(w, r, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "This address names no valid task.",
+				Detail: startAgain, APIDetail: fmt.Sprintf("Send the task's id in the task_id query parameter, at most %d bytes.", maxStartTaskID)})
 			return
 		}
 		md, err := rp.handoffMetadata(r.Context())
@@ -80,7 +81,8 @@ func (rp *RelyingParty) StartHandler(onError ErrorFunc) http.Handler {
 		}
 		if err != nil {
 			fail(w, r, &Error{Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
-				Title: "The service cannot start handoffs right now.", Detail: "Nothing was changed. Try again in a moment.", Internal: err})
+				Title: "This service cannot take tasks over right now.", Detail: "Nothing was changed. Try again in a moment.",
+				APIDetail: "The issuer's handoff configuration (bound_handoff_endpoint) is not known yet. Retry in a moment.", Internal: err})
 			return
 		}
 		secret := make([]byte, bindingSecretBytes)
@@ -174,9 +176,10 @@ func (rp *RelyingParty) checkOrigin(r *http.Request) *Error {
 		}
 	}
 	return &Error{Status: http.StatusForbidden, Code: CodeWrongOrigin,
-		Title:  "This handoff was sent from a page that is not allowed to send it.",
-		Detail: "Nothing was changed. Start the task again from the service you were using.",
-		Retry:  rp.issuerHome(), Internal: fmt.Errorf("origin %q is not one of the issuer's handoff origins", strings.Join(origin, ", "))}
+		Title:     "This one-time pass was sent from a page that is not allowed to send it.",
+		Detail:    "Nothing was changed. Start the task again from the service you were using.",
+		APIDetail: "Only the issuer's auto-submit page (its handoff_origins) may post handoffs; send no Origin header, or one of those origins.",
+		Retry:     rp.issuerHome(), Internal: fmt.Errorf("origin %q is not one of the issuer's handoff origins", strings.Join(origin, ", "))}
 }
 
 // handoffOrigins are the origins allowed to post handoffs: the issuer's

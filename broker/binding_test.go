@@ -230,6 +230,74 @@ func TestParseMetadata_binding(t *testing.T) {
 	}
 }
 
+// TestParseMetadata_display: the display members label a link back to the
+// issuer, so one unfit to show is dropped instead of failing discovery.
+func TestParseMetadata_display(t *testing.T) {
+	tests := []struct {
+		name         string
+		giveTLS      bool
+		giveDoc      func(d map[string]any)
+		wantName     string
+		wantHomepage func(is *brokertest.Issuer) string
+	}{
+		{name: "ok/as_published", giveDoc: func(map[string]any) {},
+			wantName: brokertest.DisplayName, wantHomepage: func(is *brokertest.Issuer) string { return is.URL + "/" }},
+		{name: "ok/homepage_on_another_host", giveDoc: func(d map[string]any) { d["homepage_uri"] = "https://www.example.com/portal" },
+			wantName: brokertest.DisplayName, wantHomepage: func(*brokertest.Issuer) string { return "https://www.example.com/portal" }},
+		{name: "ok/absent", giveDoc: func(d map[string]any) { delete(d, "display_name"); delete(d, "homepage_uri") }},
+		{name: "fail/script_homepage_dropped", giveDoc: func(d map[string]any) { d["homepage_uri"] = "javascript:alert(1)" },
+			wantName: brokertest.DisplayName},
+		{name: "fail/relative_homepage_dropped", giveDoc: func(d map[string]any) { d["homepage_uri"] = "/home" },
+			wantName: brokertest.DisplayName},
+		{name: "fail/credentials_in_homepage_dropped", giveDoc: func(d map[string]any) { d["homepage_uri"] = "https://user:pw@portal.example/" },
+			wantName: brokertest.DisplayName},
+		{name: "fail/http_homepage_of_https_issuer_dropped", giveTLS: true, giveDoc: func(d map[string]any) { d["homepage_uri"] = "http://portal.example/" },
+			wantName: brokertest.DisplayName},
+		{name: "fail/control_characters_dropped", giveDoc: func(d map[string]any) { d["display_name"] = "Portal\nCall 555-0100" },
+			wantHomepage: func(is *brokertest.Issuer) string { return is.URL + "/" }},
+		{name: "fail/blank_name_dropped", giveDoc: func(d map[string]any) { d["display_name"] = "  " },
+			wantHomepage: func(is *brokertest.Issuer) string { return is.URL + "/" }},
+		{name: "fail/long_name_dropped", giveDoc: func(d map[string]any) { d["display_name"] = strings.Repeat("x", maxDisplayNameRunes+1) },
+			wantHomepage: func(is *brokertest.Issuer) string { return is.URL + "/" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []brokertest.Option{brokertest.WithDiscovery(tt.giveDoc)}
+			if tt.giveTLS {
+				opts = append(opts, brokertest.WithTLS())
+			}
+			is := brokertest.StartIssuer(t, opts...)
+			policy, err := Config{Issuer: is.URL, Audience: testAudience}.validate(nil)
+			require.NoError(t, err)
+
+			md, err := Discover(t.Context(), policy, is.Client())
+
+			require.NoError(t, err, "display members never fail discovery")
+			assert.Equal(t, tt.wantName, md.DisplayName)
+			var want string
+			if tt.wantHomepage != nil {
+				want = tt.wantHomepage(is)
+			}
+			assert.Equal(t, want, md.HomepageURI)
+		})
+	}
+}
+
+func TestRelyingParty_Metadata(t *testing.T) {
+	_, is, rp := newReadyRP(t, nil)
+	configured, err := New(Config{Issuer: is.URL, Audience: testAudience, JWKSURL: is.JWKSURL, RevocationURL: RevocationOff})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = configured.Close() })
+
+	md, ok := rp.Metadata()
+	_, configuredOK := configured.Metadata()
+
+	require.True(t, ok, "discovered")
+	assert.Equal(t, brokertest.DisplayName, md.DisplayName)
+	assert.Equal(t, is.URL+"/", md.HomepageURI)
+	assert.False(t, configuredOK, "nothing to discover with every URL configured")
+}
+
 func cmpOrString(s, def string) string {
 	if s == "" {
 		return def

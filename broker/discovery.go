@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/handoffbroker/handoff/broker/fetch"
@@ -34,7 +36,19 @@ type Metadata struct {
 	// HandoffOrigins are the origins the issuer's handoff pages post
 	// from; empty means the issuer's own origin.
 	HandoffOrigins []string `json:"handoff_origins"`
+	// DisplayName is the issuer's name as its users know it ("Customer
+	// Portal"), for pages that send them back; "" when the issuer gives
+	// none or one that is not printable text of at most
+	// maxDisplayNameRunes runes.
+	DisplayName string `json:"display_name"`
+	// HomepageURI is the issuer's page for its users, where a relying
+	// service's pages link back; "" when the issuer gives none, or one
+	// that is not an absolute http(s) URL (https for an https issuer).
+	HomepageURI string `json:"homepage_uri"`
 }
+
+// maxDisplayNameRunes caps Metadata.DisplayName.
+const maxDisplayNameRunes = 80
 
 // Discover fetches <issuer>/.well-known/handoff-configuration, the issuer
 // being policy's, and returns it, its URLs checked by policy. The request
@@ -117,7 +131,42 @@ func parseMetadata(body []byte, policy *fetch.Policy) (Metadata, error) {
 			return Metadata{}, fmt.Errorf("handoff_origins: %q is not an origin", o)
 		}
 	}
+	// The display members only label a link back to the issuer: one that
+	// is unfit is dropped rather than failing discovery, and the pages
+	// fall back to the issuer's URL.
+	if !printableName(md.DisplayName) {
+		md.DisplayName = ""
+	}
+	if !homepageFor(md.HomepageURI, policy.Issuer()) {
+		md.HomepageURI = ""
+	}
 	return md, nil
+}
+
+// printableName reports whether s is a display name: at most
+// maxDisplayNameRunes runes, valid UTF-8, no control characters, not blank.
+func printableName(s string) bool {
+	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxDisplayNameRunes {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// homepageFor reports whether raw may be issuer's homepage: an absolute
+// http or https URL without credentials, https when issuer is (a page
+// link must not downgrade the user to plain http).
+func homepageFor(raw, issuer string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		return !strings.HasPrefix(issuer, "https:")
+	}
+	return false
 }
 
 // discoverLoop fetches the metadata, retrying with backoff from first up

@@ -38,8 +38,12 @@ type Error struct {
 	Code string
 	// Title is one short public sentence: what went wrong.
 	Title string
-	// Detail is public advice: what the user or client can do.
+	// Detail is public advice: what the user can do.
 	Detail string
+	// APITitle and APIDetail are Title and Detail written for the
+	// developer calling the API: what was wrong with the request and what
+	// to send instead. Problem uses them; when empty, Title and Detail.
+	APITitle, APIDetail string
 	// Challenge, when set, is sent as WWW-Authenticate (RFC 6750 §3).
 	Challenge string
 	// Retry, when set, is a URL where the user can start again, shown as
@@ -62,31 +66,65 @@ func (e *Error) Error() string {
 // Unwrap returns the internal cause.
 func (e *Error) Unwrap() error { return e.Internal }
 
+// words is the public wording of a refusal: for the browser user (title,
+// detail) and for the developer calling the API (apiTitle, apiDetail: what
+// to send instead).
+type words struct{ title, detail, apiTitle, apiDetail string }
+
+// Browser wording calls the token a "one-time pass", the name the issuer's
+// pages give it; developer wording calls it a token.
+const (
+	startAgain = "Start the task again from the service that sent you here."
+	mintAgain  = "Ask the issuer for a new token and send it unmodified, as the issuer returned it."
+)
+
 // reasonText is the public wording for each token reason: what happened,
 // in plain words, and what to do about it.
-var reasonText = map[token.Reason][2]string{
-	token.ReasonInvalidExpect:       {"This service could not check the handoff.", "Nothing was changed. Try again later; if it keeps happening, contact support."},
-	token.ReasonTooLarge:            {"The handoff token is too large.", "Start the task again from the service that sent you here."},
-	token.ReasonMalformed:           {"The handoff token is damaged or incomplete.", "Start the task again from the service that sent you here."},
-	token.ReasonUnsupportedAlg:      {"The handoff token uses a signing method this service does not accept.", "Start the task again; if it keeps happening, contact support."},
-	token.ReasonBadType:             {"This is not a handoff token.", "Start the task again from the service that sent you here."},
-	token.ReasonBadHeader:           {"The handoff token's header is not acceptable.", "Start the task again from the service that sent you here."},
-	token.ReasonUnknownKey:          {"The handoff token was signed with a key this service does not know.", "Start the task again; if it keeps happening, contact support."},
-	token.ReasonBadSignature:        {"The handoff token's signature is not valid.", "Start the task again from the service that sent you here."},
-	token.ReasonMissingClaim:        {"The handoff token is missing required information.", "Start the task again from the service that sent you here."},
-	token.ReasonInvalidClaim:        {"The handoff token holds invalid information.", "Start the task again from the service that sent you here."},
-	token.ReasonWrongIssuer:         {"The handoff token comes from a service this one does not trust.", "Start the task from the right service."},
-	token.ReasonWrongAudience:       {"The handoff token is meant for a different service.", "Start the task again and choose this service."},
-	token.ReasonExpired:             {"The handoff link has expired.", "Go back and try again: handoffs are valid for about a minute."},
-	token.ReasonNotYetValid:         {"The handoff token is not valid yet.", "Check that your device's clock is right, then try again."},
-	token.ReasonIssuedInFuture:      {"The handoff token was issued in the future.", "The two services' clocks disagree; try again in a minute or contact support."},
-	token.ReasonLifetimeTooLong:     {"The handoff token lives longer than this service allows.", "Start the task again; if it keeps happening, contact support."},
-	token.ReasonTaskMismatch:        {"The handoff token is for a different task.", "Start this task again from the service that sent you here."},
-	token.ReasonUnboundHandoff:      {"This handoff was started in another browser or has expired.", "Nothing was changed. Go back and start the task again from this browser."},
-	token.ReasonRevoked:             {"The handoff was withdrawn.", "Sign in again and start the task again."},
-	token.ReasonIssuedBeforeRestart: {"The handoff was created before this service restarted.", "Go back and try again."},
-	token.ReasonReplayed:            {"This handoff was already used.", "Each handoff works once. Go back and start the task again if you need to."},
-	token.ReasonUnavailable:         {"The service cannot check handoffs right now.", "Nothing was changed. Try again in a moment."},
+var reasonText = map[token.Reason]words{
+	token.ReasonInvalidExpect: {"This service could not check your one-time pass.", "Nothing was changed. Try again later; if it keeps happening, contact support.",
+		"The service could not check the token.", "The service asked the verifier nothing (its own fault, not the request's); the token was not used. Report the request_id to the service's operators."},
+	token.ReasonTooLarge: {"This one-time pass is too large.", startAgain,
+		"The token is larger than this service accepts.", "Send only the compact JWS the issuer returned (a few hundred bytes), without anything around it."},
+	token.ReasonMalformed: {"This one-time pass is damaged or incomplete.", startAgain,
+		"The token is not a compact JWS.", "Send the token exactly as the issuer returned it, as \"Authorization: Bearer <token>\": no quotes, no whitespace inside, no URL encoding."},
+	token.ReasonUnsupportedAlg: {"This one-time pass is signed in a way this service does not accept.", "Start the task again; if it keeps happening, contact support.",
+		"The token's alg is not accepted.", "Only the issuer's algorithms (EdDSA, ES256) are accepted: use a token the issuer minted."},
+	token.ReasonBadType: {"This is not a one-time pass for this service.", startAgain,
+		"The token's typ is not handoff+jwt.", "Send a handoff token the issuer minted (typ handoff+jwt), not an ID token, access token or revocation list."},
+	token.ReasonBadHeader: {"This one-time pass is not acceptable.", startAgain,
+		"The token's JOSE header is not acceptable.", mintAgain + " The header must not carry keys, key URLs or critical extensions."},
+	token.ReasonUnknownKey: {"This one-time pass was signed with a key this service does not know.", "Start the task again; if it keeps happening, contact support.",
+		"The token's kid names no key the issuer publishes.", "Mint the token with a key the issuer's JWKS publishes; right after a rotation, retry in a few seconds."},
+	token.ReasonBadSignature: {"This one-time pass is not genuine.", startAgain,
+		"The token's signature does not verify.", mintAgain},
+	token.ReasonMissingClaim: {"This one-time pass is missing required information.", startAgain,
+		"The token lacks a required claim.", "Mint the token with the issuer: iss, sub, aud, exp, iat, jti and task are required."},
+	token.ReasonInvalidClaim: {"This one-time pass holds invalid information.", startAgain,
+		"A claim of the token is invalid.", mintAgain},
+	token.ReasonWrongIssuer: {"This one-time pass comes from a service this one does not trust.", "Start the task from the right service.",
+		"The token's iss is not the issuer this service trusts.", "Ask the trusted issuer (its discovery document names it) for the token."},
+	token.ReasonWrongAudience: {"This one-time pass is meant for a different service.", "Start the task again and choose this service.",
+		"The token's aud is another service.", "Ask the issuer for a token whose audience is this service's identifier."},
+	token.ReasonExpired: {"This one-time pass has expired.", "Start the task again from the service that sent you here: a one-time pass works for about a minute.",
+		"The token has expired.", "Ask the issuer for a new token and use it at once: tokens live about a minute."},
+	token.ReasonNotYetValid: {"This one-time pass is not valid yet.", "Check that your device's clock is right, then try again.",
+		"The token's nbf is in the future.", "Send the token once it is valid, or check that the issuer's and this service's clocks agree."},
+	token.ReasonIssuedInFuture: {"This one-time pass was issued in the future.", "The two services' clocks disagree; try again in a minute or contact support.",
+		"The token's iat is in the future.", "The issuer's clock is ahead of this service's beyond the leeway: synchronise the clocks (NTP), then mint a new token."},
+	token.ReasonLifetimeTooLong: {"This one-time pass lasts longer than this service allows.", "Start the task again; if it keeps happening, contact support.",
+		"The token's lifetime (exp - iat) is longer than this service accepts.", "Mint the token with a shorter lifetime."},
+	token.ReasonTaskMismatch: {"This one-time pass is for a different task.", "Start this task again from the service that sent you here.",
+		"The token allows a different task.", "Call the route of the task and action the token was minted for, with the parameters it was minted with as the JSON body, or ask the issuer for a token for this task."},
+	token.ReasonUnboundHandoff: {"This one-time pass was made for another browser, or has expired.", "Nothing was changed. Start the task again from this browser.",
+		"The token is bound to a browser.", "A token with a nonce works only in the browser holding the binding cookie: ask the issuer for a token without one for API calls."},
+	token.ReasonRevoked: {"This one-time pass was withdrawn.", "Sign in again and start the task again.",
+		"The token was revoked.", "The issuer withdrew the token, its signing key or its subject: ask the issuer for a new token."},
+	token.ReasonIssuedBeforeRestart: {"This one-time pass was made before this service restarted.", startAgain,
+		"The token predates this service's restart.", "This service cannot tell whether it was used before: ask the issuer for a new token."},
+	token.ReasonReplayed: {"This one-time pass was already used.", "Each one-time pass works once. Start the task again from the service that sent you here if you need to.",
+		"The token was already used.", "Tokens are single use: ask the issuer for a new token for each call."},
+	token.ReasonUnavailable: {"This service cannot check one-time passes right now.", "Nothing was changed. Try again in a moment.",
+		"The service cannot check tokens right now.", "A dependency (the issuer's keys, the revocation list or the replay store) is unavailable. Retry in a moment; if the token expires meanwhile, ask the issuer for a new one."},
 }
 
 // statusFor maps a token reason to its HTTP status: 400 for tokens that
@@ -127,7 +165,8 @@ func ErrorFor(err error, bearer bool) *Error {
 	if !ok {
 		return internalError(err)
 	}
-	e := &Error{Status: statusFor(reason), Code: string(reason), Title: text[0], Detail: text[1], Internal: err}
+	e := &Error{Status: statusFor(reason), Code: string(reason), Title: text.title, Detail: text.detail,
+		APITitle: text.apiTitle, APIDetail: text.apiDetail, Internal: err}
 	if bearer {
 		e.Challenge = bearerChallenge(e.Status, e.Code)
 	}
@@ -152,13 +191,16 @@ func bearerChallenge(status int, code string) string {
 }
 
 func internalError(err error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Title: "Something went wrong.", Detail: "Try again later.", Internal: err}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Title: "Something went wrong.", Detail: "Try again later.",
+		APIDetail: "The service failed (its fault, not the request's). Retry later; if it persists, report the request_id to the service's operators.", Internal: err}
 }
 
 func errTokenInURL() *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeTokenInURL,
-		Title:  "Handoff tokens must be sent by form POST, never in a link.",
-		Detail: "Start the task again from the service that sent you here. The link you followed should be discarded."}
+		Title:     "A one-time pass must never travel in a web address.",
+		Detail:    "Start the task again from the service that sent you here, and discard the address you followed.",
+		APITitle:  "The token was sent in the URL.",
+		APIDetail: "Send the token only as \"Authorization: Bearer <token>\" (or in the handoff form's POST body), never in the query string; URLs end up in logs, so ask the issuer for a new token."}
 }
 
 func errMissingToken() *Error {

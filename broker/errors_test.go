@@ -56,3 +56,38 @@ func TestErrorFor(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorFor_wording: every reason has a page for the browser user and a
+// problem for the developer calling the API, and neither tells the other's
+// reader what to do.
+func TestErrorFor_wording(t *testing.T) {
+	for _, r := range token.Reasons() {
+		t.Run(string(r), func(t *testing.T) {
+			e := ErrorFor(&token.Error{Reason: r}, true)
+			p := e.Problem()
+
+			assert.NotEmpty(t, e.Title)
+			assert.NotEmpty(t, e.Detail)
+			assert.NotEqual(t, e.Detail, p.Detail, "the problem's detail is the developer's, not the page's")
+			for _, page := range []string{e.Title, e.Detail} {
+				assert.NotContains(t, page, "token", "pages call it a one-time pass")
+				assert.NotContains(t, page, "handoff")
+			}
+			for _, api := range []string{p.Title, p.Detail} {
+				assert.NotContains(t, api, "one-time pass", "developers get the technical name")
+				assert.NotContains(t, api, "Go back")
+				assert.NotContains(t, api, "service that sent you here")
+			}
+		})
+	}
+}
+
+func TestProblem_fallsBackToPageWording(t *testing.T) {
+	e := &Error{Status: 409, Code: "already_completed", Title: "This task was already completed.", Detail: "Nothing more to do."}
+
+	p := e.Problem()
+
+	assert.Equal(t, "This task was already completed.", p.Title)
+	assert.Equal(t, "Nothing more to do.", p.Detail)
+	assert.Equal(t, ProblemTypeBase+"already_completed", p.Type)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -87,7 +88,8 @@ func (rp *RelyingParty) HandoffHandler(cfg HandoffConfig) http.Handler {
 		case http.MethodPost:
 		default:
 			w.Header().Set("Allow", "POST")
-			fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Handoffs are sent by form POST."})
+			fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "A one-time pass is sent by form POST.",
+				APIDetail: "POST the token in the form field \"token\"; for API calls use the Bearer routes."})
 			return
 		}
 		if r.URL.Query().Has("token") {
@@ -103,8 +105,9 @@ func (rp *RelyingParty) HandoffHandler(cfg HandoffConfig) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			fail(w, r, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "The handoff form could not be read.",
-				Detail: "Start the task again from the service that sent you here.", Internal: err})
+			fail(w, r, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Your one-time pass could not be read.",
+				Detail: startAgain, APITitle: "The handoff form could not be read.",
+				APIDetail: fmt.Sprintf("POST an application/x-www-form-urlencoded body of at most %d bytes with the token in the field \"token\".", cfg.MaxFormBytes), Internal: err})
 			return
 		}
 		tok := r.PostForm.Get("token")
@@ -190,6 +193,9 @@ func (rp *RelyingParty) Middleware(expect func(*http.Request) (token.Expect, err
 				if !errors.As(err, &e) {
 					e = &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "The request could not be read.", Internal: err}
 				}
+				if e.Challenge == "" {
+					e.Challenge = bearerChallenge(e.Status, e.Code)
+				}
 				fail(w, r, e)
 				return
 			}
@@ -266,10 +272,19 @@ type Problem struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Problem returns e's public parts as a problem details body: its type is
-// ProblemTypeBase + Code. Internal is never in it.
+// Problem returns e's public parts as a problem details body, worded for
+// the developer calling the API (APITitle and APIDetail, or Title and
+// Detail where e has none): its type is ProblemTypeBase + Code. Internal
+// is never in it.
 func (e *Error) Problem() Problem {
-	return Problem{Type: ProblemTypeBase + e.Code, Title: e.Title, Status: e.Status, Detail: e.Detail, Code: e.Code}
+	title, detail := e.Title, e.Detail
+	if e.APITitle != "" {
+		title = e.APITitle
+	}
+	if e.APIDetail != "" {
+		detail = e.APIDetail
+	}
+	return Problem{Type: ProblemTypeBase + e.Code, Title: title, Status: e.Status, Detail: detail, Code: e.Code}
 }
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>

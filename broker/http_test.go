@@ -123,7 +123,10 @@ func TestMiddleware(t *testing.T) {
 			wantStatus: http.StatusBadRequest, wantCode: CodeTokenInURL,
 			wantChallenge: `Bearer error="invalid_request", error_description="token_in_url"`},
 		{name: "fail/expect_refuses", giveAuth: bearerFor(demoTask), giveExpectErr: errors.New("bad body"),
-			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest,
+			wantChallenge: `Bearer error="invalid_request", error_description="invalid_request"`},
+		{name: "fail/expect_refuses_with_conflict", giveAuth: bearerFor(demoTask), giveExpectErr: &Error{Status: http.StatusConflict, Code: "busy"},
+			wantStatus: http.StatusConflict, wantCode: "busy"},
 		{name: "fail/zero_expect_is_invalid_expect", giveAuth: bearerFor(demoTask), giveNoTask: true,
 			wantStatus: http.StatusInternalServerError, wantCode: string(token.ReasonInvalidExpect)},
 	}

@@ -696,6 +696,16 @@ func (rp *RelyingParty) discoverOnce(ctx context.Context, e *RefreshError) {
 	e.JWKS = rp.adoptKeys(ctx, md.JWKSURI, false)
 }
 
+// Metadata returns the issuer's handoff configuration, and false until it
+// is discovered (never, when every URL it would give was configured).
+// Its display members name the issuer on pages that link back to it.
+func (rp *RelyingParty) Metadata() (Metadata, bool) {
+	if md := rp.metadata.Load(); md != nil {
+		return *md, true
+	}
+	return Metadata{}, false
+}
+
 // Status describes the keys and revocation list held.
 func (rp *RelyingParty) Status() Status {
 	s := Status{Keys: rp.keys.Status(), Revocation: rp.revocations.Status()}

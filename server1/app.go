@@ -26,9 +26,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// serviceName is SERVER1's name on its pages.
-const serviceName = "Customer Portal"
-
 //go:embed templates/*.html
 var templateFS embed.FS
 
@@ -157,11 +154,11 @@ func newApp(cfg Config, opts options) (*app, error) {
 	if a.discovery, err = discoveryDocument(cfg, reg); err != nil {
 		return nil, err
 	}
-	renderer, err := shared.NewRenderer(serviceName, templateFS, "templates/*.html")
+	renderer, err := shared.NewRenderer(cfg.PortalName, templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics.Metrics})
+	a.echo = shared.NewEcho(shared.EchoConfig{Service: cfg.PortalName, Logger: log, Metrics: a.metrics.Metrics})
 	a.echo.Renderer = renderer
 	a.routes()
 	return a, nil
@@ -400,6 +397,10 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	homeURI, err := url.JoinPath(cfg.Issuer, "/")
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	iu, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
@@ -413,6 +414,8 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 		HandoffEndpoints   map[string]string `json:"handoff_endpoints"`
 		BoundEndpoint      string            `json:"bound_handoff_endpoint"`
 		HandoffOrigins     []string          `json:"handoff_origins"`
+		DisplayName        string            `json:"display_name"`
+		HomepageURI        string            `json:"homepage_uri"`
 	}{
 		Issuer:             cfg.Issuer,
 		JWKSURI:            jwksURI,
@@ -422,6 +425,8 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 		HandoffEndpoints:   make(map[string]string),
 		BoundEndpoint:      boundURI,
 		HandoffOrigins:     []string{iu.Scheme + "://" + iu.Host},
+		DisplayName:        cfg.PortalName,
+		HomepageURI:        homeURI,
 	}
 	for _, a := range reg.list {
 		doc.HandoffEndpoints[a.ID] = a.HandoffURL

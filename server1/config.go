@@ -4,18 +4,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/handoffbroker/handoff/shared"
 	"log/slog"
 	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -31,6 +34,11 @@ type Config struct {
 	// Issuer is the "iss" of every token and SERVER1's public base URL.
 	// Default "http://localhost:8081".
 	Issuer string
+	// PortalName is SERVER1's name on its pages and, as the display_name
+	// of its handoff configuration, on the pages of the services it hands
+	// users to, which link back to Issuer's "/" (homepage_uri): printable
+	// text of at most 80 characters. Default "Customer Portal".
+	PortalName string
 	// KeysDir holds the private signing keys, one JWK file each. An empty
 	// directory gets one fresh key at start. Default ".data/server1/keys".
 	KeysDir string
@@ -93,11 +101,16 @@ type Config struct {
 	bcryptCost int
 }
 
+// maxPortalName is the longest PortalName: a relying service drops a longer
+// display_name.
+const maxPortalName = 80
+
 // defaultConfig returns the zero-config demo settings.
 func defaultConfig() Config {
 	return Config{
 		Addr:            "localhost:8081",
 		Issuer:          "http://localhost:8081",
+		PortalName:      "Customer Portal",
 		KeysDir:         ".data/server1/keys",
 		KeyAlg:          string(token.EdDSA),
 		Audience:        "http://127.0.0.1:8082",
@@ -178,6 +191,7 @@ func (c *Config) publishFor() time.Duration {
 func (c *Config) bindServe(fs *flag.FlagSet) {
 	c.bindMint(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.PortalName, "portal-name", c.PortalName, "SERVER1's name on its pages and on the pages of the services it hands users to")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain to serve https with (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.Audience, "audience", c.Audience, "SERVER2's identifier (token audience)")
@@ -209,6 +223,10 @@ func (c *Config) validate() error {
 	}
 	if c.KeysDir == "" {
 		errs = append(errs, errors.New("keys-dir is required"))
+	}
+	if n := utf8.RuneCountInString(c.PortalName); strings.TrimSpace(c.PortalName) == "" || n > maxPortalName ||
+		!utf8.ValidString(c.PortalName) || strings.ContainsFunc(c.PortalName, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("portal-name %q must be printable text of 1 to %d characters", c.PortalName, maxPortalName))
 	}
 	if !slices.Contains(token.Algorithms(), token.Algorithm(c.KeyAlg)) {
 		errs = append(errs, fmt.Errorf("key-alg %q: want one of %v", c.KeyAlg, token.Algorithms()))

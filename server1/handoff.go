@@ -51,8 +51,9 @@ func (a *app) resolve(username, audienceID, taskID string) (audience, task, erro
 
 // errTooManyHandoffs refuses a mint over the user's budget (rate or live
 // tokens); the caller sets Retry-After.
-var errTooManyHandoffs = shared.NewError(http.StatusTooManyRequests, "too_many_handoffs",
-	"Too many handoffs in a short time.", "Nothing was sent. Wait a moment, then start the task again.")
+var errTooManyHandoffs = &shared.Error{Status: http.StatusTooManyRequests, Code: "too_many_handoffs", Retry: "/",
+	Title: "You started too many tasks in a short time.", Detail: "No one-time pass was made. Wait a moment, then start the task again from your task list.",
+	APIDetail: "The user's handoff budget is spent: no token was minted. Retry after the Retry-After seconds."}
 
 // mint signs a token for the task and writes the audit log line. The log
 // names the token by its jti; the token itself is never logged. It first
@@ -71,7 +72,7 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, bindNon
 	case err != nil:
 		return token.Minted{}, &shared.Error{
 			Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
-			Title: "The handoff could not be created right now.", Detail: "Nothing was sent. Try again in a moment.",
+			Title: "Your one-time pass could not be made right now.", Detail: "Nothing was sent. Try again in a moment.",
 			Internal: err,
 		}
 	}
@@ -80,7 +81,7 @@ func (a *app) mint(c echo.Context, subject string, aud audience, t task, bindNon
 	if err != nil {
 		return token.Minted{}, &shared.Error{
 			Status: http.StatusInternalServerError, Code: "mint_failed",
-			Title: "The handoff could not be created.", Detail: "Nothing was sent. Try again in a moment.",
+			Title: "Your one-time pass could not be made.", Detail: "Nothing was sent. Try again in a moment.",
 			Internal: err,
 		}
 	}
@@ -142,7 +143,7 @@ func (a *app) handleHandoff(c echo.Context) error {
 // errInvalidNonce refuses a bound handoff whose nonce is not a binding
 // digest: 43 base64url characters (the unpadded SHA-256).
 var errInvalidNonce = shared.NewError(http.StatusBadRequest, "invalid_request",
-	"The handoff link is not valid.", "Start the task again from your task list.")
+	"This address is not a valid way to start a task.", "Start the task again from your task list.")
 
 // handleBoundHandoff is GET /handoffs/bound?audience=&task_id=&nonce=,
 // where the relying service's start endpoint sends the browser after

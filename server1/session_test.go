@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/net/html"
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/shared"
@@ -131,6 +132,10 @@ func TestIndex(t *testing.T) {
 				return
 			}
 			doc := parseHTML(t, res.Body)
+			if tt.giveUser == "alice" {
+				summary := sharedtest.Find(byID(t, doc, "task-transfer-123"), func(n *html.Node) bool { v, _ := sharedtest.Attr(n, "class"); return v == "task-summary" })
+				assert.Equal(t, "250.00 EUR to ACME Corp", sharedtest.Text(summary), "worded as SERVER2's task page words it")
+			}
 			for _, id := range tt.wantTasks {
 				btn := byID(t, doc, "continue-"+id)
 				assert.Equal(t, "Continue on Payments", sharedtest.Text(btn))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
 )
 
@@ -65,8 +66,10 @@ type taskRow struct {
 	ID, Number, Audience, AudienceName string
 	// StartLink is the audience's handoff start URL for this task; "" for
 	// an audience without one (the unbound form).
-	StartLink               string
-	Amount, Currency, Payee string
+	StartLink string
+	// Summary is the task's parameters as users read them on both
+	// servers (shared.DescribeTask).
+	Summary string
 }
 
 type indexPage struct {
@@ -100,9 +103,7 @@ func (a *app) handleIndex(c echo.Context) error {
 			Audience:     t.Audience.ID,
 			AudienceName: t.Audience.Name,
 			StartLink:    startLink(t.Audience.StartURL, t.ID),
-			Amount:       t.Params["amount"],
-			Currency:     t.Params["currency"],
-			Payee:        t.Params["payee"],
+			Summary:      shared.DescribeTask(t.Task).Summary,
 		})
 	}
 	return c.Render(http.StatusOK, "index.html", page)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,41 @@ func TestJWKS(t *testing.T) {
 	}
 }
 
+// TestDiscovery_portalName: the configured name is SERVER1's on its own
+// pages and, as display_name, on the relying services'.
+func TestDiscovery_portalName(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PortalName = "Acme Bank"
+	ts := newTestServer(t, cfg)
+
+	res := ts.browser(t).Get("/.well-known/handoff-configuration")
+	login := ts.browser(t).Get("/login")
+
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &got))
+	assert.Equal(t, "Acme Bank", got["display_name"])
+	assert.Contains(t, login.Body, `<span class="brand">Acme Bank</span>`)
+}
+
+func TestConfigValidatePortalName(t *testing.T) {
+	for name, give := range map[string]string{
+		"fail/empty":    "",
+		"fail/blank":    "   ",
+		"fail/newline":  "Acme\nBank",
+		"fail/too_long": strings.Repeat("x", maxPortalName+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.PortalName = give
+
+			assert.ErrorContains(t, cfg.validate(), "portal-name")
+		})
+	}
+	cfg := defaultConfig()
+	cfg.PortalName = strings.Repeat("é", maxPortalName)
+	assert.NoError(t, cfg.validate(), "characters, not bytes")
+}
+
 func TestDiscovery(t *testing.T) {
 	ts := newTestServer(t, testConfig(t))
 
@@ -71,6 +107,8 @@ func TestDiscovery(t *testing.T) {
 		"revocation_endpoint":          testIssuer + "/revocations",
 		"bound_handoff_endpoint":       testIssuer + "/handoffs/bound",
 		"handoff_origins":              []any{testIssuer},
+		"display_name":                 "Customer Portal",
+		"homepage_uri":                 testIssuer + "/",
 		"token_types_supported":        []any{"handoff+jwt"},
 		"signing_alg_values_supported": []any{"EdDSA", "ES256"},
 		"handoff_endpoints":            map[string]any{payments: paymentsURL},

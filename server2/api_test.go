@@ -9,6 +9,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -105,20 +106,56 @@ func TestAPITask(t *testing.T) {
 			wantChallenge: `Bearer error="invalid_token", error_description="expired"`,
 		},
 		{
-			name:       "fail/body_not_an_object",
-			givePath:   "/api/v1/tasks/transfer-123/approve",
-			giveAuth:   bearer(nil),
-			giveBody:   `["250.00"]`,
-			wantStatus: http.StatusBadRequest,
-			wantCode:   CodeInvalidRequest,
+			name:          "fail/body_not_an_object",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      bearer(nil),
+			giveBody:      `["250.00"]`,
+			wantStatus:    http.StatusBadRequest,
+			wantCode:      CodeInvalidRequest,
+			wantChallenge: `Bearer error="invalid_request", error_description="invalid_request"`,
 		},
 		{
-			name:       "fail/duplicate_param",
-			givePath:   "/api/v1/tasks/transfer-123/approve",
-			giveAuth:   bearer(nil),
-			giveBody:   `{"amount":"250.00","amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
-			wantStatus: http.StatusBadRequest,
-			wantCode:   CodeInvalidRequest,
+			name:          "fail/duplicate_param",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      bearer(nil),
+			giveBody:      `{"amount":"250.00","amount":"9999.00","currency":"EUR","payee":"ACME Corp"}`,
+			wantStatus:    http.StatusBadRequest,
+			wantCode:      CodeInvalidRequest,
+			wantChallenge: `Bearer error="invalid_request", error_description="invalid_request"`,
+		},
+		{
+			name:          "fail/missing_body_is_invalid_request",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      bearer(nil),
+			wantStatus:    http.StatusBadRequest,
+			wantCode:      CodeInvalidRequest,
+			wantChallenge: `Bearer error="invalid_request", error_description="invalid_request"`,
+		},
+		{
+			name:          "fail/empty_object_is_other_params",
+			givePath:      "/api/v1/tasks/transfer-123/approve",
+			giveAuth:      bearer(nil),
+			giveBody:      `{}`,
+			wantStatus:    http.StatusForbidden,
+			wantCode:      string(token.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`,
+		},
+		{
+			name:          "fail/missing_body_for_another_task_is_task_mismatch",
+			givePath:      "/api/v1/tasks/transfer-124/approve",
+			giveAuth:      bearer(nil),
+			wantStatus:    http.StatusForbidden,
+			wantCode:      string(token.ReasonTaskMismatch),
+			wantChallenge: `Bearer error="insufficient_scope", error_description="task_mismatch"`,
+		},
+		{
+			name:          "fail/token_in_query",
+			givePath:      "/api/v1/tasks/transfer-123/approve?access_token=x",
+			giveAuth:      bearer(nil),
+			giveBody:      demoBody,
+			wantStatus:    http.StatusBadRequest,
+			wantCode:      CodeTokenInURL,
+			wantChallenge: `Bearer error="invalid_request", error_description="token_in_url"`,
 		},
 	}
 	for _, tt := range tests {
@@ -142,10 +179,21 @@ func TestAPITask(t *testing.T) {
 			assert.Equal(t, tt.wantCode, p.Code)
 			assert.Equal(t, "https://handoffbroker.github.io/problems/"+tt.wantCode, p.Type)
 			assert.Equal(t, tt.wantChallenge, got.Header.Get("WWW-Authenticate"))
+			assertDeveloperWording(t, p)
 			if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
 				assert.NotContains(t, got.Body, tok)
 			}
 		})
+	}
+}
+
+// assertDeveloperWording checks a problem speaks to the developer calling
+// the API: it says what to send, not what a browser user should click.
+func assertDeveloperWording(t testing.TB, p shared.Problem) {
+	t.Helper()
+	assert.NotEmpty(t, p.Detail, "the problem says what to send instead")
+	for _, browserWords := range []string{"one-time pass", "Go back", "Start the task again", "service that sent you here", "Reload"} {
+		assert.NotContains(t, p.Title+" "+p.Detail, browserWords)
 	}
 }
 
@@ -187,6 +235,34 @@ func TestAPITask_TaskMismatchDoesNotBurnTheToken(t *testing.T) {
 	assert.Equal(t, http.StatusOK, right.StatusCode)
 }
 
+func TestAPITask_MissingBodyDoesNotBurnTheToken(t *testing.T) {
+	ta := newTestApp(t, nil)
+	auth := "Bearer " + ta.issuer.Mint(t, demoRequest())
+	b := ta.newBrowser()
+
+	missing := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, "")
+	right := b.callAPI("/api/v1/tasks/transfer-123/approve", auth, demoBody)
+
+	require.Equal(t, http.StatusBadRequest, missing.StatusCode)
+	assert.Contains(t, problem(t, missing).Detail, `{"amount":"250.00","currency":"EUR","payee":"ACME Corp"}`, "shows what to send")
+	assert.Equal(t, http.StatusOK, right.StatusCode)
+}
+
+func TestAPITask_AlreadyCompleted(t *testing.T) {
+	ta := newTestApp(t, nil)
+	b := ta.newBrowser()
+	first := b.callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+ta.issuer.Mint(t, demoRequest()), demoBody)
+	require.Equal(t, http.StatusOK, first.StatusCode)
+
+	second := b.callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+ta.issuer.Mint(t, demoRequest()), demoBody)
+
+	require.Equal(t, http.StatusConflict, second.StatusCode)
+	p := problem(t, second)
+	assert.Equal(t, CodeAlreadyCompleted, p.Code)
+	assertDeveloperWording(t, p)
+	assert.Empty(t, second.Header.Get("WWW-Authenticate"), "the token was fine: no challenge")
+}
+
 func TestAPITask_Unavailable(t *testing.T) {
 	ta := newTestApp(t, func(_ *Config, o *Options) { o.ReplayStore = brokertest.FailingReplayStore{} })
 	auth := "Bearer " + ta.issuer.Mint(t, demoRequest())
@@ -196,4 +272,5 @@ func TestAPITask_Unavailable(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, got.StatusCode)
 	assert.Equal(t, string(token.ReasonUnavailable), problem(t, got).Code)
 	assert.Empty(t, got.Header.Get("WWW-Authenticate"), "the token may be fine: no invalid_token challenge")
+	assertDeveloperWording(t, problem(t, got))
 }

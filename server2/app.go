@@ -188,6 +188,7 @@ func (a *App) routes() error {
 		return err
 	}
 	e := shared.NewEcho(shared.EchoConfig{Service: ServiceName, Logger: a.log, Metrics: a.metrics.Metrics, BodyLimit: "16K"})
+	r.SetPortal(a.portal)
 	e.Renderer = r
 	e.GET("/readyz", shared.Readyz(a.readyChecks()...))
 	e.GET("/", a.index)

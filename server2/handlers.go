@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json"
@@ -36,29 +35,48 @@ const (
 	flowAPI     = "api"
 )
 
-func errNoSession() *shared.Error {
-	return shared.NewError(http.StatusUnauthorized, CodeNoSession,
-		"You have no session for this task.",
-		"Start the task again from the service that sent you here.")
+// fallbackPortalName names the issuer on pages until its metadata gives
+// a display_name (never, when every issuer URL is configured).
+const fallbackPortalName = "the portal"
+
+// portal is the issuer as pages name it and link back to it: its
+// display_name and homepage_uri once discovered, else a plain name and
+// the issuer's URL.
+func (a *App) portal() shared.Portal {
+	p := shared.Portal{Name: fallbackPortalName, URL: strings.TrimSuffix(a.cfg.TrustedIssuer, "/") + "/"}
+	if md, ok := a.rp.Metadata(); ok {
+		p.Name = cmp.Or(md.DisplayName, p.Name)
+		p.URL = cmp.Or(md.HomepageURI, p.URL)
+	}
+	return p
+}
+
+// errNoSession explains a task page without a session for its task: a
+// session is for the one task its handoff named (its cookie reaches only
+// that task's path), so another task's page, or this task's in another
+// browser, has none.
+func (a *App) errNoSession(taskID string) *shared.Error {
+	p, name := a.portal(), shared.TaskName(taskID)
+	return &shared.Error{Status: http.StatusUnauthorized, Code: CodeNoSession, Retry: p.URL,
+		Title: "This browser has no session for " + name + ".",
+		Detail: "A session here is for the one task " + p.Name + " sent you to do, in the browser you used then. " +
+			"To work on " + name + ", choose it on " + p.Name + ": it sends you here with a one-time pass for it."}
 }
 
 // errSessionRevoked ends a session whose token the issuer revoked; claim
 // says what the list named ("sub", "jti" or "kid").
-func errSessionRevoked(claim string) *shared.Error {
-	title := "This session was ended: the handoff that opened it was withdrawn."
+func (a *App) errSessionRevoked(claim string) *shared.Error {
+	title := "This session was ended: the one-time pass that opened it was withdrawn."
 	if claim == "sub" {
 		title = "This session was ended: you signed out everywhere."
 	}
-	return shared.NewError(http.StatusUnauthorized, CodeSessionRevoked, title,
-		"Sign in again and start the task again from the service that sent you here.")
-}
-
-type indexPage struct {
-	Issuer string
+	p := a.portal()
+	return &shared.Error{Status: http.StatusUnauthorized, Code: CodeSessionRevoked, Retry: p.URL, Title: title,
+		Detail: "Sign in again on " + p.Name + " and start the task again there."}
 }
 
 func (a *App) index(c echo.Context) error {
-	return c.Render(http.StatusOK, "index.html", indexPage{Issuer: a.cfg.TrustedIssuer})
+	return c.Render(http.StatusOK, "index.html", a.portal())
 }
 
 // roomKey carries the session room reserveSession took to openSession.
@@ -73,7 +91,8 @@ func (a *App) reserveSession(w http.ResponseWriter, r *http.Request) (*http.Requ
 		a.log.Warn("handoff refused: session store full", "request_id", shared.RequestID(echoContext(r)))
 		w.Header().Set("Retry-After", "5")
 		return nil, nil, &shared.Error{Status: http.StatusServiceUnavailable, Code: CodeTooManySessions,
-			Title: "The service cannot open a session right now.", Detail: "Nothing was changed: your handoff is still valid. Try again in a moment.", Internal: err}
+			Title: "This service cannot open a session right now.", Detail: "Nothing was changed: your one-time pass still works. Try again in a moment.",
+			APIDetail: "No session slot is free; the token was not used. Post the same form again after Retry-After.", Internal: err}
 	}
 	return r.WithContext(context.WithValue(r.Context(), roomKey{}, room)), room.Release, nil
 }
@@ -124,8 +143,8 @@ func sessionPath(taskID string) string {
 	return "/tasks/" + url.PathEscape(taskID)
 }
 
-// handoffRefused audits a rejected handoff token and leaves the page to
-// echo's error handler.
+// handoffRefused audits a rejected handoff token and leaves the page, with
+// a way back to the portal, to echo's error handler.
 func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
 	switch {
 	case token.ReasonOf(e) != "":
@@ -134,6 +153,8 @@ func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.E
 		a.metrics.Verifications.WithLabelValues("rejected", e.Code).Inc()
 		a.log.Warn("token rejected", "request_id", shared.RequestID(echoContext(r)), "flow", flowHandoff, "reason", e.Code)
 	}
+	// Every refused handoff leads back to where the task starts.
+	e.Retry = a.portal().URL
 	echoRefused(w, r, e)
 }
 
@@ -195,7 +216,7 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 		}
 	}
 	if sid == "" {
-		return "", session{}, errNoSession()
+		return "", session{}, a.errNoSession(id)
 	}
 	// A session outlives the token it was made from: "sign out
 	// everywhere", revoking the token (a cancelled handoff) or revoking
@@ -205,7 +226,7 @@ func (a *App) sessionFor(c echo.Context, id string) (string, session, error) {
 		a.sessions.Delete(sid)
 		a.log.Info("session ended", "request_id", shared.RequestID(c), "reason", "revoked", "claim", claim,
 			"sub", sess.Subject, "task_id", sess.Task.ID, "jti", sess.TokenID, "kid", sess.KeyID)
-		return "", session{}, errSessionRevoked(claim)
+		return "", session{}, a.errSessionRevoked(claim)
 	}
 	return sid, sess, nil
 }
@@ -226,30 +247,16 @@ func (a *App) heldRevocation(sess session) string {
 
 type taskPage struct {
 	Session session
-	Action  string
+	// Task words the task as SERVER1's task list does.
+	Task shared.TaskView
+	// Portal is the service that sent the user.
+	Portal shared.Portal
 	// CompleteURL is the path the confirm form posts to.
 	CompleteURL string
-	// Params lists the task parameters in name order.
-	Params []param
 }
 
-type param struct{ Name, Value string }
-
-func newTaskPage(s session) taskPage {
-	p := taskPage{Session: s, Action: completeAction(s.Task.Action), CompleteURL: sessionPath(s.Task.ID) + "/complete"}
-	for k, v := range s.Task.Params {
-		p.Params = append(p.Params, param{k, v})
-	}
-	slices.SortFunc(p.Params, func(x, y param) int { return strings.Compare(x.Name, y.Name) })
-	return p
-}
-
-// completeAction is the label of the confirm button.
-func completeAction(action string) string {
-	if action == "approve" {
-		return "Approve transfer"
-	}
-	return "Confirm " + action
+func (a *App) newTaskPage(s session) taskPage {
+	return taskPage{Session: s, Task: shared.DescribeTask(s.Task), Portal: a.portal(), CompleteURL: sessionPath(s.Task.ID) + "/complete"}
 }
 
 // taskPage shows the session's task, or that it is done, whoever did it.
@@ -263,9 +270,9 @@ func (a *App) taskPage(c echo.Context) error {
 		return errCompletionsUnavailable(err, false)
 	}
 	if done {
-		return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
+		return c.Render(http.StatusOK, "done.html", a.newTaskPage(sess))
 	}
-	return c.Render(http.StatusOK, "task.html", newTaskPage(sess))
+	return c.Render(http.StatusOK, "task.html", a.newTaskPage(sess))
 }
 
 // markDone records the task of issuer done, once: completion is a fact
@@ -278,8 +285,9 @@ func (a *App) markDone(c echo.Context, issuer, taskID string, api bool) error {
 	case err != nil:
 		return errCompletionsUnavailable(err, api)
 	case !first:
-		return shared.NewError(http.StatusConflict, CodeAlreadyCompleted,
-			"This task was already completed.", "Nothing more to do.")
+		return &shared.Error{Status: http.StatusConflict, Code: CodeAlreadyCompleted,
+			Title: "This task was already completed.", Detail: "Nothing more to do.",
+			APIDetail: "A task completes once, whichever session or token asks: do not retry. The token is used up."}
 	}
 	return nil
 }
@@ -287,12 +295,12 @@ func (a *App) markDone(c echo.Context, issuer, taskID string, api bool) error {
 // errCompletionsUnavailable is the answer when the completion store
 // cannot tell whether a task is done: fail closed, do nothing.
 func errCompletionsUnavailable(err error, api bool) *shared.Error {
-	detail := "Nothing was changed. Try again in a moment."
+	e := &shared.Error{Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
+		Title: "This service cannot record tasks right now.", Detail: "Nothing was changed. Try again in a moment.", Internal: err}
 	if api {
-		detail = "The task was not completed, and the token is used up. Ask for a new one and try again in a moment."
+		e.APIDetail = "The completion store is unavailable: the task was not completed, and the token is used up. Ask the issuer for a new token and retry in a moment."
 	}
-	return &shared.Error{Status: http.StatusServiceUnavailable, Code: string(token.ReasonUnavailable),
-		Title: "The service cannot record tasks right now.", Detail: detail, Internal: err}
+	return e
 }
 
 // completeTask performs the task the session holds, once for the task
@@ -313,7 +321,7 @@ func (a *App) completeTask(c echo.Context) error {
 	}
 	a.log.Info("task completed", "request_id", shared.RequestID(c), "flow", flowHandoff, "sub", sess.Subject,
 		"task_id", sess.Task.ID, "action", sess.Task.Action, "jti", sess.TokenID)
-	return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
+	return c.Render(http.StatusOK, "done.html", a.newTaskPage(sess))
 }
 
 // apiResult is the body of a successful task API call.
@@ -333,7 +341,10 @@ func (a *App) expectTask(r *http.Request) (token.Expect, error) {
 	params, err := readParams(r.Body)
 	if err != nil {
 		return token.Expect{}, &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
-			Title: "The request body must be a JSON object of string parameters.", Internal: err}
+			Title: "The request body must be a JSON object of string parameters.", Detail: paramsHelp, Internal: err}
+	}
+	if params == nil {
+		c.Set(noBodyKey, true)
 	}
 	want := &token.Task{ID: taskParam(c), Action: c.Param("action")}
 	if len(params) > 0 {
@@ -342,11 +353,27 @@ func (a *App) expectTask(r *http.Request) (token.Expect, error) {
 	return token.Expect{Task: want}, nil
 }
 
+// paramsHelp says what a task API body holds.
+const paramsHelp = `Send the parameters the token was minted with as a JSON object of strings, each name once, such as {"amount":"250.00","currency":"EUR","payee":"ACME Corp"}; send no body only for a task without parameters.`
+
+// noBodyKey marks, in the echo context, a task API call without a body.
+const noBodyKey = "server2.api_no_body"
+
 // apiRefused audits a rejected bearer token and leaves the problem to
-// echo's error handler.
+// echo's error handler. A token for task parameters, sent without a body,
+// is a malformed request (400 invalid_request), not a token for another
+// task: the client left the parameters out.
 func (a *App) apiRefused(w http.ResponseWriter, r *http.Request, e *shared.Error) {
+	c := echoContext(r)
 	if token.ReasonOf(e) != "" {
-		a.audit(echoContext(r), flowAPI, nil, e)
+		a.audit(c, flowAPI, nil, e)
+	}
+	var te *token.Error
+	if noBody, _ := c.Get(noBodyKey).(bool); noBody && errors.As(e, &te) &&
+		te.Reason == token.ReasonTaskMismatch && te.Claim == "task.params_digest" {
+		e = &shared.Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
+			Title: "The request has no body, but the token is for task parameters.", Detail: paramsHelp,
+			Challenge: `Bearer error="invalid_request", error_description="invalid_request"`, Internal: e}
 	}
 	echoRefused(w, r, e)
 }

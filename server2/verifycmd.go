@@ -188,11 +188,12 @@ func stepLabel(st token.Step) string {
 	return st.Name
 }
 
-// plainWords is the public sentence for a failed step, its reason code
-// and, for the operator, the broker's detail (which never holds the token).
+// plainWords is the public sentence for a failed step, as API clients
+// read it, its reason code and, for the operator, the broker's detail
+// (which never holds the token).
 func plainWords(st token.Step) string {
 	pub := shared.FromBroker(st.Err, false)
-	s := pub.Title + " [" + pub.Code
+	s := pub.Problem().Title + " [" + pub.Code
 	var be *token.Error
 	if errors.As(st.Err, &be) {
 		switch {

@@ -89,7 +89,7 @@ func TestVerifyCommand(t *testing.T) {
 			wantCode: 1,
 			wantLines: []string{
 				"✓ signature",
-				"✗ audience: The handoff token is meant for a different service. [wrong_audience: token is for another audience]",
+				"✗ audience: The token's aud is another service. [wrong_audience: token is for another audience]",
 				"token rejected: wrong_audience",
 			},
 		},
@@ -157,7 +157,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 				require.NoError(t, is.Revocations().RevokeToken(m.ID, m.ExpiresAt))
 			},
 			wantCode: 1,
-			wantLines: []string{"✓ task", "✗ revocation: The handoff was withdrawn. [revoked: the token was revoked]",
+			wantLines: []string{"✓ task", "✗ revocation: The token was revoked. [revoked: the token was revoked]",
 				"token rejected: revoked"},
 		},
 		{
@@ -185,7 +185,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 			},
 			wantCode: 1,
 			wantLines: []string{"✓ key", "✓ signature",
-				"✗ revocation: The handoff was withdrawn. [revoked: the signing key was revoked]", "token rejected: revoked"},
+				"✗ revocation: The token was revoked. [revoked: the signing key was revoked]", "token rejected: revoked"},
 		},
 		{
 			name: "fail/key_revoked_and_unpublished",
@@ -197,7 +197,7 @@ func TestVerifyCommand_Revocation(t *testing.T) {
 				require.NoError(t, err)
 			},
 			wantCode: 1,
-			wantLines: []string{"✗ key: The handoff was withdrawn. [revoked: the signing key was revoked; SERVER1 no longer publishes it]",
+			wantLines: []string{"✗ key: The token was revoked. [revoked: the signing key was revoked; SERVER1 no longer publishes it]",
 				"token rejected: revoked"},
 		},
 	}

@@ -27,19 +27,31 @@ var siteCSS = func() []byte {
 // the shared layout; a page defines "title" and "content". html/template
 // escapes everything it prints.
 type Renderer struct {
-	pages map[string]*template.Template
+	pages  map[string]*template.Template
+	portal func() Portal
+}
+
+// Portal is the service that sent the user, as the pages of a relying
+// service name it and link back to it.
+type Portal struct {
+	// Name is what users call it: "Customer Portal".
+	Name string
+	// URL is its page for users.
+	URL string
 }
 
 // NewRenderer parses the shared layout and error page plus the server's own
 // page templates matched by patterns in pages. Templates may call {{service}}
-// for the service name.
+// for the service name and {{portal}} for the Portal of SetPortal.
 func NewRenderer(service string, pages fs.FS, patterns ...string) (*Renderer, error) {
-	base, err := template.New("").Funcs(template.FuncMap{"service": func() string { return service }}).
-		ParseFS(sharedFiles, "templates/layout.html")
+	r := &Renderer{pages: map[string]*template.Template{}}
+	base, err := template.New("").Funcs(template.FuncMap{
+		"service": func() string { return service },
+		"portal":  r.currentPortal,
+	}).ParseFS(sharedFiles, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
-	r := &Renderer{pages: map[string]*template.Template{}}
 	add := func(fsys fs.FS, pattern string) error {
 		names, err := fs.Glob(fsys, pattern)
 		if err != nil {
@@ -72,6 +84,19 @@ func baseName(p string) string {
 		}
 	}
 	return p
+}
+
+// SetPortal makes every page, error pages included, name the service that
+// sent the user and link back to it: f is asked at each render, so it may
+// follow what the issuer's metadata says. Call it before serving.
+func (r *Renderer) SetPortal(f func() Portal) { r.portal = f }
+
+// currentPortal is the Portal pages show; zero (no link) without SetPortal.
+func (r *Renderer) currentPortal() Portal {
+	if r.portal == nil {
+		return Portal{}
+	}
+	return r.portal()
 }
 
 // Render implements echo.Renderer.

@@ -18,6 +18,10 @@ import (
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
+// DisplayName is the display_name of an Issuer's handoff configuration;
+// its homepage_uri is the Issuer's URL with the path "/".
+const DisplayName = "Test Portal"
+
 // The paths an Issuer serves, below its URL: the same as SERVER1's.
 const (
 	JWKSPath      = "/.well-known/jwks.json"
@@ -388,6 +392,8 @@ func (is *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"handoff_endpoints":            maps.Clone(is.endpoints),
 		"bound_handoff_endpoint":       is.URL + BoundHandoffPath,
 		"handoff_origins":              []string{is.URL},
+		"display_name":                 DisplayName,
+		"homepage_uri":                 is.URL + "/",
 	}
 	if is.revocationsPublished() {
 		doc["revocation_endpoint"] = is.RevocationURL

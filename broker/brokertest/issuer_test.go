@@ -250,13 +250,13 @@ func TestIssuer_Discovery(t *testing.T) {
 			}
 		}
 	})
-	want := []string{"an_extension", "bound_handoff_endpoint", "handoff_endpoints", "handoff_origins", "issuer", "jwks_uri", "revocation_endpoint",
+	want := []string{"an_extension", "bound_handoff_endpoint", "display_name", "handoff_endpoints", "handoff_origins", "homepage_uri", "issuer", "jwks_uri", "revocation_endpoint",
 		"signing_alg_values_supported", "token_types_supported"}
 	if !slices.Equal(members, want) {
 		t.Errorf("members %v, want %v (SERVER1's and the edit's)", members, want)
 	}
 	for member, want := range map[string]string{"issuer": is.URL, "jwks_uri": is.JWKSURL, "revocation_endpoint": is.RevocationURL,
-		"bound_handoff_endpoint": is.URL + brokertest.BoundHandoffPath} {
+		"bound_handoff_endpoint": is.URL + brokertest.BoundHandoffPath, "display_name": brokertest.DisplayName, "homepage_uri": is.URL + "/"} {
 		if doc[member] != want {
 			t.Errorf("%s = %v, want %s", member, doc[member], want)
 		}
