@@ -54,6 +54,8 @@ func TestMintCommand(t *testing.T) {
 		{name: "fail/missing_sub", giveArgs: []string{"mint", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve"}, wantCode: 2,
 			wantStderr: "server1 mint: required: --sub"},
 		{name: "fail/bad_param", giveArgs: withArgs("--param", "novalue"), wantCode: 2},
+		{name: "fail/param_too_long", giveArgs: withArgs("--param", "memo="+strings.Repeat("x", 300)), wantCode: 2,
+			wantStderr: "server1 mint: task parameter name or value out of bounds"},
 		{name: "fail/bad_configured_ttl", giveArgs: mintArgs, giveEnv: map[string]string{"SERVER1_MAX_TOKEN_TTL": "soon"}, wantCode: 2,
 			wantStderr: "server1 mint: SERVER1_MAX_TOKEN_TTL: "},
 		{name: "fail/no_key", giveArgs: mintArgs, giveNoKey: true, wantCode: 1, wantStderr: "server1 mint: no signing key in "},

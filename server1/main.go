@@ -326,6 +326,10 @@ func runMint(cfg *Config, req token.MintRequest, params paramFlag, stdout io.Wri
 		return err
 	}
 	m, err := minter.Mint(req)
+	var bad *token.RequestError
+	if errors.As(err, &bad) {
+		return cli.Usage(bad.Err)
+	}
 	if err != nil {
 		return err
 	}
