@@ -76,7 +76,7 @@ func readTokenInput(operands []string, stdin io.Reader, stderr io.Writer) (token
 // looksLikeToken reports whether an operand is probably a JWT rather than
 // a file name: a compact JWS starts with the base64url of `{"`.
 func looksLikeToken(s string) bool {
-	return strings.HasPrefix(s, "eyJ") || strings.Count(s, ".") >= 2 && !strings.ContainsAny(s, "/\\")
+	return strings.HasPrefix(s, "eyJ") || len(s) > 40 && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\")
 }
 
 var urlEscape = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -113,6 +114,17 @@ func TestInspectCommand(t *testing.T) {
 		assert.Contains(t, got.Times["exp"].Relative, "expired ")
 		assert.Positive(t, got.SignatureBytes)
 		assertNoToken(t, tok, stdout, stderr)
+	})
+	t.Run("ok/hostile_values_escaped", func(t *testing.T) {
+		seg := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+		hostile := seg(`{"alg":"EdDSA","kid":"\u001b]0;owned\u0007"}`) + "." + seg(`{"sub":"\u001b[2J","task":{"id":"\u009b31m"}}`) + "." + seg("sig")
+
+		code, stdout, stderr := runServer2(t, hostile, "inspect")
+
+		require.Equal(t, 0, code, stderr)
+		assert.NotContains(t, stdout, "\x1b", "no raw ESC reaches the terminal")
+		assert.NotContains(t, stdout, "\u009b", "no raw CSI reaches the terminal")
+		assert.Contains(t, stdout, `UNVERIFIED claim  sub    "\x1b[2J"`)
 	})
 	t.Run("fail/not_a_jwt", func(t *testing.T) {
 		code, stdout, stderr := runServer2(t, "token="+tok, "inspect")
