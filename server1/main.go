@@ -240,23 +240,6 @@ func parseConfigured(fs *flag.FlagSet, args []string, envErr error) error {
 	return nil
 }
 
-// paramFlag collects repeated --param k=v.
-type paramFlag map[string]string
-
-func (p paramFlag) String() string { return "" }
-
-func (p paramFlag) Set(v string) error {
-	k, val, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return errors.New("want name=value")
-	}
-	if _, dup := p[k]; dup {
-		return fmt.Errorf("parameter %q given twice", k)
-	}
-	p[k] = val
-	return nil
-}
-
 // setupMint is `mint`: it signs one token with the keys directory's
 // current key and prints it alone on stdout, for scripts and manual
 // tests. --aud defaults to the configured audience (SERVER1_AUDIENCE, or
@@ -267,7 +250,7 @@ func setupMint(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []str
 		cfg, all, envErr := configured()
 		expose(fs, all, "keys-dir", "issuer")
 		var req token.MintRequest
-		params := paramFlag{}
+		params := cli.Params{}
 		fs.StringVar(&req.Subject, "sub", "", "subject (user) of the token. Required.")
 		fs.StringVar(&req.Audience, "aud", "", fmt.Sprintf("audience (relying service identifier) (default: the configured audience, SERVER1_AUDIENCE: %s)", cfg.Audience))
 		fs.StringVar(&req.Task.ID, "task-id", "", "task id, e.g. transfer-123. Required.")
@@ -284,7 +267,7 @@ func setupMint(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []str
 	}
 }
 
-func runMint(cfg *Config, req token.MintRequest, params paramFlag, stdout io.Writer) error {
+func runMint(cfg *Config, req token.MintRequest, params cli.Params, stdout io.Writer) error {
 	var missing []string
 	for name, v := range map[string]string{"sub": req.Subject, "task-id": req.Task.ID, "task-action": req.Task.Action} {
 		if v == "" {

@@ -74,7 +74,7 @@ func verifyCommand(stdin io.Reader, stdout, stderr io.Writer) cli.Command {
 			fs.StringVar(&opts.keysFile, "keys-file", "", "a JWK Set or single public JWK file to verify with, instead of fetching SERVER1's JWKS")
 			fs.StringVar(&opts.taskID, "task-id", "", "the task the token must be for, as the API checks it (with --action); default: the task is not checked")
 			fs.StringVar(&opts.action, "action", "", "the action the token must allow (with --task-id), e.g. approve")
-			opts.params = paramFlag{}
+			opts.params = cli.Params{}
 			fs.Var(opts.params, "param", "a task parameter name=value the token must carry (repeatable; with --task-id: all of them, or none)")
 			fs.BoolVar(&opts.asJSON, "json", false, "print one JSON object (result, checks, header, claims, key, revocation) instead of lines")
 			return func(ctx context.Context, args []string) error {
@@ -102,7 +102,7 @@ type verifyOptions struct {
 	cfg            Config
 	keysFile       string
 	taskID, action string
-	params         paramFlag
+	params         cli.Params
 	asJSON         bool
 }
 
@@ -127,23 +127,6 @@ func (o verifyOptions) expect() token.Expect {
 		want.ParamsDigest = token.DigestParams(o.params)
 	}
 	return token.Expect{Task: want}
-}
-
-// paramFlag collects repeated --param k=v.
-type paramFlag map[string]string
-
-func (p paramFlag) String() string { return "" }
-
-func (p paramFlag) Set(v string) error {
-	k, val, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return errors.New("want name=value")
-	}
-	if _, dup := p[k]; dup {
-		return fmt.Errorf("parameter %q given twice", k)
-	}
-	p[k] = val
-	return nil
 }
 
 // Check statuses in a verifyReport.
@@ -339,7 +322,7 @@ func couldNotCheck(err error, refresh broker.RefreshError) bool {
 	return false
 }
 
-func paramsNote(p paramFlag) string {
+func paramsNote(p cli.Params) string {
 	if len(p) == 0 {
 		return ", no parameters"
 	}

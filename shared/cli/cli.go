@@ -334,3 +334,22 @@ func (p *Program) CommandNames() []string {
 	}
 	return slices.Clip(names)
 }
+
+// Params is a repeatable name=value flag (--param amount=250.00), for task
+// parameters. A name given twice is refused.
+type Params map[string]string
+
+func (p Params) String() string { return "" }
+
+// Set adds one name=value.
+func (p Params) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want name=value")
+	}
+	if _, dup := p[k]; dup {
+		return fmt.Errorf("parameter %q given twice", k)
+	}
+	p[k] = val
+	return nil
+}

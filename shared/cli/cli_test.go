@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"testing"
 
@@ -74,4 +75,17 @@ func TestRun_ErrorPrefix(t *testing.T) {
 			assert.Empty(t, stdout.String())
 		})
 	}
+}
+
+func TestParams(t *testing.T) {
+	p := Params{}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(p, "param", "")
+
+	assert.NoError(t, fs.Parse([]string{"--param", "amount=250.00", "--param", "payee=ACME = Corp"}))
+	assert.Equal(t, Params{"amount": "250.00", "payee": "ACME = Corp"}, p)
+	assert.Error(t, fs.Parse([]string{"--param", "amount=1"}), "a name given twice")
+	assert.Error(t, p.Set("novalue"))
+	assert.Error(t, p.Set("=v"))
 }
