@@ -151,16 +151,24 @@ func (p *Program) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 		return ExitOK
 	case errors.As(err, &exit):
 		if exit.Err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prefix, exit.Err)
+			printError(stderr, prefix, exit.Err)
 		}
 		return exit.Code
 	case IsUsage(err):
-		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		printError(stderr, prefix, err)
 		fmt.Fprintf(stderr, "usage: %s\nRun '%s help %s' for its flags.\n", p.usageLine(cmd), p.Name, cmd.Name)
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		printError(stderr, prefix, err)
 		return ExitFailure
+	}
+}
+
+// printError prints err after prefix, each line of it (errors.Join puts
+// one problem on each) with the prefix.
+func printError(w io.Writer, prefix string, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", prefix, line)
 	}
 }
 

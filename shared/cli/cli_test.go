@@ -57,6 +57,7 @@ func TestRun_ErrorPrefix(t *testing.T) {
 		{name: "fail/error", giveErr: errors.New("disk full"), wantCode: 1, wantStderr: "prog do: disk full\n"},
 		{name: "fail/usage", giveErr: Usagef("--n %d: too big", 9), wantCode: 2,
 			wantStderr: "prog do: --n 9: too big\nusage: prog [do] [flags]\nRun 'prog help do' for its flags.\n"},
+		{name: "fail/joined", giveErr: errors.Join(errors.New("a is bad"), errors.New("b is bad")), wantCode: 1, wantStderr: "prog do: a is bad\nprog do: b is bad\n"},
 		{name: "fail/exit_silent", giveErr: Exit(7, nil), wantCode: 7, wantStderr: ""},
 		{name: "fail/exit_with_error", giveErr: Exit(3, fmt.Errorf("wrapped: %w", errors.New("x"))), wantCode: 3, wantStderr: "prog do: wrapped: x\n"},
 	}
