@@ -39,6 +39,9 @@ func TestVerifyCommandRevoked(t *testing.T) {
 		}
 	}
 
+	checkInspect(t, c, byKey)
+	checkUnreachableKeys(t, c, byKey)
+
 	c.Server1.MustExec(t, "revoke-token", "--jti", jti)
 	if p := bob.SubmitForm(t, bobHome, "logout-everywhere", nil); p.Status != http.StatusSeeOther {
 		t.Fatalf("bob's sign out everywhere: %s, want 303", p.describe())
@@ -75,5 +78,35 @@ func TestVerifyCommandRevoked(t *testing.T) {
 		if p := postToken(t, c.Server2, token); p.Status != http.StatusUnauthorized {
 			t.Errorf("SERVER2 given the token revoked by %s: %s, want 401", name, p.describe())
 		}
+	}
+}
+
+// checkInspect: `server2 inspect`, the real binary, decodes a token with
+// every line labelled UNVERIFIED, and never prints it.
+func checkInspect(t testing.TB, c *Cluster, token string) {
+	t.Helper()
+	out, code := c.Server2.ExecInput(t, "Bearer "+token+"\n", "inspect")
+	if code != 0 || strings.Contains(out, token) || strings.Contains(out, token[strings.LastIndexByte(token, '.')+1:]) {
+		t.Fatalf("server2 inspect: exit %d, want 0 without the token or its signature in the output\n%s", code, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(l, "UNVERIFIED") {
+			t.Errorf("server2 inspect printed a line not labelled UNVERIFIED: %q", l)
+		}
+	}
+	if !strings.Contains(out, "UNVERIFIED claim  sub    carol") {
+		t.Errorf("server2 inspect does not show the subject\n%s", out)
+	}
+}
+
+// checkUnreachableKeys: with SERVER1's JWKS unreachable, `server2 verify`
+// cannot check the signature, and says so with exit 2, not 1 (the token
+// is fine) and not 0.
+func checkUnreachableKeys(t testing.TB, c *Cluster, token string) {
+	t.Helper()
+	out, code := c.Server2.ExecInput(t, token, "verify", "--jwks-url", "http://127.0.0.1:1/jwks.json",
+		"--revocation-url", "off", "--fetch-allowed-hosts", "127.0.0.1:1")
+	if code != 2 || !strings.Contains(out, "token not checked: ") || strings.Contains(out, token) {
+		t.Errorf("server2 verify with SERVER1's JWKS unreachable: exit %d, want 2 and \"token not checked\"\n%s", code, out)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared/cli"
 	"github.com/handoffbroker/handoff/shared/sharedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,21 +27,38 @@ import (
 func TestMintCommand(t *testing.T) {
 	mintArgs := []string{"mint", "--sub", "alice", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve",
 		"--param", "amount=250.00", "--param", "currency=EUR", "--param", "payee=ACME Corp"}
+	withArgs := func(extra ...string) []string { return append(slices.Clone(mintArgs), extra...) }
+	noAud := slices.Delete(slices.Clone(mintArgs), 3, 5)
 	tests := []struct {
 		name       string
 		giveArgs   []string
+		giveEnv    map[string]string
 		giveEnvDir bool // pass the keys dir as SERVER1_KEYS_DIR instead of --keys-dir
 		giveNoKey  bool
 		wantCode   int
 		wantTTL    time.Duration
+		wantAud    string // default payments
+		wantStderr string // the first line of stderr starts so
 	}{
 		{name: "ok/default_ttl", giveArgs: mintArgs, wantCode: 0, wantTTL: time.Minute},
-		{name: "ok/ttl", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--ttl", "2m"), wantCode: 0, wantTTL: 2 * time.Minute},
+		{name: "ok/ttl", giveArgs: withArgs("--ttl", "2m"), wantCode: 0, wantTTL: 2 * time.Minute},
+		{name: "ok/configured_ttl", giveArgs: mintArgs, giveEnv: map[string]string{"SERVER1_TOKEN_TTL": "3m"}, wantCode: 0, wantTTL: 3 * time.Minute},
 		{name: "ok/keys_dir_from_env", giveArgs: mintArgs, giveEnvDir: true, wantCode: 0, wantTTL: time.Minute},
-		{name: "fail/ttl_above_max", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--ttl", "11m"), wantCode: 1},
-		{name: "fail/missing_sub", giveArgs: []string{"mint", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve"}, wantCode: 2},
-		{name: "fail/bad_param", giveArgs: append(mintArgs[:len(mintArgs):len(mintArgs)], "--param", "novalue"), wantCode: 2},
-		{name: "fail/no_key", giveArgs: mintArgs, giveNoKey: true, wantCode: 1},
+		{name: "ok/aud_defaults_to_configured_audience", giveArgs: noAud, giveEnv: map[string]string{"SERVER1_AUDIENCE": "http://payments-2.test"},
+			wantCode: 0, wantTTL: time.Minute, wantAud: "http://payments-2.test"},
+		{name: "ok/aud_defaults_to_default_audience", giveArgs: noAud, wantCode: 0, wantTTL: time.Minute},
+		{name: "fail/ttl_above_max", giveArgs: withArgs("--ttl", "11m"), wantCode: 2,
+			wantStderr: "server1 mint: --ttl 11m0s: want between 1s and the longest lifetime SERVER1 signs, 10m0s (SERVER1_MAX_TOKEN_TTL)"},
+		{name: "fail/token_ttl_is_not_a_mint_flag", giveArgs: withArgs("--token-ttl", "2m"), wantCode: 2,
+			wantStderr: "server1 mint: flag provided but not defined: -token-ttl"},
+		{name: "fail/missing_sub", giveArgs: []string{"mint", "--aud", payments, "--task-id", "transfer-123", "--task-action", "approve"}, wantCode: 2,
+			wantStderr: "server1 mint: required: --sub"},
+		{name: "fail/bad_param", giveArgs: withArgs("--param", "novalue"), wantCode: 2},
+		{name: "fail/param_too_long", giveArgs: withArgs("--param", "memo="+strings.Repeat("x", 300)), wantCode: 2,
+			wantStderr: "server1 mint: task parameter name or value out of bounds"},
+		{name: "fail/bad_configured_ttl", giveArgs: mintArgs, giveEnv: map[string]string{"SERVER1_MAX_TOKEN_TTL": "soon"}, wantCode: 2,
+			wantStderr: "server1 mint: SERVER1_MAX_TOKEN_TTL: "},
+		{name: "fail/no_key", giveArgs: mintArgs, giveNoKey: true, wantCode: 1, wantStderr: "server1 mint: no signing key in "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,11 +68,14 @@ func TestMintCommand(t *testing.T) {
 				_, err := ring.Generate(token.EdDSA, time.Time{})
 				require.NoError(t, err)
 			}
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
 			args := tt.giveArgs
 			if tt.giveEnvDir {
 				t.Setenv("SERVER1_KEYS_DIR", dir)
 			} else {
-				args = append(args[:len(args):len(args)], "--keys-dir", dir)
+				args = append(slices.Clone(args), "--keys-dir", dir)
 			}
 
 			code, stdout, stderr := runCLI(t, args...)
@@ -60,18 +83,41 @@ func TestMintCommand(t *testing.T) {
 			require.Equal(t, tt.wantCode, code, stderr)
 			if tt.wantCode != 0 {
 				assert.Empty(t, stdout)
+				first, _, _ := strings.Cut(stderr, "\n")
+				assert.True(t, strings.HasPrefix(first, tt.wantStderr), "stderr starts %q:\n%s", tt.wantStderr, stderr)
+				assert.NotContains(t, first, "broker:", "one prefix, not a chain")
 				return
 			}
 			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 			require.Len(t, lines, 1, "the token alone")
-			verified, err := verifier(t, ring, payments).Verify(context.Background(), lines[0], expectTransfer("transfer-123", demoParams))
+			aud := cmp.Or(tt.wantAud, payments)
+			verified, err := verifier(t, ring, aud).Verify(context.Background(), lines[0], expectTransfer("transfer-123", demoParams))
 			require.NoError(t, err)
 			claims := verified.Claims()
 			assert.Equal(t, "alice", claims.Subject)
+			assert.Equal(t, aud, claims.Audience)
 			assert.Equal(t, demoParams, claims.Task.Params)
 			assert.Equal(t, tt.wantTTL, claims.ExpiresAt.Sub(claims.IssuedAt))
 		})
 	}
+}
+
+// TestMintCommand_AudienceFromFile: without --aud, mint's audience is the
+// first of the configured audiences file, as the demo's transfers are.
+func TestMintCommand_AudienceFromFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	ring := openKeyring(t, dir)
+	_, err := ring.Generate(token.EdDSA, time.Time{})
+	require.NoError(t, err)
+	t.Setenv("SERVER1_AUDIENCES_FILE", writeFile(t, "audiences.json",
+		`[{"audience":"http://first.test","name":"First","handoff_url":"http://first.test/handoff"},{"audience":"http://second.test","name":"Second","handoff_url":"http://second.test/handoff"}]`))
+
+	code, stdout, stderr := runCLI(t, "mint", "--sub", "alice", "--task-id", "t-1", "--task-action", "approve", "--keys-dir", dir)
+
+	require.Equal(t, 0, code, stderr)
+	verified, err := verifier(t, ring, "http://first.test").Verify(context.Background(), strings.TrimSpace(stdout), token.Expect{AnyTask: true})
+	require.NoError(t, err)
+	assert.Equal(t, "http://first.test", verified.Claims().Audience)
 }
 
 func TestKeysGenerateBecomesCurrent(t *testing.T) {
@@ -147,12 +193,12 @@ func TestCommandLine(t *testing.T) {
 		wantCode int
 	}{
 		{name: "fail/unknown_subcommand", giveArgs: []string{"frobnicate"}, wantCode: 2},
+		{name: "fail/serve_operand", giveArgs: []string{"serve", "extra"}, wantCode: 2},
 		{name: "fail/keys_without_subcommand", giveArgs: []string{"keys"}, wantCode: 2},
 		{name: "fail/unknown_keys_subcommand", giveArgs: []string{"keys", "shred"}, wantCode: 2},
 		{name: "fail/serve_unknown_flag", giveArgs: []string{"serve", "--no-such-flag"}, wantCode: 2},
 		{name: "fail/serve_bad_config", giveArgs: []string{"serve", "--key-alg", "HS256", "--token-ttl", "0s"}, wantCode: 1},
 		{name: "fail/serve_handoff_limits", giveArgs: []string{"serve", "--handoffs-per-minute", "0", "--handoff-burst", "-1"}, wantCode: 1},
-		{name: "ok/help", giveArgs: []string{"mint", "-h"}, wantCode: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +323,7 @@ func TestParseOperands(t *testing.T) {
 		wantOperands []string
 		wantDir      string
 		wantJSON     bool
-		wantUsage    bool // a usageError
+		wantUsage    bool // a cli.Usage error
 		wantHelp     bool
 	}{
 		{name: "ok/operand_after_flags", giveArgs: []string{"--dir", "d", "k"}, wantOperands: []string{"k"}, wantDir: "d"},
@@ -292,15 +338,15 @@ func TestParseOperands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := newFlagSet("test", io.Discard)
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
 			dir := fs.String("dir", "", "")
 			asJSON := fs.Bool("json", false, "")
 
 			operands, err := parseOperands(fs, tt.giveArgs)
 
 			if tt.wantUsage {
-				var ue usageError
-				require.ErrorAs(t, err, &ue)
+				require.True(t, cli.IsUsage(err), "a usage error: %v", err)
 				return
 			}
 			if tt.wantHelp {
@@ -313,4 +359,73 @@ func TestParseOperands(t *testing.T) {
 			assert.Equal(t, tt.wantJSON, *asJSON)
 		})
 	}
+}
+
+// TestHelp: help, -h and --help exit 0 for the program and every command,
+// on stdout, each command with its usage line and only its own flags.
+func TestHelp(t *testing.T) {
+	commands := program(io.Discard, io.Discard).CommandNames()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		code, stdout, stderr := runCLI(t, args...)
+		assert.Equal(t, 0, code, "%v", args)
+		assert.Empty(t, stderr)
+		for _, c := range commands {
+			assert.Regexp(t, `(?m)^  `+c+` `, stdout, "%v lists %s", args, c)
+		}
+	}
+	wantFlags := map[string][]string{
+		"mint":          {"aud", "issuer", "keys-dir", "nonce", "param", "sub", "task-action", "task-id", "ttl"},
+		"keys generate": {"alg", "keys-dir"},
+		"keys list":     {"json", "keys-dir"},
+		"keys rotate":   {"alg", "jwks-max-age", "keys-dir", "publish-for"},
+		"keys revoke":   {"key-alg", "keys-dir", "revocation-dir"},
+		"revoke-token":  {"exp", "jti", "keys-dir", "revocation-dir"},
+	}
+	wantUsage := map[string]string{
+		"serve":       "usage: server1 [serve] [flags]",
+		"keys revoke": "usage: server1 keys revoke [flags] [--] KID",
+		"mint":        "usage: server1 mint [flags]",
+	}
+	for _, c := range commands {
+		words := strings.Fields(c)
+		for _, args := range [][]string{append([]string{"help"}, words...), append(slices.Clone(words), "-h"), append(slices.Clone(words), "--help")} {
+			t.Run(strings.Join(args, "_"), func(t *testing.T) {
+				code, stdout, stderr := runCLI(t, args...)
+
+				require.Equal(t, 0, code, stderr)
+				assert.Empty(t, stderr)
+				first := strings.SplitN(stdout, "\n", 2)[0]
+				assert.Equal(t, cmp.Or(wantUsage[c], "usage: server1 "+c+" [flags]"), first)
+				if want, ok := wantFlags[c]; ok {
+					assert.Equal(t, want, helpFlags(stdout))
+				}
+			})
+		}
+	}
+	code, stdout, _ := runCLI(t, "help", "keys")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "usage: server1 keys SUBCOMMAND [flags]")
+	assert.Contains(t, stdout, "  keys rotate ")
+
+	code, stdout, stderr := runCLI(t, "help", "frobnicate")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, `server1 help: unknown command "frobnicate"`)
+}
+
+// helpFlags are the flags a command's help lists.
+func helpFlags(help string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(help, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "--version")
+
+	require.Equal(t, 0, code, stderr)
+	assert.True(t, strings.HasPrefix(stdout, "server1 "), stdout)
+	assert.Equal(t, 1, strings.Count(stdout, "\n"))
 }

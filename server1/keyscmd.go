@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
+	"github.com/handoffbroker/handoff/shared/cli"
 )
 
 // listedKey is one key in the output of keys list --json. Times are RFC
@@ -24,19 +26,29 @@ type listedKey struct {
 	RetiredAt   *time.Time      `json:"retired_at,omitempty"`
 }
 
-// runKeysList prints the keys of the directory in activation order: a table, or
-// with --json one JSON array of listedKey for scripts and tests. Neither
-// form holds key material.
-func runKeysList(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
-	asJSON := fs.Bool("json", false, "print a JSON array (kid, alg, state, created_at, activates_at, retired_at) instead of a table")
-	if err := parse(fs, args); err != nil {
-		return err
+// setupKeysList is `keys list`: it prints the keys of the directory in
+// activation order: a table, or with --json one JSON array of listedKey for
+// scripts and tests. Neither form holds key material.
+func setupKeysList(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir")
+		asJSON := fs.Bool("json", false, "print a JSON array (kid, alg, state, created_at, activates_at, retired_at) instead of a table")
+		return func(_ context.Context, args []string) error {
+			if err := parseConfigured(fs, args, envErr); err != nil {
+				return err
+			}
+			return runKeysList(cfg, *asJSON, stdout)
+		}
 	}
+}
+
+func runKeysList(cfg *Config, asJSON bool, stdout io.Writer) error {
 	keys, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		list := []listedKey{}
 		for _, k := range keys.Keys() {
 			lk := listedKey{ID: k.ID, Algorithm: k.Algorithm, State: k.State,
@@ -67,33 +79,40 @@ func runKeysList(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer)
 	return tw.Flush()
 }
 
-// runKeysRotate starts a key rotation: a next key, published at once and
-// signing --publish-for later (default 2 × --jwks-max-age), when every
-// instance sharing the directory switches to it.
-func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
-	alg := fs.String("alg", "", "algorithm of the new key: EdDSA or ES256 (default --key-alg)")
-	fs.DurationVar(&cfg.JWKSMaxAge, "jwks-max-age", cfg.JWKSMaxAge, "Cache-Control max-age of the JWKS")
-	publishFor := fs.Duration("publish-for", 0, "how long the new key is published before it signs (default 2 × --jwks-max-age)")
-	if err := parse(fs, args); err != nil {
-		return err
+// setupKeysRotate is `keys rotate`: it starts a key rotation, a next key
+// published at once and signing --publish-for later (default 2 ×
+// --jwks-max-age), when every instance sharing the directory switches to
+// it.
+func setupKeysRotate(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir", "jwks-max-age")
+		alg := fs.String("alg", cfg.KeyAlg, "algorithm of the new key: EdDSA or ES256 (default: key-alg, SERVER1_KEY_ALG)")
+		publishFor := fs.Duration("publish-for", 0, "how long the new key is published before it signs (default 2 × --jwks-max-age)")
+		return func(_ context.Context, args []string) error {
+			if err := parseConfigured(fs, args, envErr); err != nil {
+				return err
+			}
+			if *publishFor == 0 {
+				*publishFor = cfg.publishFor()
+			}
+			return runKeysRotate(cfg, *alg, *publishFor, stdout)
+		}
 	}
-	if *alg == "" {
-		*alg = cfg.KeyAlg
-	}
-	if *publishFor == 0 {
-		*publishFor = cfg.publishFor()
-	}
+}
+
+func runKeysRotate(cfg *Config, alg string, publishFor time.Duration, stdout io.Writer) error {
 	// A key that signs before verifiers refreshing on schedule hold it
 	// costs each of them an unknown-kid fetch, and fails handoffs while
 	// their cool-down lasts.
-	if *publishFor < cfg.JWKSMaxAge {
-		return usageError{fmt.Errorf("--publish-for %v is shorter than --jwks-max-age %v: verifiers would not hold the key when it starts signing", *publishFor, cfg.JWKSMaxAge)}
+	if publishFor < cfg.JWKSMaxAge {
+		return cli.Usagef("--publish-for %v is shorter than --jwks-max-age %v: verifiers would not hold the key when it starts signing", publishFor, cfg.JWKSMaxAge)
 	}
 	ring, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
 	}
-	info, err := ring.Rotate(token.Algorithm(*alg), *publishFor)
+	info, err := ring.Rotate(token.Algorithm(alg), publishFor)
 	if err != nil {
 		return err
 	}
@@ -102,24 +121,36 @@ func runKeysRotate(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	return nil
 }
 
-// runKeysRevoke withdraws a compromised key at once: it puts the kid on
-// the revocation list, so relying services refuse its tokens within one
-// list poll, then deletes the key (it leaves the JWKS), replacing it first
-// when it was the current key. KID may stand before, among or after the
-// flags, and may start with '-'; "--" ends the flags.
-func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Writer) error {
-	cfg.bindRevocations(fs)
-	operands, err := parseOperands(fs, args)
-	if err != nil {
-		return err
+// setupKeysRevoke is `keys revoke`: it withdraws a compromised key at
+// once. It puts the kid on the revocation list, so relying services refuse
+// its tokens within one list poll, then deletes the key (it leaves the
+// JWKS), replacing it first when it was the current key. KID may stand
+// before, among or after the flags, and may start with '-'; "--" ends the
+// flags.
+func setupKeysRevoke(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir", "revocation-dir", "key-alg")
+		return func(_ context.Context, args []string) error {
+			operands, err := parseOperands(fs, args)
+			if err != nil {
+				return err
+			}
+			if envErr != nil {
+				return cli.Usage(envErr)
+			}
+			switch {
+			case len(operands) == 0:
+				return cli.Usage(errors.New("want keys revoke KID (see keys list)"))
+			case len(operands) > 1:
+				return cli.Usagef("want one KID, got %q (an argument that is not a flag of keys revoke counts as one)", operands)
+			}
+			return runKeysRevoke(cfg, operands[0], stdout)
+		}
 	}
-	if len(operands) == 0 {
-		return usageError{errors.New("want keys revoke KID (see keys list)")}
-	}
-	if len(operands) > 1 {
-		return usageError{fmt.Errorf("want one KID, got %q (an argument that is not a flag of keys revoke counts as one)", operands)}
-	}
-	kid := operands[0]
+}
+
+func runKeysRevoke(cfg *Config, kid string, stdout io.Writer) error {
 	ring, err := cfg.openKeyring(time.Now)
 	if err != nil {
 		return err
@@ -153,36 +184,42 @@ func runKeysRevoke(cfg *Config, fs *flag.FlagSet, args []string, stdout io.Write
 	return nil
 }
 
-// runRevokeToken withdraws one token by its jti, for scripts and
-// operators; running servers pick it up within a second.
-func runRevokeToken(args []string, stdout, stderr io.Writer) error {
-	cfg := defaultConfig()
-	fs := newFlagSet("revoke-token", stderr)
-	cfg.bindKeys(fs)
-	cfg.bindRevocations(fs)
-	jti := fs.String("jti", "", "id of the token to revoke. Required.")
-	expFlag := fs.String("exp", "", "the token's expiry, RFC 3339 (default: now + --max-token-ttl, the latest it can expire)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *jti == "" {
-		return usageError{errors.New("required: --jti")}
-	}
-	exp := time.Now().Add(cfg.MaxTokenTTL)
-	if *expFlag != "" {
-		t, err := time.Parse(time.RFC3339, *expFlag)
-		if err != nil {
-			return usageError{fmt.Errorf("--exp: %w", err)}
+// setupRevokeToken is `revoke-token`: it withdraws one token by its jti,
+// for scripts and operators; running servers pick it up within a second.
+func setupRevokeToken(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir", "revocation-dir")
+		jti := fs.String("jti", "", "id of the token to revoke. Required.")
+		expFlag := fs.String("exp", "", "the token's expiry, RFC 3339 (default: now + max-token-ttl, SERVER1_MAX_TOKEN_TTL, the latest it can expire)")
+		return func(_ context.Context, args []string) error {
+			if err := parseConfigured(fs, args, envErr); err != nil {
+				return err
+			}
+			if *jti == "" {
+				return cli.Usage(errors.New("required: --jti"))
+			}
+			exp := time.Now().Add(cfg.MaxTokenTTL)
+			if *expFlag != "" {
+				t, err := time.Parse(time.RFC3339, *expFlag)
+				if err != nil {
+					return cli.Usagef("--exp: %w", err)
+				}
+				exp = t
+			}
+			return runRevokeToken(cfg, *jti, exp, stdout)
 		}
-		exp = t
 	}
+}
+
+func runRevokeToken(cfg *Config, jti string, exp time.Time, stdout io.Writer) error {
 	state, err := revocation.NewState(revocation.StateConfig{Dir: cfg.revocationDir()})
 	if err != nil {
 		return err
 	}
-	if err := state.RevokeToken(*jti, exp); err != nil {
+	if err := state.RevokeToken(jti, exp); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "revoked token %s\n", *jti)
+	fmt.Fprintf(stdout, "revoked token %s\n", jti)
 	return nil
 }

@@ -11,9 +11,13 @@
 //	server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
 //	server1 keys revoke [flags] [--] KID
 //	server1 revoke-token --jti J [--exp T]
-//	server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D] [--nonce N]
+//	server1 mint --sub S --task-id T --task-action X [--aud A] [--param k=v ...] [--ttl D] [--nonce N]
+//	server1 help [COMMAND]
+//	server1 --version
 //
 // Every flag has an environment variable: --keys-dir is SERVER1_KEYS_DIR.
+// A command reads the settings it has no flag for from those variables, as
+// serve would: mint's default --aud is SERVER1_AUDIENCE.
 package main
 
 import (
@@ -32,6 +36,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/handoffbroker/handoff/shared/cli"
 )
 
 const envPrefix = "SERVER1"
@@ -43,74 +48,61 @@ func main() {
 	os.Exit(code)
 }
 
-// usageError marks a command-line mistake (exit status 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-
-const usage = `usage:
-  server1 [serve] [flags]
-  server1 keys generate [--alg EdDSA|ES256]
-  server1 keys list [--json]
-  server1 keys rotate [--alg EdDSA|ES256] [--publish-for D]
-  server1 keys revoke [flags] [--] KID
-  server1 revoke-token --jti J [--exp RFC3339]
-  server1 mint --sub S --aud A --task-id T --task-action X [--param k=v ...] [--ttl D] [--nonce N]
-Run a subcommand with -h for its flags.
-`
-
-// run dispatches the subcommand and returns the exit status.
+// run runs the command line args and returns the exit status: 0 success,
+// 1 failure, 2 bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "serve":
-		err = runServe(ctx, args, stdout, stderr)
-	case "keys":
-		err = runKeys(args, stdout, stderr)
-	case "mint":
-		err = runMint(args, stdout, stderr)
-	case "revoke-token":
-		err = runRevokeToken(args, stdout, stderr)
-	default:
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "server1 %s: %v\n", cmd, err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "server1 %s: %v\n", cmd, err)
-		return 1
+	return program(stdout, stderr).Run(ctx, args, stdout, stderr)
+}
+
+// program is SERVER1's command line.
+func program(stdout, stderr io.Writer) *cli.Program {
+	return &cli.Program{
+		Name:    "server1",
+		Summary: "the issuer: a portal that hands tasks to SERVER2 with short-lived single-use tokens",
+		Default: "serve",
+		Commands: []cli.Command{
+			{Name: "serve", Summary: "run SERVER1 (the default command)", Setup: func(fs *flag.FlagSet) func(context.Context, []string) error {
+				cfg := defaultConfig()
+				cfg.bindServe(fs)
+				return func(ctx context.Context, args []string) error { return runServe(ctx, &cfg, fs, args, stdout, stderr) }
+			}},
+			{Name: "keys generate", Summary: "add a signing key to the keys directory; it signs from now on", Setup: setupKeysGenerate(stdout)},
+			{Name: "keys list", Summary: "list the keys of the keys directory (no key material)", Setup: setupKeysList(stdout)},
+			{Name: "keys rotate", Summary: "publish a next key now; it signs after --publish-for", Setup: setupKeysRotate(stdout)},
+			{Name: "keys revoke", Operands: "[--] KID", Summary: "withdraw a compromised key at once (revocation list, JWKS, replacement)", Setup: setupKeysRevoke(stdout)},
+			{Name: "revoke-token", Summary: "withdraw one token by its jti", Setup: setupRevokeToken(stdout)},
+			{Name: "mint", Summary: "print one token signed with the current key, for scripts and tests", Setup: setupMint(stdout),
+				Help: "The token is printed alone on stdout: treat it as a password."},
+		},
 	}
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("server1 "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// configured is SERVER1's configuration as the environment sets it
+// (SERVER1_*, defaults otherwise): the settings a command reads without a
+// flag of its own, as serve would read them. all holds every serve flag,
+// bound to cfg, for expose.
+func configured() (cfg *Config, all *flag.FlagSet, err error) {
+	cfg = new(Config)
+	*cfg = defaultConfig()
+	all = flag.NewFlagSet("server1", flag.ContinueOnError)
+	all.SetOutput(io.Discard)
+	cfg.bindServe(all)
+	return cfg, all, shared.ParseFlagsAndEnv(all, envPrefix, nil)
+}
+
+// expose registers the named flags of all on fs: a command shows and
+// takes only its own flags, with serve's names, meanings and variables.
+func expose(fs, all *flag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := all.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
 }
 
 // parse reads flags, then their environment variables; no positional
 // arguments are allowed.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := shared.ParseFlagsAndEnv(fs, envPrefix, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
+	return cli.Parse(fs, envPrefix, args)
 }
 
 // parseOperands reads the flags fs defines, wherever they stand among
@@ -171,10 +163,7 @@ func isBoolFlag(f *flag.Flag) bool {
 	return ok && b.IsBoolFlag()
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := defaultConfig()
-	fs := newFlagSet("serve", stderr)
-	cfg.bindServe(fs)
+func runServe(ctx context.Context, cfg *Config, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -183,7 +172,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	level, _ := cfg.logLevel()
 	log := shared.NewLogger(stderr, "server1", level)
-	a, err := newApp(cfg, options{Logger: log})
+	a, err := newApp(*cfg, options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -215,91 +204,93 @@ func displayAddr(configured, bound string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{errors.New("want keys generate, list, rotate or revoke")}
-	}
-	sub, args := args[0], args[1:]
-	cfg := defaultConfig()
-	fs := newFlagSet("keys "+sub, stderr)
-	cfg.bindKeys(fs)
-	switch sub {
-	case "generate":
-		alg := fs.String("alg", "", "algorithm of the new key: EdDSA or ES256 (default --key-alg)")
-		if err := parse(fs, args); err != nil {
-			return err
+// setupKeysGenerate is `keys generate`.
+func setupKeysGenerate(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir")
+		alg := fs.String("alg", cfg.KeyAlg, "algorithm of the new key: EdDSA or ES256 (default: key-alg, SERVER1_KEY_ALG)")
+		return func(_ context.Context, args []string) error {
+			if err := parseConfigured(fs, args, envErr); err != nil {
+				return err
+			}
+			ring, err := cfg.openKeyring(time.Now)
+			if err != nil {
+				return err
+			}
+			info, err := ring.Generate(token.Algorithm(*alg), time.Time{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "generated key %s (%s), %s from %s\n", info.ID, info.Algorithm, info.State, info.ActivatesAt.UTC().Format(time.RFC3339))
+			return nil
 		}
-		if *alg == "" {
-			*alg = cfg.KeyAlg
-		}
-		ring, err := cfg.openKeyring(time.Now)
-		if err != nil {
-			return err
-		}
-		info, err := ring.Generate(token.Algorithm(*alg), time.Time{})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "generated key %s (%s), %s from %s\n", info.ID, info.Algorithm, info.State, info.ActivatesAt.UTC().Format(time.RFC3339))
-		return nil
-	case "list":
-		return runKeysList(&cfg, fs, args, stdout)
-	case "rotate":
-		return runKeysRotate(&cfg, fs, args, stdout)
-	case "revoke":
-		return runKeysRevoke(&cfg, fs, args, stdout)
-	default:
-		return usageError{fmt.Errorf("unknown keys subcommand %q", sub)}
 	}
 }
 
-// paramFlag collects repeated --param k=v.
-type paramFlag map[string]string
-
-func (p paramFlag) String() string { return "" }
-
-func (p paramFlag) Set(v string) error {
-	k, val, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return errors.New("want name=value")
-	}
-	if _, dup := p[k]; dup {
-		return fmt.Errorf("parameter %q given twice", k)
-	}
-	p[k] = val
-	return nil
-}
-
-// runMint signs one token with the keys directory's current key and prints
-// it alone on stdout, for scripts and manual tests.
-func runMint(args []string, stdout, stderr io.Writer) error {
-	cfg := defaultConfig()
-	fs := newFlagSet("mint", stderr)
-	cfg.bindMint(fs)
-	var req token.MintRequest
-	params := paramFlag{}
-	fs.StringVar(&req.Subject, "sub", "", "subject (user) of the token. Required.")
-	fs.StringVar(&req.Audience, "aud", "", "audience (relying service identifier). Required.")
-	fs.StringVar(&req.Task.ID, "task-id", "", "task id, e.g. transfer-123. Required.")
-	fs.StringVar(&req.Task.Action, "task-action", "", "task action, e.g. approve. Required.")
-	fs.Var(params, "param", "task parameter name=value (repeatable)")
-	fs.DurationVar(&req.TTL, "ttl", 0, "token lifetime (default --token-ttl)")
-	fs.StringVar(&req.Nonce, "nonce", "", "browser binding \"nonce\" (the relying service's start endpoint names it); empty: an unbound token")
+// parseConfigured is parse for a command built on configured: a bad
+// SERVER1_* variable is reported first.
+func parseConfigured(fs *flag.FlagSet, args []string, envErr error) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if envErr != nil {
+		return cli.Usage(envErr)
+	}
+	return nil
+}
+
+// setupMint is `mint`: it signs one token with the keys directory's
+// current key and prints it alone on stdout, for scripts and manual
+// tests. --aud defaults to the configured audience (SERVER1_AUDIENCE, or
+// the first entry of SERVER1_AUDIENCES_FILE) and --ttl to the configured
+// lifetime (SERVER1_TOKEN_TTL), bounded by SERVER1_MAX_TOKEN_TTL.
+func setupMint(stdout io.Writer) func(*flag.FlagSet) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, []string) error {
+		cfg, all, envErr := configured()
+		expose(fs, all, "keys-dir", "issuer")
+		var req token.MintRequest
+		params := cli.Params{}
+		fs.StringVar(&req.Subject, "sub", "", "subject (user) of the token. Required.")
+		fs.StringVar(&req.Audience, "aud", "", fmt.Sprintf("audience (relying service identifier) (default: the configured audience, SERVER1_AUDIENCE: %s)", cfg.Audience))
+		fs.StringVar(&req.Task.ID, "task-id", "", "task id, e.g. transfer-123. Required.")
+		fs.StringVar(&req.Task.Action, "task-action", "", "task action, e.g. approve. Required.")
+		fs.Var(params, "param", "task parameter name=value (repeatable)")
+		fs.DurationVar(&req.TTL, "ttl", cfg.TokenTTL, fmt.Sprintf("token lifetime, at most %v (SERVER1_MAX_TOKEN_TTL) (default: SERVER1_TOKEN_TTL)", cfg.MaxTokenTTL))
+		fs.StringVar(&req.Nonce, "nonce", "", "browser binding \"nonce\" (the relying service's start endpoint names it); empty: an unbound token")
+		return func(_ context.Context, args []string) error {
+			if err := parseConfigured(fs, args, envErr); err != nil {
+				return err
+			}
+			return runMint(cfg, req, params, stdout)
+		}
+	}
+}
+
+func runMint(cfg *Config, req token.MintRequest, params cli.Params, stdout io.Writer) error {
 	var missing []string
-	for name, v := range map[string]string{"sub": req.Subject, "aud": req.Audience, "task-id": req.Task.ID, "task-action": req.Task.Action} {
+	for name, v := range map[string]string{"sub": req.Subject, "task-id": req.Task.ID, "task-action": req.Task.Action} {
 		if v == "" {
 			missing = append(missing, "--"+name)
 		}
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return usageError{fmt.Errorf("required: %s", strings.Join(missing, ", "))}
+		return cli.Usagef("required: %s", strings.Join(missing, ", "))
 	}
+	if req.TTL > cfg.MaxTokenTTL || req.TTL < time.Second {
+		return cli.Usagef("--ttl %v: want between 1s and the longest lifetime SERVER1 signs, %v (SERVER1_MAX_TOKEN_TTL)", req.TTL, cfg.MaxTokenTTL)
+	}
+	cfg.TokenTTL = req.TTL
 	if err := cfg.validate(); err != nil {
 		return err
+	}
+	if req.Audience == "" {
+		reg, err := loadRegistry(*cfg)
+		if err != nil {
+			return err
+		}
+		req.Audience = reg.primary().ID
 	}
 	if len(params) > 0 {
 		req.Task.Params = params
@@ -318,6 +309,10 @@ func runMint(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	m, err := minter.Mint(req)
+	var bad *token.RequestError
+	if errors.As(err, &bad) {
+		return cli.Usage(bad.Err)
+	}
 	if err != nil {
 		return err
 	}

@@ -6,22 +6,29 @@
 // Usage:
 //
 //	server2 [serve] [flags]          run the service
-//	server2 verify [flags] TOKEN|-   explain whether a token would be accepted
+//	server2 verify [flags] [FILE|-]  explain whether a token would be accepted
+//	server2 inspect [flags] [FILE|-] decode a token without verifying it
+//	server2 help [COMMAND]
+//	server2 --version
 //
-// Every flag has an environment variable: --jwks-url is SERVER2_JWKS_URL.
+// verify and inspect read the token from FILE or stdin, never from the
+// command line. Every flag has an environment variable: --jwks-url is
+// SERVER2_JWKS_URL.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/handoffbroker/handoff/shared"
+	"github.com/handoffbroker/handoff/shared/cli"
 )
 
 func main() {
@@ -31,38 +38,54 @@ func main() {
 	os.Exit(code)
 }
 
-// run dispatches the subcommand and returns the exit code.
+// run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, stdout, stderr)
-	case "verify":
-		return verifyCommand(ctx, args, stdin, stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "server2: unknown command %q\nusage: server2 [serve] [flags] | server2 verify [flags] TOKEN|-\n", cmd)
-		return 2
+	return program(stdin, stdout, stderr).Run(ctx, args, stdout, stderr)
+}
+
+// program is SERVER2's command line.
+func program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
+	return &cli.Program{
+		Name:    "server2",
+		Summary: "the relying service: accepts SERVER1's handoff tokens and performs the one task each names",
+		Default: "serve",
+		Commands: []cli.Command{
+			{Name: "serve", Summary: "run SERVER2 (the default command)", Setup: func(fs *flag.FlagSet) func(context.Context, []string) error {
+				var cfg Config
+				registerFlags(fs, &cfg)
+				return func(ctx context.Context, args []string) error {
+					if err := cli.Parse(fs, envPrefix, args); err != nil {
+						return err
+					}
+					if err := cfg.validate(); err != nil {
+						return cli.Usage(err)
+					}
+					return serve(ctx, cfg, stdout, stderr)
+				}
+			}},
+			verifyCommand(stdin, stdout, stderr),
+			inspectCommand(stdin, stdout, stderr),
+		},
 	}
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, rest, err := parseConfig("server2", args, stderr, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "server2: %v\n", err)
-		return 2
+// parseFlags reads fs's flags, then their environment variables, and
+// leaves the operands in fs.Args().
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := shared.ParseFlagsAndEnv(fs, envPrefix, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return cli.Usage(err)
 	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "server2: unexpected arguments %q\n", rest)
-		return 2
-	}
+	return nil
+}
+
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := shared.NewLogger(stderr, "server2", cfg.LogLevel)
 	app, err := NewApp(cfg, Options{Logger: log})
 	if err != nil {
-		fmt.Fprintf(stderr, "server2: %v\n", err)
-		return 1
+		return err
 	}
 	defer app.Close()
 	app.Start(ctx)
@@ -72,9 +95,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		log.Error("server stopped", "error", err.Error())
-		return 1
+		return cli.Exit(cli.ExitFailure, nil)
 	}
-	return 0
+	return nil
 }
 
 // displayAddr is the configured host with the bound port, so

@@ -200,6 +200,19 @@ type Minted struct {
 // ErrTTLTooLong is returned by Mint for a lifetime above the configured MaxTTL.
 var ErrTTLTooLong = errors.New("broker: requested lifetime exceeds the maximum")
 
+// RequestError is Mint's refusal of a request that breaks the token
+// profile's bounds (a required field empty, a value too long, too many
+// parameters). Err says what is wrong, without context, so a caller that
+// has its own (a command's flag names) can report it in those terms.
+type RequestError struct {
+	Err error
+}
+
+func (e *RequestError) Error() string { return "broker: mint: " + e.Err.Error() }
+
+// Unwrap returns the problems with the request.
+func (e *RequestError) Unwrap() error { return e.Err }
+
 // Mint signs a token for req with the keyring's current key.
 func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	ttl := req.TTL
@@ -213,7 +226,7 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 		req.Task.ParamsDigest = DigestParams(req.Task.Params)
 	}
 	if err := validateRequest(req, ttl); err != nil {
-		return Minted{}, fmt.Errorf("broker: mint: %w", err)
+		return Minted{}, &RequestError{Err: err}
 	}
 	key, err := m.cfg.Keys.CurrentKey()
 	if err != nil {

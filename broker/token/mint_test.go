@@ -145,6 +145,10 @@ func TestMint_request(t *testing.T) {
 			if got := len(fixture.JoinedErrors(err)); got != tt.wantCount {
 				t.Fatalf("got %d problems (%v), want %d", got, err, tt.wantCount)
 			}
+			var bad *token.RequestError
+			if !errors.As(err, &bad) || strings.Contains(bad.Err.Error(), "broker:") {
+				t.Fatalf("Mint's refusal is a *RequestError whose Err holds the problems alone, got %T %v", err, err)
+			}
 		})
 	}
 }
