@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 )
 
 // BenchmarkConsume measures fresh consumes from parallel callers against the
@@ -51,14 +52,14 @@ func BenchmarkConsume(b *testing.B) {
 // replication window of an idle loopback pair; the store does not send
 // WAIT, and this prices the option.
 func BenchmarkReplicatedConsume(b *testing.B) {
-	master := startRedisServer(b)
-	replica := startRedisServer(b, "--replicaof", "127.0.0.1", master.port)
-	rc := adminClient(b, replica.url())
-	waitFor(b, 10*time.Second, func() bool {
+	master := redistest.Start(b)
+	replica := redistest.Start(b, "--replicaof", "127.0.0.1", master.Port())
+	rc := adminClient(b, replica.URL())
+	redistest.WaitFor(b, 10*time.Second, func() bool {
 		info, err := rc.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	}, "the replica to sync")
-	s, admin := newStore(b, redisstore.Config{URL: master.url()})
+	s, admin := newStore(b, redisstore.Config{URL: master.URL()})
 	ctx := context.Background()
 	var n atomic.Int64
 

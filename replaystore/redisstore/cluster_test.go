@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 )
 
 // TestCluster runs the store against a real three-master Redis Cluster
@@ -18,7 +19,7 @@ import (
 // several Stores, and revocation and completion marks are shared, with
 // keys spread over every shard.
 func TestCluster(t *testing.T) {
-	addrs := startCluster(t)
+	addrs := redistest.StartCluster(t)
 	url := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 	stores := []*redisstore.Store{openURLStore(t, url), openURLStore(t, url), openURLStore(t, url)}
 	ctx := context.Background()
