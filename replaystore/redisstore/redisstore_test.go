@@ -48,6 +48,20 @@ func TestNew(t *testing.T) {
 		{name: "fail/sentinel_replica_only", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379?master_name=m&replica_only=true"}, wantErr: true},
 		{name: "fail/sentinel_empty_master", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379?master_name="}, wantErr: true},
 		{name: "fail/cluster_database", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:7000/3?addr=127.0.0.1:7001"}, wantErr: true},
+		{name: "ok/wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=50ms"}},
+		{name: "ok/wait_replicas_default_timeout", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=2"}},
+		{name: "ok/sentinel_wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379/0?master_name=m&wait_replicas=1&wait_timeout=20ms"}},
+		{name: "ok/wait_replicas_in_config", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", WaitReplicas: 1, WaitTimeout: 10 * time.Millisecond}},
+		{name: "fail/wait_replicas_zero", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=0"}, wantErr: true},
+		{name: "fail/wait_replicas_not_a_number", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=one"}, wantErr: true},
+		{name: "fail/wait_timeout_alone", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_timeout=50ms"}, wantErr: true},
+		{name: "fail/wait_timeout_not_a_duration", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=50"}, wantErr: true},
+		{name: "fail/wait_timeout_zero", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=0s"}, wantErr: true},
+		{name: "fail/wait_timeout_not_below_timeout", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=200ms"}, wantErr: true},
+		{name: "fail/wait_in_url_and_config", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1", WaitReplicas: 1}, wantErr: true},
+		{name: "fail/cluster_wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001&wait_replicas=1"}, wantErr: true},
+		{name: "fail/brace_in_key_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "{app}:jti:"}, wantErr: true},
+		{name: "fail/wait_hides_password", giveCfg: redisstore.Config{URL: "redis://:s3cret-pw@127.0.0.1:6379/0?wait_replicas=x"}, wantErr: true, wantNoLog: "s3cret-pw"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

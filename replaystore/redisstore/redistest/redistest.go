@@ -105,7 +105,8 @@ func (s *Server) Restart() {
 	if s.cmd != nil {
 		s.t.Fatal("redistest: redis-server is already running")
 	}
-	args := append([]string{"--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, s.args...)
+	// A replica syncs at once, not after the default 5 s delay.
+	args := append([]string{"--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"}, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: starting redis-server: %v", err)
@@ -308,4 +309,64 @@ func StartCluster(t testing.TB) []string {
 // ClusterURL is the store URL (redisstore's addr= form) naming every node.
 func ClusterURL(addrs []string) string {
 	return fmt.Sprintf("redis://%s?addr=%s", addrs[0], strings.Join(addrs[1:], "&addr="))
+}
+
+// WaitReplicaCaughtUp waits until the replica has received everything the
+// master had written when it was called (its replication offset has
+// reached the master's), so that a failover loses none of it.
+func (s *SentinelSet) WaitReplicaCaughtUp(t testing.TB) {
+	t.Helper()
+	mc := redis.NewClient(&redis.Options{Addr: s.Master.Addr(), MaxRetries: -1})
+	defer mc.Close()
+	rc := redis.NewClient(&redis.Options{Addr: s.Replica.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	ctx := context.Background()
+	info, err := mc.Info(ctx, "replication").Result()
+	if err != nil {
+		t.Fatalf("redistest: INFO replication on the master: %v", err)
+	}
+	want := infoInt(info, "master_repl_offset")
+	WaitFor(t, 10*time.Second, func() bool {
+		info, err := rc.Info(ctx, "replication").Result()
+		return err == nil && infoInt(info, "slave_repl_offset") >= want
+	}, "the replica to reach the master's replication offset")
+}
+
+// CommandCalls returns how many times the server at addr has run each
+// command, by name ("set", "evalsha"), from INFO commandstats: commands a
+// script runs included.
+func CommandCalls(t testing.TB, addr string) map[string]int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("redistest: INFO commandstats: %v", err)
+	}
+	calls := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		calls[strings.TrimPrefix(name, "cmdstat_")] = infoInt(strings.ReplaceAll(rest, ",", "\n"), "calls")
+	}
+	return calls
+}
+
+// infoInt is the integer field name of an INFO reply, -1 if absent.
+func infoInt(info, name string) int64 {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return n
+			}
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+"="); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
