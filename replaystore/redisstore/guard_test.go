@@ -152,6 +152,9 @@ func TestRelyingParty_OneRoundTripPerHandoff(t *testing.T) {
 			assert.Len(t, sent, tt.wantRoundTrips, "commands sent: %q", sent)
 		})
 	}
+	// Explain consumes nothing, so it asks the mark itself.
+	ex := rp.Explain(ctx, markedOnly.Token, want)
+	assert.Equal(t, token.ReasonRevoked, token.ReasonOf(ex.Err))
 	// A token refused for its mark was not consumed: were the mark gone,
 	// it would still be usable once.
 	n, err := admin.Exists(ctx, s.RedisKey(token.ReplayKey(is.URL, markedOnly.ID))).Result()

@@ -141,10 +141,10 @@ func New(cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	var errs []error
-	var url string
+	var dialURL string
 	if cfg.URL != "" {
 		var err error
-		url, err = takeWaitOptions(&cfg)
+		dialURL, err = takeWaitOptions(&cfg)
 		errs = append(errs, err)
 	}
 	switch {
@@ -186,7 +186,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, client: cfg.Client}
 	if cfg.URL != "" {
-		c, err := dial(url)
+		c, err := dial(dialURL)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -376,7 +376,7 @@ return 0
 // trip.
 func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
 	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
-	keys := []string{s.RedisKey(key), s.RevocationKey(revocation.SharedKey(splitReplayKey(key)))}
+	keys := []string{s.RedisKey(key), s.markKey(key)}
 	var res int64
 	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
 		run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
@@ -414,13 +414,6 @@ func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt 
 		return token.ErrAlreadyUsed
 	}
 	return nil
-}
-
-// splitReplayKey undoes token.ReplayKey, so that SharedKey can be built
-// from a replay key.
-func splitReplayKey(key string) (issuer, jti string) {
-	issuer, jti, _ = strings.Cut(key, " ")
-	return issuer, jti
 }
 
 // write sends the command queue adds, and with WaitReplicas a WAIT in the

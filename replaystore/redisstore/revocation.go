@@ -80,9 +80,14 @@ func (s *Store) IsRevoked(ctx context.Context, key string) (bool, error) {
 // read the one and write the other.
 func (s *Store) RevocationKey(key string) string {
 	if replayKey, ok := revocation.ReplayKeyOf(key); ok {
-		return s.cfg.RevocationPrefix + "{" + s.RedisKey(replayKey) + "}"
+		return s.markKey(replayKey)
 	}
 	return hashKey(s.cfg.RevocationPrefix, key)
+}
+
+// markKey is the RevocationKey of the token whose replay key is replayKey.
+func (s *Store) markKey(replayKey string) string {
+	return s.cfg.RevocationPrefix + "{" + s.RedisKey(replayKey) + "}"
 }
 
 // revocationKeys are the keys MarkRevoked writes for key: RevocationKey

@@ -26,7 +26,7 @@ func TestWaitReplicas(t *testing.T) {
 	redistest.WaitReplicaSynced(t, replica.Addr())
 	rc := adminClient(t, replica.URL())
 
-	plain, err := redisstore.New(redisstore.Config{URL: master.URL() + "?wait_replicas=1&wait_timeout=100ms", Timeout: 2 * time.Second})
+	plain, err := redisstore.New(redisstore.Config{URL: master.URL() + "?wait_replicas=1&wait_timeout=1s", Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = plain.Close() })
 	opts, err := redis.ParseURL(master.URL())
@@ -35,7 +35,7 @@ func TestWaitReplicas(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	counted, err := redisstore.New(redisstore.Config{Client: c, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond, Timeout: 2 * time.Second})
+	counted, err := redisstore.New(redisstore.Config{Client: c, WaitReplicas: 1, WaitTimeout: time.Second, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 
 	ctx := context.Background()
