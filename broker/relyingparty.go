@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,8 +103,10 @@ type Config struct {
 	RevocationFailOpen bool
 	// RevocationShared receives the revoked jtis learned from each list and
 	// is asked about every token, so replicas sharing it agree at once.
-	// Default: Replay, when it implements revocation.Sharer (as
-	// redisstore.Store does); else none.
+	// When it is Replay and Replay implements revocation.ConsumeGuard (as
+	// redisstore.Store does), Verify asks it in the consume's own atomic
+	// step, one store round trip per token. Default: Replay, when it
+	// implements revocation.Sharer; else none.
 	RevocationShared revocation.Sharer
 	// ExplainOnly builds a relying party for troubleshooting tools (such
 	// as `server2 verify`) that explain tokens and must not consume them:
@@ -257,17 +260,35 @@ func (rp *RelyingParty) build() error {
 		rp.revocations.remote.Store(rr)
 	}
 	explainKeys := revokedKeys{keys: rp.keys, list: rp.revocations, issuer: cfg.Issuer}
+	consume, verifyRevocations := rp.replay, revocations
+	// With a replay store that is also the Sharer (Redis), the shared
+	// revocation mark is asked in the consume's own atomic step: one store
+	// round trip per handoff instead of two. The held list is still
+	// checked first; Explain, which consumes nothing, asks the mark itself.
+	if g, ok := rp.replay.(revocation.ConsumeGuard); ok && revocations != nil && sameStore(cfg.RevocationShared, g) {
+		consume, verifyRevocations = revocation.GuardedReplay(g), exceptShared{rp.revocations}
+	}
 	var err error
-	if rp.verifier, err = rp.newVerifier(rp.keys, revocations); err != nil {
+	if rp.verifier, err = rp.newVerifier(rp.keys, verifyRevocations, consume); err != nil {
 		return err
 	}
-	if rp.explainer, err = rp.newVerifier(explainKeys, revocations); err != nil {
+	if rp.explainer, err = rp.newVerifier(explainKeys, revocations, rp.replay); err != nil {
 		return err
 	}
 	if cfg.ExplainOnly {
-		rp.explainerNoList, err = rp.newVerifier(explainKeys, nil)
+		rp.explainerNoList, err = rp.newVerifier(explainKeys, nil, rp.replay)
 	}
 	return err
+}
+
+// sameStore reports whether the Sharer and the replay store are one
+// value, so that asking the mark in the consume asks the same store.
+func sameStore(shared revocation.Sharer, g revocation.ConsumeGuard) bool {
+	if shared == nil {
+		return false
+	}
+	t := reflect.TypeOf(shared)
+	return t == reflect.TypeOf(g) && t.Comparable() && any(shared) == any(g)
 }
 
 // errExplainOnly is what the replay store of an ExplainOnly relying party
@@ -282,12 +303,13 @@ type explainOnlyReplay struct{}
 func (explainOnlyReplay) Consume(context.Context, string, time.Time) error { return errExplainOnly }
 
 // newVerifier is the one place a token verifier is configured; keys and
-// revocations are what it checks tokens against (revocations nil: none).
-func (rp *RelyingParty) newVerifier(keys token.KeySource, revocations token.RevocationChecker) (*token.Verifier, error) {
+// revocations are what it checks tokens against (revocations nil: none),
+// replay where it records their use.
+func (rp *RelyingParty) newVerifier(keys token.KeySource, revocations token.RevocationChecker, replay token.ReplayStore) (*token.Verifier, error) {
 	return token.NewVerifier(token.VerifierConfig{
 		Issuers:     []token.TrustedIssuer{{Issuer: rp.cfg.Issuer, Keys: keys}},
 		Audience:    rp.cfg.Audience,
-		Replay:      rp.replay,
+		Replay:      replay,
 		Revocation:  revocations,
 		Leeway:      rp.cfg.Leeway,
 		MaxLifetime: rp.cfg.MaxTokenLifetime,

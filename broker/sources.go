@@ -127,6 +127,19 @@ func (r *issuerRevocations) CheckRevoked(ctx context.Context, t token.TokenRef) 
 	return &token.Error{Reason: token.ReasonUnavailable, Detail: "the issuer's revocation list is not discovered yet"}
 }
 
+// exceptShared is the RevocationChecker of a verifier whose replay store
+// asks the shared revocation mark in its consume (revocation.GuardedReplay):
+// the issuer's revocations without the question to the Sharer.
+type exceptShared struct{ *issuerRevocations }
+
+// CheckRevoked implements token.RevocationChecker.
+func (r exceptShared) CheckRevoked(ctx context.Context, t token.TokenRef) error {
+	if rr := r.remote.Load(); rr != nil {
+		return rr.CheckRevokedExceptShared(ctx, t)
+	}
+	return r.issuerRevocations.CheckRevoked(ctx, t)
+}
+
 // remoteList is a polled revocation list with the URL it was built for.
 type remoteList struct {
 	url string

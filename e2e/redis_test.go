@@ -20,6 +20,7 @@ import (
 // Redis. It keeps nothing on disk: a restart forgets every entry.
 type redisProcess struct {
 	port int
+	dir  string // its working directory, outside the source tree
 	out  *sharedtest.Buffer
 
 	mu  sync.Mutex
@@ -38,7 +39,7 @@ func startRedis(t testing.TB) *redisProcess {
 		}
 		t.Skip(msg + "; set E2E_REQUIRE_REDIS=1 to fail instead of skipping")
 	}
-	r := &redisProcess{port: freePort(t), out: &sharedtest.Buffer{}}
+	r := &redisProcess{port: freePort(t), dir: t.TempDir(), out: &sharedtest.Buffer{}}
 	t.Cleanup(func() {
 		r.Kill(t)
 		if t.Failed() {
@@ -64,7 +65,7 @@ func (r *redisProcess) Start(t testing.TB) {
 	}
 	cmd := exec.Command("redis-server",
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes", "--dir", r.dir)
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("e2e: starting redis-server: %v", err)

@@ -125,8 +125,9 @@ func (a *App) newRelyingParty() (*broker.RelyingParty, error) {
 	bc.Logger = a.log
 	bc.Now = a.opts.Now
 	// With a replay store replicas share (Redis), each replica records
-	// the revocations it learns there.
-	if sh, ok := a.replay.Store.(revocation.Sharer); ok {
+	// the revocations it learns there; the relying party asks a token's
+	// mark in the same round trip as its consume.
+	if sh, ok := bc.Replay.(revocation.Sharer); ok {
 		bc.RevocationShared = sh
 	}
 	return broker.New(bc)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
 )
@@ -69,7 +70,10 @@ type instrumentedReplay struct {
 	metrics *Metrics
 }
 
-func newInstrumentedReplay(b replayBackend, m *Metrics) *instrumentedReplay {
+// newInstrumentedReplay wraps b's store. When the store is also the
+// revocation Sharer that can consume unless revoked (Redis), so is the
+// wrapper, and the relying party asks both questions in one round trip.
+func newInstrumentedReplay(b replayBackend, m *Metrics) token.ReplayStore {
 	s := &instrumentedReplay{next: b.Store, kind: b.Kind, check: b.Check, metrics: m}
 	if f, ok := b.Store.(interface{ RemembersSince() time.Time }); ok {
 		s.since = f.RemembersSince
@@ -77,18 +81,39 @@ func newInstrumentedReplay(b replayBackend, m *Metrics) *instrumentedReplay {
 	if s.kind == nil {
 		s.kind = func(error) string { return "other" }
 	}
+	if g, ok := b.Store.(revocation.ConsumeGuard); ok {
+		return &instrumentedGuard{instrumentedReplay: s, Sharer: g, guard: g}
+	}
 	return s
 }
 
 // Consume implements token.ReplayStore.
 func (s *instrumentedReplay) Consume(ctx context.Context, key string, expiresAt time.Time) error {
+	return s.observe(func() error { return s.next.Consume(ctx, key, expiresAt) })
+}
+
+func (s *instrumentedReplay) observe(consume func() error) error {
 	start := time.Now()
-	err := s.next.Consume(ctx, key, expiresAt)
+	err := consume()
 	s.metrics.ReplayLatency.Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, token.ErrAlreadyUsed) {
+	if err != nil && !errors.Is(err, token.ErrAlreadyUsed) && !errors.Is(err, token.ErrMarkedRevoked) {
 		s.metrics.ReplayErrors.WithLabelValues(s.kind(err)).Inc()
 	}
 	return err
+}
+
+// instrumentedGuard is an instrumentedReplay over a revocation.ConsumeGuard,
+// and one itself.
+type instrumentedGuard struct {
+	*instrumentedReplay
+	revocation.Sharer
+	guard revocation.ConsumeGuard
+}
+
+// ConsumeUnlessRevoked implements revocation.ConsumeGuard, timed and
+// counted as Consume is.
+func (s *instrumentedGuard) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
+	return s.observe(func() error { return s.guard.ConsumeUnlessRevoked(ctx, key, expiresAt) })
 }
 
 // RemembersSince returns when the wrapped store's memory starts; the zero

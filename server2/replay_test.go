@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -94,4 +95,27 @@ func TestInstrumentedReplay_ForwardsRemembersSince(t *testing.T) {
 
 	require.Equal(t, http.StatusUnauthorized, got.StatusCode)
 	assert.Equal(t, string(token.ReasonIssuedBeforeRestart), pageReason(t, got))
+}
+
+// TestReplayStore_RedisAsksSharedMarkInConsume: with Redis as the replay
+// store and revocation on, a token another replica marked revoked in
+// Redis (and not yet in this replica's held list) is refused as revoked by
+// the consume's own script: the one timed replay-store call of the
+// handoff, not a separate question before it, and not an error.
+func TestReplayStore_RedisAsksSharedMarkInConsume(t *testing.T) {
+	url := testRedisURL(t)
+	ta, _ := newRevocationApp(t, func(c *Config, _ *Options) { c.ReplayStore = url })
+	ta.app.Start(t.Context())
+	waitReady(t, ta)
+	marked := ta.issuer.MintFull(t, demoRequest())
+	store := ta.app.replay.Store.(*redisstore.Store)
+	require.NoError(t, store.MarkRevoked(t.Context(), revocation.SharedKey(ta.issuer.URL, marked.ID), marked.ExpiresAt))
+
+	got := ta.newBrowser().handoff(marked.Token)
+
+	assert.Equal(t, string(token.ReasonRevoked), pageReason(t, got))
+	assert.Equal(t, uint64(1), histogramCount(t, ta))
+	for _, kind := range redisstore.ErrorKinds {
+		assert.Zero(t, testutil.ToFloat64(ta.app.Metrics().ReplayErrors.WithLabelValues(kind)), kind)
+	}
 }

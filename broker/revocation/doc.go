@@ -12,7 +12,10 @@
 // never accepted as a handoff token nor the reverse, RFC 8725 §3.12),
 // refuses a list older than the one held (rollback) and a 304 for an
 // expired one, and fails closed once no poll has succeeded for MaxStale.
-// A Sharer (the Redis replay store) spreads revoked jtis among replicas.
+// A Sharer (the Redis replay store) spreads revoked jtis among replicas;
+// a ConsumeGuard is a Sharer that is also the replay store and asks a
+// token's mark in the same atomic step as its consume (GuardedReplay), so a
+// relying party pays one store round trip per token, not two.
 //
 // # What it does not do
 //
@@ -23,5 +26,6 @@
 // answer is trusted only while the held list is itself unexpired.
 //
 // The files: state.go (State and its index), publisher.go, remote.go,
-// errors.go (the rejections it returns, as *token.Error).
+// shared.go (Sharer, ConsumeGuard), errors.go (the rejections it returns,
+// as *token.Error).
 package revocation

@@ -12,21 +12,6 @@ import (
 	"github.com/handoffbroker/handoff/broker/token"
 )
 
-// Sharer is a store that replicas of a relying service share (the
-// Redis replay store, for one), so a revocation one replica learned takes
-// effect at all of them before their own next poll. Keys are
-// SharedKey values; implementations add their own prefix.
-type Sharer interface {
-	// MarkRevoked records key as revoked until until.
-	MarkRevoked(ctx context.Context, key string, until time.Time) error
-	// IsRevoked reports whether key is recorded and not yet expired.
-	IsRevoked(ctx context.Context, key string) (bool, error)
-}
-
-// SharedKey is the key under which a revoked token is recorded in
-// a Sharer: "jti:", the token's issuer, a space and its jti.
-func SharedKey(issuer, jti string) string { return "jti:" + issuer + " " + jti }
-
 // RemoteConfig configures Remote.
 type RemoteConfig struct {
 	// URL is the issuer's revocation list endpoint, http or https; Policy
@@ -72,8 +57,10 @@ type RemoteConfig struct {
 	// metrics. It must return quickly.
 	OnFetch func(result string)
 	// Shared, when set, receives every revoked jti learned from a list and
-	// is asked about every token: one more store round trip per check.
-	// Default: none.
+	// is asked about every token by CheckRevoked: one more store round trip
+	// per check, unless the verifier consumes through GuardedReplay over
+	// Shared and checks with CheckRevokedExceptShared, which asks it in the
+	// consume's own round trip. Default: none.
 	Shared Sharer
 }
 
@@ -192,18 +179,8 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 // FailOpen; and for tokens of another issuer, whose revocations this list
 // does not cover.
 func (r *Remote) CheckRevoked(ctx context.Context, t token.TokenRef) error {
-	if t.Issuer != r.cfg.Issuer {
-		return unavailable("iss", "no revocation list for this issuer")
-	}
-	now := r.cfg.Now()
-	s := r.lists.Load()
-	if !r.fresh(s, now) && !r.cfg.FailOpen {
-		return r.stale(s)
-	}
-	if s != nil {
-		if err := s.Value.ix.check(t, now); err != nil {
-			return err
-		}
+	if err := r.CheckRevokedExceptShared(ctx, t); err != nil {
+		return err
 	}
 	if r.cfg.Shared != nil {
 		shared, err := r.cfg.Shared.IsRevoked(ctx, SharedKey(t.Issuer, t.ID))
@@ -213,6 +190,26 @@ func (r *Remote) CheckRevoked(ctx context.Context, t token.TokenRef) error {
 		case err == nil && shared:
 			return revoked("jti", "the token was revoked")
 		}
+	}
+	return nil
+}
+
+// CheckRevokedExceptShared is CheckRevoked without the question to Shared:
+// the held list only, failing closed as CheckRevoked does. It is for a
+// verifier whose replay store asks Shared in the consume itself, in the
+// same atomic step (GuardedReplay over a ConsumeGuard that is Shared); any
+// other caller would miss the revocations other replicas shared.
+func (r *Remote) CheckRevokedExceptShared(_ context.Context, t token.TokenRef) error {
+	if t.Issuer != r.cfg.Issuer {
+		return unavailable("iss", "no revocation list for this issuer")
+	}
+	now := r.cfg.Now()
+	s := r.lists.Load()
+	if !r.fresh(s, now) && !r.cfg.FailOpen {
+		return r.stale(s)
+	}
+	if s != nil {
+		return s.Value.ix.check(t, now)
 	}
 	return nil
 }

@@ -54,6 +54,18 @@ func RetainUntil(expiresAt, now time.Time) time.Time {
 	return expiresAt
 }
 
+// ReplayKey is the key under which a token's use is recorded: the pair
+// (iss, jti), as "iss jti" (docs/PROTOCOL.md, Replay store). It is never the
+// token string, which an attacker can re-spell (ECDSA signatures are
+// malleable; base64 has twin encodings).
+func ReplayKey(issuer, jti string) string { return issuer + " " + jti }
+
+// ErrMarkedRevoked is returned by a ReplayStore's Consume that also checks
+// a shared revocation mark in the same atomic step (revocation.ConsumeGuard)
+// and found the token marked: nothing was recorded, and the Verifier
+// refuses the token with ReasonRevoked.
+var ErrMarkedRevoked = errors.New("broker: marked revoked in the shared store")
+
 // ReplayStore remembers which tokens were used, so each works only once.
 //
 // Consume atomically records key as used until expiresAt (the Verifier

@@ -285,12 +285,14 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 }
 
 func (v *Verifier) consume(ctx context.Context, c *Claims) error {
-	err := v.cfg.Replay.Consume(ctx, replayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt))
+	err := v.cfg.Replay.Consume(ctx, ReplayKey(c.Issuer, c.ID), ReplayRetention(c.ExpiresAt))
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrAlreadyUsed):
 		return reject(ReasonReplayed, "jti", "jti already used")
+	case errors.Is(err, ErrMarkedRevoked):
+		return reject(ReasonRevoked, "jti", "the token was revoked")
 	default:
 		return rejectWrap(ReasonUnavailable, "", fmt.Errorf("replay store: %w", err))
 	}
@@ -306,12 +308,6 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	}
 	return rejectWrap(ReasonUnavailable, "", fmt.Errorf("revocation: %w", err))
 }
-
-// replayKey is the key under which a token's use is recorded: the pair
-// (iss, jti), as "iss jti" (docs/PROTOCOL.md, Replay store). It is never the
-// token string, which an attacker can re-spell (ECDSA signatures are
-// malleable; base64 has twin encodings).
-func replayKey(issuer, jti string) string { return issuer + " " + jti }
 
 func checkTask(got Task, want *Task) error {
 	if want == nil {

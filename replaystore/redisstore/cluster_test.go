@@ -10,15 +10,19 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoffbroker/handoff/broker/revocation"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 )
 
 // TestCluster runs the store against a real three-master Redis Cluster
 // opened by its addr= URL: consume is exactly-once under concurrency from
 // several Stores, and revocation and completion marks are shared, with
-// keys spread over every shard.
+// keys spread over every shard; the one-script consume unless revoked
+// works across shards.
 func TestCluster(t *testing.T) {
-	addrs := startCluster(t)
+	addrs := redistest.StartCluster(t)
 	url := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 	stores := []*redisstore.Store{openURLStore(t, url), openURLStore(t, url), openURLStore(t, url)}
 	ctx := context.Background()
@@ -38,7 +42,22 @@ func TestCluster(t *testing.T) {
 		require.Positive(t, n, "node %d holds none of %d keys: the test did not spread over shards", i, keys)
 	}
 
+	// The one-script consume reads a token's mark and writes its replay
+	// key: both in one hash slot, or the cluster refuses it (CROSSSLOT).
 	until := time.Now().Add(time.Minute)
+	for i := range keys {
+		jti := fmt.Sprintf("guarded-%d", i)
+		key := token.ReplayKey("https://issuer.test", jti)
+		if i%2 == 0 {
+			require.NoError(t, stores[i%3].MarkRevoked(ctx, revocation.SharedKey("https://issuer.test", jti), until))
+			require.ErrorIs(t, stores[(i+1)%3].ConsumeUnlessRevoked(ctx, key, until), token.ErrMarkedRevoked, key)
+			continue
+		}
+		require.NoError(t, stores[i%3].ConsumeUnlessRevoked(ctx, key, until), key)
+		require.ErrorIs(t, stores[(i+1)%3].ConsumeUnlessRevoked(ctx, key, until), token.ErrAlreadyUsed, key)
+		require.ErrorIs(t, stores[(i+2)%3].Consume(ctx, key, until), token.ErrAlreadyUsed, key)
+	}
+
 	for i := range keys {
 		key := fmt.Sprintf("https://issuer.test task-%d", i)
 		require.NoError(t, stores[i%3].MarkRevoked(ctx, key, until))

@@ -11,8 +11,14 @@
 // key carries its own expiry, token.ReplayMargin (2 min) after the token
 // could last verify at any replica (exp + token.MaxLeeway), so Redis forgets
 // it only once no replica can accept the token, whatever its leeway, even one
-// whose clock lags Redis's, and nothing needs sweeping. Every command touches a
-// single key, which keeps the store Redis Cluster safe.
+// whose clock lags Redis's, and nothing needs sweeping.
+//
+// ConsumeUnlessRevoked (revocation.ConsumeGuard), which broker.RelyingParty
+// uses when the store is both its replay store and its revocation Sharer,
+// does the SET inside one script that first refuses a token whose shared
+// revocation mark exists: one round trip per token instead of two. The
+// mark's name carries the replay key as its hash tag, so the two keys share
+// a Redis Cluster hash slot; every other command touches a single key.
 //
 // The store fails closed. A Redis that does not answer within Config.Timeout,
 // refuses the connection or replies with an error makes Consume return that
@@ -21,8 +27,11 @@
 //
 // The store does not make Redis durable. What survives a Redis restart or a
 // failover depends on how Redis is run; docs/STORES.md says which setting
-// gives which guarantee. The store sends no WAIT, so a failover can lose
-// acknowledged consumes that had not reached a replica.
+// gives which guarantee. By default the store sends no WAIT, so a failover
+// can lose acknowledged consumes that had not reached a replica; with
+// Config.WaitReplicas (the URL's wait_replicas and wait_timeout) each
+// consume waits, in its own round trip, for replicas to acknowledge it and
+// fails closed (ErrNotReplicated) when they do not in time.
 //
 // # Connection URLs
 //
@@ -42,7 +51,9 @@
 // A URL with master_name is a Sentinel URL; otherwise one with at least one
 // addr parameter is a Cluster URL (seed nodes; a cluster has only database
 // 0, so a path naming another is refused); anything else names one server.
-// Other go-redis query options (dial_timeout, pool_size, ...) pass through.
+// The store's own wait_replicas=N and wait_timeout=50ms set
+// Config.WaitReplicas and Config.WaitTimeout (not with Cluster). Other
+// go-redis query options (dial_timeout, pool_size, ...) pass through.
 // Options that send commands to replicas (read_only, replica_only,
 // route_by_latency, route_randomly) are refused: a replica may not yet hold a
 // consume or revocation its master acknowledged.
@@ -55,6 +66,9 @@
 //
 // MarkRevoked and IsRevoked record revocations on the same Redis under a
 // separate prefix, so every replica sees a revocation made by any of them.
+// A token's mark is written under two names, the one ConsumeUnlessRevoked
+// reads and the one releases before it read, so old and new replicas
+// agree during a rolling upgrade.
 //
 // # Completions
 //

@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -16,20 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 )
 
 // defaultRedisURL uses database 15 so tests stay clear of a developer's data.
 const defaultRedisURL = "redis://127.0.0.1:6379/15"
-
-// skipOrFail skips the test when Redis is missing, unless E2E_REQUIRE_REDIS=1
-// says a missing Redis is a failure (CI).
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("E2E_REQUIRE_REDIS") == "1" {
-		t.Fatalf(format+" (E2E_REQUIRE_REDIS=1)", args...)
-	}
-	t.Skipf(format+" (set E2E_REQUIRE_REDIS=1 to fail instead)", args...)
-}
 
 // requireRedis returns the URL of the shared test Redis (REDIS_URL, default
 // defaultRedisURL), skipping the test when it does not answer.
@@ -37,7 +26,7 @@ func requireRedis(t testing.TB) string {
 	t.Helper()
 	u, err := sharedRedis()
 	if err != nil {
-		skipOrFail(t, "%v", err)
+		redistest.SkipOrFail(t, "%v", err)
 	}
 	return u
 }
@@ -131,71 +120,5 @@ func newReplicas(t testing.TB, n int, cfg redisstore.Config) ([]*redisstore.Stor
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
-// redisServer is a redis-server process of the test's own, for tests that
-// pause, stop or restart Redis without disturbing anyone else's.
-type redisServer struct {
-	t    testing.TB
-	port string
-	args []string
-	cmd  *exec.Cmd
-}
-
-// startRedisServer runs redis-server on a free loopback port with args added
-// to a no-persistence default, and waits until it answers.
-func startRedisServer(t testing.TB, args ...string) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		skipOrFail(t, "redis-server not on PATH")
-	}
-	_, port, err := net.SplitHostPort(closedPort(t))
-	require.NoError(t, err)
-	rs := &redisServer{t: t, port: port, args: args}
-	rs.start()
-	t.Cleanup(rs.stop)
-	return rs
-}
-
-func (rs *redisServer) url() string { return "redis://127.0.0.1:" + rs.port + "/0" }
-
-func (rs *redisServer) start() {
-	rs.t.Helper()
-	args := append([]string{"--port", rs.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, rs.args...)
-	rs.cmd = exec.Command("redis-server", args...)
-	require.NoError(rs.t, rs.cmd.Start())
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + rs.port, MaxRetries: -1})
-	defer c.Close()
-	waitFor(rs.t, 10*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	}, "redis-server on port "+rs.port+" to answer")
-}
-
-// stop kills the server at once (SIGKILL), as a crash would.
-func (rs *redisServer) stop() {
-	if rs.cmd == nil || rs.cmd.Process == nil {
-		return
-	}
-	_ = rs.cmd.Process.Kill()
-	_ = rs.cmd.Wait()
-	rs.cmd = nil
-}
-
-// waitFor polls cond until it holds, failing the test after limit.
-func waitFor(t testing.TB, limit time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return "127.0.0.1:" + redistest.FreePort(t)
 }

@@ -9,9 +9,12 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/redis/go-redis/v9"
 )
@@ -22,6 +25,8 @@ const (
 	DefaultRevocationPrefix = "handoff:rev:"
 	DefaultCompletionPrefix = "handoff:done:"
 	DefaultTimeout          = 200 * time.Millisecond
+	// DefaultWaitTimeout is Config.WaitTimeout when WaitReplicas is set.
+	DefaultWaitTimeout = 50 * time.Millisecond
 )
 
 // MinRetention is the shortest time a consumed key is kept, whatever
@@ -44,11 +49,20 @@ const (
 	KindTimeout    = "timeout"
 	KindConnection = "connection"
 	KindCanceled   = "canceled"
-	KindOther      = "other"
+	// KindReplication is ErrNotReplicated: fewer replicas than
+	// Config.WaitReplicas acknowledged a write in time.
+	KindReplication = "replication"
+	KindOther       = "other"
 )
 
 // ErrorKinds lists every kind ErrorKind can return for a non-nil error.
-var ErrorKinds = []string{KindTimeout, KindConnection, KindCanceled, KindOther}
+var ErrorKinds = []string{KindTimeout, KindConnection, KindCanceled, KindReplication, KindOther}
+
+// ErrNotReplicated is returned (wrapped) by a consume that Redis made but
+// fewer than Config.WaitReplicas replicas acknowledged within
+// Config.WaitTimeout. The write stays on the master: the token is refused
+// now, and as replayed if presented again.
+var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough replicas")
 
 // Config configures a Store.
 type Config struct {
@@ -76,6 +90,18 @@ type Config struct {
 	// error, which the verifier turns into ReasonUnavailable. Default
 	// DefaultTimeout.
 	Timeout time.Duration
+	// WaitReplicas, when positive, makes every consume wait until that many
+	// replicas acknowledge it (Redis WAIT, pipelined with the write: one
+	// round trip) and fail with ErrNotReplicated, so the verifier refuses
+	// the token (ReasonUnavailable), when fewer did within WaitTimeout. It
+	// narrows what a failover can lose to consumes not yet answered
+	// (docs/STORES.md); it does not close it. Not with a Cluster URL. The
+	// URL's wait_replicas query parameter sets it too. Default 0: no WAIT.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; it must be below Timeout. The URL's
+	// wait_timeout (a Go duration, "50ms") sets it too. Default
+	// DefaultWaitTimeout when WaitReplicas is set.
+	WaitTimeout time.Duration
 	// Observe, when set, is called after every Redis operation with its
 	// name (OpConsume, ...), duration and error. The error is nil whenever
 	// Redis answered, a refused replay included; ErrorKind classifies the
@@ -94,7 +120,7 @@ type Store struct {
 	ownClient bool
 }
 
-var _ token.ReplayStore = (*Store)(nil)
+var _ revocation.ConsumeGuard = (*Store)(nil)
 
 // New validates cfg, reporting every problem at once, and returns a Store.
 // It does not contact Redis; call Ping for that.
@@ -115,6 +141,12 @@ func New(cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	var errs []error
+	var dialURL string
+	if cfg.URL != "" {
+		var err error
+		dialURL, err = takeWaitOptions(&cfg)
+		errs = append(errs, err)
+	}
 	switch {
 	case cfg.URL == "" && cfg.Client == nil:
 		errs = append(errs, errors.New("URL is required"))
@@ -123,6 +155,25 @@ func New(cfg Config) (*Store, error) {
 	}
 	if cfg.Timeout < 0 {
 		errs = append(errs, errors.New("negative Timeout"))
+	}
+	if cfg.WaitReplicas > 0 && cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
+	}
+	switch {
+	case cfg.WaitReplicas < 0:
+		errs = append(errs, errors.New("negative WaitReplicas"))
+	case cfg.WaitReplicas > 0 && (cfg.WaitTimeout < time.Millisecond || cfg.WaitTimeout >= cfg.Timeout):
+		// WAIT 0 would block until the replicas answer, however long.
+		errs = append(errs, fmt.Errorf("WaitTimeout %v must be at least 1ms and below Timeout %v", cfg.WaitTimeout, cfg.Timeout))
+	case cfg.WaitReplicas == 0 && cfg.WaitTimeout != 0:
+		errs = append(errs, errors.New("WaitTimeout needs WaitReplicas"))
+	}
+	// A brace in a prefix would change which hash slot a key hashes to,
+	// and a token's revocation mark must share its replay key's slot.
+	for _, p := range []struct{ name, v string }{{"KeyPrefix", cfg.KeyPrefix}, {"RevocationPrefix", cfg.RevocationPrefix}} {
+		if strings.ContainsAny(p.v, "{}") {
+			errs = append(errs, fmt.Errorf("%s must not contain { or }", p.name))
+		}
 	}
 	// A shared prefix would let a consumed jti read as a revocation, or a
 	// revocation entry block a token's first use.
@@ -135,12 +186,17 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, client: cfg.Client}
 	if cfg.URL != "" {
-		c, err := dial(cfg.URL)
+		c, err := dial(dialURL)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
 			s.client, s.ownClient = c, true
 		}
+	}
+	if _, ok := s.client.(*redis.ClusterClient); ok && cfg.WaitReplicas > 0 {
+		// A Cluster pipeline would send WAIT, which names no key, to a
+		// node other than the one that took the write.
+		errs = append(errs, errors.New("WaitReplicas is not supported with Redis Cluster"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		if s.ownClient {
@@ -149,6 +205,42 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: config: %w", err)
 	}
 	return s, nil
+}
+
+// takeWaitOptions moves the URL's wait_replicas and wait_timeout into
+// cfg, unless cfg sets them too, and returns the URL without them for
+// go-redis, which does not know them.
+func takeWaitOptions(cfg *Config) (string, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return cfg.URL, nil // dial reports it
+	}
+	q := u.Query()
+	if !q.Has("wait_replicas") && !q.Has("wait_timeout") {
+		return cfg.URL, nil
+	}
+	if cfg.WaitReplicas != 0 || cfg.WaitTimeout != 0 {
+		return cfg.URL, errors.New("URL: wait_replicas and wait_timeout may not be set with WaitReplicas or WaitTimeout")
+	}
+	var errs []error
+	if v := q.Get("wait_replicas"); q.Has("wait_replicas") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("URL: wait_replicas %q must be a positive integer", v))
+		}
+		cfg.WaitReplicas = n
+	}
+	if v := q.Get("wait_timeout"); q.Has("wait_timeout") {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("URL: wait_timeout %q must be a positive duration such as 50ms", v))
+		}
+		cfg.WaitTimeout = d
+	}
+	q.Del("wait_replicas")
+	q.Del("wait_timeout")
+	u.RawQuery = q.Encode()
+	return u.String(), errors.Join(errs...)
 }
 
 // dial builds the client URL names, without connecting.
@@ -241,21 +333,118 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
 	var ok bool
 	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
-		res, err := s.client.SetArgs(ctx, s.RedisKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: expiresAt}).Result()
-		switch {
-		case errors.Is(err, redis.Nil):
+		var set *redis.StatusCmd
+		err := s.write(ctx, func(c redis.Cmdable) redis.Cmder {
+			set = c.SetArgs(ctx, s.RedisKey(key), 1, redis.SetArgs{Mode: "NX", ExpireAt: expiresAt})
+			return set
+		}, func() bool {
+			ok = set.Val() == "OK"
+			return ok
+		})
+		if errors.Is(err, redis.Nil) {
 			return nil
-		case err != nil:
-			return err
 		}
-		ok = res == "OK"
-		return nil
+		return err
 	})
 	switch {
 	case err != nil:
 		return fmt.Errorf("redisstore: consume: %w", err)
 	case !ok:
 		return token.ErrAlreadyUsed
+	}
+	return nil
+}
+
+// consumeUnlessRevoked is ConsumeUnlessRevoked's script: KEYS[1] the
+// replay key, KEYS[2] the token's revocation mark, in one hash slot.
+var consumeUnlessRevoked = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then
+	return -1
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
+	return 1
+end
+return 0
+`)
+
+// ConsumeUnlessRevoked implements revocation.ConsumeGuard: in one script,
+// one round trip, it refuses with token.ErrMarkedRevoked when the token
+// whose replay key is key is marked revoked (MarkRevoked of its
+// revocation.SharedKey), recording nothing, and otherwise does what
+// Consume does. The mark and the replay key share a hash slot, so it works
+// on Redis Cluster. With WaitReplicas, the WAIT rides in the same round
+// trip.
+func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
+	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
+	keys := []string{s.RedisKey(key), s.markKey(key)}
+	var res int64
+	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
+		run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
+			var cmd *redis.Cmd
+			return s.write(ctx, func(c redis.Cmdable) redis.Cmder {
+				cmd = eval(c)
+				return cmd
+			}, func() bool {
+				res, _ = cmd.Int64()
+				return res == 1
+			})
+		}
+		if s.cfg.WaitReplicas == 0 {
+			return run(func(c redis.Cmdable) *redis.Cmd {
+				return consumeUnlessRevoked.Run(ctx, c, keys, expiresAt.UnixMilli())
+			})
+		}
+		// In a pipeline EVALSHA cannot fall back to EVAL by itself.
+		err := run(func(c redis.Cmdable) *redis.Cmd {
+			return consumeUnlessRevoked.EvalSha(ctx, c, keys, expiresAt.UnixMilli())
+		})
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = run(func(c redis.Cmdable) *redis.Cmd {
+				return consumeUnlessRevoked.Eval(ctx, c, keys, expiresAt.UnixMilli())
+			})
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("redisstore: consume: %w", err)
+	case res == -1:
+		return token.ErrMarkedRevoked
+	case res != 1:
+		return token.ErrAlreadyUsed
+	}
+	return nil
+}
+
+// write sends the command queue adds, and with WaitReplicas a WAIT in the
+// same pipeline: one round trip. wrote reports, once the replies are in,
+// whether the command wrote; only then does a short WAIT fail the write
+// with ErrNotReplicated.
+func (s *Store) write(ctx context.Context, queue func(redis.Cmdable) redis.Cmder, wrote func() bool) error {
+	if s.cfg.WaitReplicas == 0 {
+		err := queue(s.client).Err()
+		wrote()
+		return err
+	}
+	var cmd redis.Cmder
+	var wait *redis.Cmd
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmd = queue(p)
+		wait = p.Do(ctx, "WAIT", s.cfg.WaitReplicas, s.cfg.WaitTimeout.Milliseconds())
+		return nil
+	})
+	if err := cmd.Err(); err != nil {
+		return err
+	}
+	if !wrote() {
+		return nil
+	}
+	acked, err := wait.Int64()
+	switch {
+	case err != nil:
+		return fmt.Errorf("wait: %w", err)
+	case acked < int64(s.cfg.WaitReplicas):
+		return fmt.Errorf("%w: %d of %d within %v", ErrNotReplicated, acked, s.cfg.WaitReplicas, s.cfg.WaitTimeout)
 	}
 	return nil
 }
@@ -316,6 +505,9 @@ func ErrorKind(err error) string {
 	}
 	if errors.Is(err, context.Canceled) {
 		return KindCanceled
+	}
+	if errors.Is(err, ErrNotReplicated) {
+		return KindReplication
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) ||

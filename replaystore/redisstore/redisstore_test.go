@@ -14,6 +14,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -47,6 +48,20 @@ func TestNew(t *testing.T) {
 		{name: "fail/sentinel_replica_only", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379?master_name=m&replica_only=true"}, wantErr: true},
 		{name: "fail/sentinel_empty_master", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379?master_name="}, wantErr: true},
 		{name: "fail/cluster_database", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:7000/3?addr=127.0.0.1:7001"}, wantErr: true},
+		{name: "ok/wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=50ms"}},
+		{name: "ok/wait_replicas_default_timeout", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=2"}},
+		{name: "ok/sentinel_wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:26379/0?master_name=m&wait_replicas=1&wait_timeout=20ms"}},
+		{name: "ok/wait_replicas_in_config", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", WaitReplicas: 1, WaitTimeout: 10 * time.Millisecond}},
+		{name: "fail/wait_replicas_zero", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=0"}, wantErr: true},
+		{name: "fail/wait_replicas_not_a_number", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=one"}, wantErr: true},
+		{name: "fail/wait_timeout_alone", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_timeout=50ms"}, wantErr: true},
+		{name: "fail/wait_timeout_not_a_duration", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=50"}, wantErr: true},
+		{name: "fail/wait_timeout_zero", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=0s"}, wantErr: true},
+		{name: "fail/wait_timeout_not_below_timeout", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1&wait_timeout=200ms"}, wantErr: true},
+		{name: "fail/wait_in_url_and_config", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1", WaitReplicas: 1}, wantErr: true},
+		{name: "fail/cluster_wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001&wait_replicas=1"}, wantErr: true},
+		{name: "fail/brace_in_key_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "{app}:jti:"}, wantErr: true},
+		{name: "fail/wait_hides_password", giveCfg: redisstore.Config{URL: "redis://:s3cret-pw@127.0.0.1:6379/0?wait_replicas=x"}, wantErr: true, wantNoLog: "s3cret-pw"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +164,7 @@ func TestConsume_ForgetsAfterExpiry(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, s.Consume(ctx, "k", time.Now().Add(300*time.Millisecond)))
 	require.ErrorIs(t, s.Consume(ctx, "k", time.Now().Add(300*time.Millisecond)), token.ErrAlreadyUsed)
-	waitFor(t, 5*time.Second, func() bool {
+	redistest.WaitFor(t, 5*time.Second, func() bool {
 		n, err := admin.Exists(ctx, s.RedisKey("k")).Result()
 		return err == nil && n == 0
 	}, "the consumed key to expire")
@@ -246,11 +261,11 @@ func TestStore_Unreachable(t *testing.T) {
 func TestConsume_SlowRedisFailsWithinTimeout(t *testing.T) {
 	// A server of the test's own: CLIENT PAUSE stops every client of the
 	// server, which would disturb other tests sharing one Redis.
-	rs := startRedisServer(t)
+	rs := redistest.Start(t)
 	var kinds []string
 	var mu sync.Mutex
 	s, err := redisstore.New(redisstore.Config{
-		URL:     rs.url(),
+		URL:     rs.URL(),
 		Timeout: 200 * time.Millisecond,
 		Observe: func(op string, _ time.Duration, err error) {
 			mu.Lock()
@@ -262,7 +277,7 @@ func TestConsume_SlowRedisFailsWithinTimeout(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
 
-	admin := adminClient(t, rs.url())
+	admin := adminClient(t, rs.URL())
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", 1000, "WRITE").Err())
 	err = s.Consume(ctx, "slow", time.Now().Add(time.Minute))
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
@@ -274,7 +289,7 @@ func TestConsume_SlowRedisFailsWithinTimeout(t *testing.T) {
 	assert.Equal(t, []string{"consume:timeout"}, kinds)
 	mu.Unlock()
 	attempt := 0
-	waitFor(t, 5*time.Second, func() bool {
+	redistest.WaitFor(t, 5*time.Second, func() bool {
 		// A fresh key each time: an attempt that timed out may have landed.
 		attempt++
 		return s.Consume(ctx, fmt.Sprint("after-unpause ", attempt), time.Now().Add(time.Minute)) == nil
@@ -304,22 +319,22 @@ func TestConsume_RedisRestart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs := startRedisServer(t, tt.giveArgs(t.TempDir())...)
-			s, err := redisstore.New(redisstore.Config{URL: rs.url(), Timeout: 5 * time.Second})
+			rs := redistest.Start(t, tt.giveArgs(t.TempDir())...)
+			s, err := redisstore.New(redisstore.Config{URL: rs.URL(), Timeout: 5 * time.Second})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Close() })
 			ctx := context.Background()
 			exp := time.Now().Add(time.Minute)
 			require.NoError(t, s.Consume(ctx, "before", exp))
 
-			rs.stop()
+			rs.Kill()
 			err = s.Consume(ctx, "while-down", exp)
 			require.Error(t, err)
 			assert.NotErrorIs(t, err, token.ErrAlreadyUsed)
 			assert.Equal(t, redisstore.KindConnection, redisstore.ErrorKind(err))
 
-			rs.start()
-			waitFor(t, 10*time.Second, func() bool { return s.Ping(ctx) == nil }, "the store to reconnect")
+			rs.Restart()
+			redistest.WaitFor(t, 10*time.Second, func() bool { return s.Ping(ctx) == nil }, "the store to reconnect")
 			assert.NoError(t, s.Consume(ctx, "after", exp))
 			err = s.Consume(ctx, "before", exp)
 			if tt.wantOldKey == nil {
@@ -378,7 +393,7 @@ func TestRevocation_Expires(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{})
 	ctx := context.Background()
 	require.NoError(t, s.MarkRevoked(ctx, "jti x", time.Now().Add(300*time.Millisecond)))
-	waitFor(t, 5*time.Second, func() bool {
+	redistest.WaitFor(t, 5*time.Second, func() bool {
 		revoked, err := s.IsRevoked(ctx, "jti x")
 		return err == nil && !revoked
 	}, "the revocation to expire")

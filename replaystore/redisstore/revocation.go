@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/handoffbroker/handoff/broker/revocation"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,12 +25,22 @@ return 0
 // (a jti, a subject, a key id) is the caller's choice, under
 // RevocationPrefix. Marking an entry again only ever extends it. An until
 // already past records nothing.
+//
+// A token's mark (a revocation.SharedKey) is written twice: under
+// RevocationKey, next to the token's replay key, where ConsumeUnlessRevoked
+// reads it, and under the key releases before ConsumeUnlessRevoked read,
+// so replicas not yet upgraded see it too (docs/STORES.md, Upgrading).
 func (s *Store) MarkRevoked(ctx context.Context, key string, until time.Time) error {
 	if !until.After(s.cfg.Now()) {
 		return nil
 	}
 	err := s.do(ctx, OpMarkRevoked, func(ctx context.Context) error {
-		return markRevoked.Run(ctx, s.client, []string{s.RevocationKey(key)}, until.UnixMilli()).Err()
+		for _, k := range s.revocationKeys(key) {
+			if err := markRevoked.Run(ctx, s.client, []string{k}, until.UnixMilli()).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("redisstore: mark revoked: %w", err)
@@ -38,12 +49,22 @@ func (s *Store) MarkRevoked(ctx context.Context, key string, until time.Time) er
 }
 
 // IsRevoked reports whether key is marked revoked and the mark has not
-// expired. On error the caller must treat the answer as unknown and refuse.
+// expired, under either of the keys MarkRevoked writes. On error the
+// caller must treat the answer as unknown and refuse.
 func (s *Store) IsRevoked(ctx context.Context, key string) (bool, error) {
 	var n int64
 	err := s.do(ctx, OpIsRevoked, func(ctx context.Context) error {
-		var err error
-		n, err = s.client.Exists(ctx, s.RevocationKey(key)).Result()
+		// One EXISTS per key, not one for both: on Redis Cluster the two
+		// keys live in different slots.
+		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range s.revocationKeys(key) {
+				p.Exists(ctx, k)
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			n += c.(*redis.IntCmd).Val()
+		}
 		return err
 	})
 	if err != nil {
@@ -53,5 +74,28 @@ func (s *Store) IsRevoked(ctx context.Context, key string) (bool, error) {
 }
 
 // RevocationKey returns the Redis key under which MarkRevoked records key,
-// hashed as RedisKey is.
-func (s *Store) RevocationKey(key string) string { return hashKey(s.cfg.RevocationPrefix, key) }
+// hashed as RedisKey is. The mark of a token (key a revocation.SharedKey)
+// is RevocationPrefix + "{" + the token's RedisKey + "}": the hash tag puts
+// it in its replay key's Redis Cluster hash slot, so that one script can
+// read the one and write the other.
+func (s *Store) RevocationKey(key string) string {
+	if replayKey, ok := revocation.ReplayKeyOf(key); ok {
+		return s.markKey(replayKey)
+	}
+	return hashKey(s.cfg.RevocationPrefix, key)
+}
+
+// markKey is the RevocationKey of the token whose replay key is replayKey.
+func (s *Store) markKey(replayKey string) string {
+	return s.cfg.RevocationPrefix + "{" + s.RedisKey(replayKey) + "}"
+}
+
+// revocationKeys are the keys MarkRevoked writes for key: RevocationKey
+// and, for a token's mark, the key of releases before ConsumeUnlessRevoked.
+func (s *Store) revocationKeys(key string) []string {
+	k := s.RevocationKey(key)
+	if legacy := hashKey(s.cfg.RevocationPrefix, key); legacy != k {
+		return []string{k, legacy}
+	}
+	return []string{k}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 )
 
 // TestSentinel_Failover runs the store against a real Sentinel-monitored
@@ -25,10 +26,10 @@ func TestSentinel_Failover(t *testing.T) {
 }
 
 func testSentinelFailover(t *testing.T, sentinels int) {
-	set := startSentinelSet(t, sentinels)
-	oldMaster := "127.0.0.1:" + set.master.port
-	require.Equal(t, oldMaster, set.masterAddr(t))
-	stores := []*redisstore.Store{openURLStore(t, set.url()), openURLStore(t, set.url())}
+	set := redistest.StartSentinelSet(t, sentinels)
+	oldMaster := "127.0.0.1:" + set.Master.Port()
+	require.Equal(t, oldMaster, set.MasterAddr(t))
+	stores := []*redisstore.Store{openURLStore(t, set.URL()), openURLStore(t, set.URL())}
 	s := stores[0]
 	ctx := context.Background()
 	exp := time.Now().Add(time.Minute)
@@ -43,19 +44,19 @@ func testSentinelFailover(t *testing.T, sentinels int) {
 
 	// Replication is asynchronous: wait until the replica holds what the
 	// master acknowledged, so the failover below loses nothing.
-	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + set.replica.port})
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + set.Replica.Port()})
 	defer rc.Close()
-	waitFor(t, 10*time.Second, func() bool {
+	redistest.WaitFor(t, 10*time.Second, func() bool {
 		n, err := rc.Exists(ctx, s.RedisKey(used), s.RevocationKey("task-revoked"), s.CompletionKey("task-done")).Result()
 		return err == nil && n == 3
 	}, "the replica to hold the entries")
 
-	set.master.stop()
+	set.Master.Kill()
 	killed := time.Now()
 
 	var refused int
 	i := 0
-	waitFor(t, 20*time.Second, func() bool {
+	redistest.WaitFor(t, 20*time.Second, func() bool {
 		i++
 		err := s.Consume(ctx, fmt.Sprintf("https://issuer.test jti-during-%d", i), exp)
 		if err != nil {
@@ -68,7 +69,7 @@ func testSentinelFailover(t *testing.T, sentinels int) {
 	}, "the store to write again after the failover")
 	require.Positive(t, refused, "the store never refused while the master was down")
 	t.Logf("writes refused for %v after the master was killed (%d consumes refused)", time.Since(killed).Round(10*time.Millisecond), refused)
-	require.Equal(t, "127.0.0.1:"+set.replica.port, set.masterAddr(t))
+	require.Equal(t, "127.0.0.1:"+set.Replica.Port(), set.MasterAddr(t))
 
 	for _, st := range stores {
 		require.ErrorIs(t, st.Consume(ctx, used, exp), token.ErrAlreadyUsed)

@@ -11,6 +11,7 @@ import (
 	"github.com/handoffbroker/handoff/broker/keys"
 	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/handoffbroker/handoff/replaystore/redisstore"
+	"github.com/handoffbroker/handoff/replaystore/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -97,14 +98,14 @@ func TestVerifier_WithRedisStore(t *testing.T) {
 }
 
 func TestVerifier_SlowRedisIsUnavailable(t *testing.T) {
-	rs := startRedisServer(t)
-	s, err := redisstore.New(redisstore.Config{URL: rs.url(), Timeout: 200 * time.Millisecond})
+	rs := redistest.Start(t)
+	s, err := redisstore.New(redisstore.Config{URL: rs.URL(), Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	m, v := mintFor(t, s)
 	ctx := context.Background()
 
-	admin := adminClient(t, rs.url())
+	admin := adminClient(t, rs.URL())
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", 1000, "WRITE").Err())
 	_, err = v.Verify(ctx, mint(t, m), token.Expect{AnyTask: true})
 	require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
@@ -208,7 +209,7 @@ func TestVerifier_ResubmissionsAcrossExpiry(t *testing.T) {
 		var wg sync.WaitGroup
 		for g := range groups {
 			boundary := exp.Add(leeway(g))
-			waitFor(t, 5*time.Second, func() bool { return time.Until(boundary) < 30*time.Millisecond }, "exp + leeway to come close")
+			redistest.WaitFor(t, 5*time.Second, func() bool { return time.Until(boundary) < 30*time.Millisecond }, "exp + leeway to come close")
 			for i, tok := range used[g] {
 				for w := range workers {
 					v := verifiers[g][(i+w)%len(replicas)]
