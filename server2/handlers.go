@@ -100,17 +100,18 @@ func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.
 	if err != nil {
 		return err
 	}
+	path := sessionPath(claims.Task.ID)
 	c.SetCookie(&http.Cookie{
 		Name:     SessionCookie,
 		Value:    id,
-		Path:     sessionPath(claims.Task.ID),
+		Path:     path,
 		Expires:  sess.ExpiresAt,
 		MaxAge:   int(a.cfg.SessionTTL.Seconds()),
 		HttpOnly: true,
 		Secure:   a.cfg.secureCookies(),
 		SameSite: http.SameSiteLaxMode,
 	})
-	return c.Redirect(http.StatusSeeOther, sessionPath(claims.Task.ID))
+	return c.Redirect(http.StatusSeeOther, path)
 }
 
 // sessionPath is the path of the task page, and of the session cookie a
