@@ -49,6 +49,12 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger, ready func(a
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	// "localhost" is resolved by the system: refuse whatever it resolved
+	// to unless that is loopback too.
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		_ = ln.Close()
+		return fmt.Errorf("pprof address: %s is not a loopback address", ln.Addr())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	if ready != nil {

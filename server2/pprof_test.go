@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -88,4 +89,25 @@ func TestPprofNotOnServiceListener(t *testing.T) {
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
 		assert.Equal(t, http.StatusNotFound, ta.newBrowser().Get(path).StatusCode, path)
 	}
+}
+
+// TestServePprof_Localhost: "localhost" is served where it resolves,
+// which must be a loopback address.
+func TestServePprof_Localhost(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	bound := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- servePprof(ctx, "localhost:0", slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
+	}()
+	select {
+	case addr := <-bound:
+		host, _, err := net.SplitHostPort(addr)
+		require.NoError(t, err)
+		assert.True(t, net.ParseIP(host).IsLoopback(), addr)
+	case err := <-done:
+		t.Fatalf("servePprof: %v", err)
+	}
+	cancel()
+	assert.NoError(t, <-done)
 }
