@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,6 +89,104 @@ func TestHandoffHandler(t *testing.T) {
 				assert.NoError(t, err, "a refused admission leaves the token unconsumed")
 			}
 		})
+	}
+}
+
+// TestHandoffHandler_Form pins how the handoff form body is read: the
+// browser's exact Content-Type takes the direct read, everything else
+// ParseForm, with the same answers either way and the token left
+// unconsumed by every refusal.
+func TestHandoffHandler_Form(t *testing.T) {
+	const maxForm = 1 << 10
+	tests := []struct {
+		name        string
+		giveQuery   string
+		giveType    string
+		giveBody    func(tok string) string
+		giveChunked bool
+		wantStatus  int
+		wantCode    string
+	}{
+		{name: "ok/form", giveType: formContentType, wantStatus: http.StatusSeeOther},
+		{name: "ok/form_chunked", giveType: formContentType, giveChunked: true, wantStatus: http.StatusSeeOther},
+		{name: "ok/form_with_charset", giveType: formContentType + "; charset=utf-8", wantStatus: http.StatusSeeOther},
+		{name: "ok/other_fields_first", giveType: formContentType, giveBody: func(tok string) string { return "a=1&b=%41&token=" + tok },
+			wantStatus: http.StatusSeeOther},
+		{name: "ok/first_token_counts", giveType: formContentType, giveBody: func(tok string) string { return "token=" + tok + "&token=garbage" },
+			wantStatus: http.StatusSeeOther},
+		{name: "fail/body_over_limit", giveType: formContentType, giveBody: func(tok string) string { return "token=" + tok + "&pad=" + strings.Repeat("x", maxForm) },
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/chunked_body_over_limit", giveType: formContentType, giveChunked: true,
+			giveBody:   func(tok string) string { return "token=" + tok + "&pad=" + strings.Repeat("x", maxForm) },
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/bad_escape", giveType: formContentType, giveBody: func(tok string) string { return "token=" + tok + "&x=%zz" },
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/semicolon", giveType: formContentType, giveBody: func(tok string) string { return "token=" + tok + ";x=1" },
+			wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/bad_query", giveQuery: "?x=%zz", giveType: formContentType, wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/bad_media_type", giveType: "application/x-www-form-urlencoded; =", wantStatus: http.StatusBadRequest, wantCode: CodeInvalidRequest},
+		{name: "fail/json_body", giveType: "application/json", giveBody: func(tok string) string { return `{"token":"` + tok + `"}` },
+			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed)},
+		{name: "fail/no_token_field", giveType: formContentType, giveBody: func(string) string { return "other=1" },
+			wantStatus: http.StatusBadRequest, wantCode: string(token.ReasonMalformed)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, is, rp := newReadyRP(t, nil)
+			var postForm url.Values
+			h := rp.HandoffHandler(HandoffConfig{
+				MaxFormBytes: maxForm,
+				Open: func(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
+					postForm = r.PostForm
+					http.Redirect(w, r, "/tasks/"+c.Task.ID, http.StatusSeeOther)
+					return nil
+				},
+			})
+			cookie, nonce := newBindingCookie(t)
+			tok := mintBound(t, is, demoTask, nonce).Token
+			body := "token=" + tok
+			if tt.giveBody != nil {
+				body = tt.giveBody(tok)
+			}
+			var rd io.Reader = strings.NewReader(body)
+			if tt.giveChunked {
+				rd = io.MultiReader(rd) // hides the length: no Content-Length
+			}
+			req := httptest.NewRequest(http.MethodPost, "/handoff"+tt.giveQuery, rd)
+			if tt.giveChunked {
+				req.ContentLength = -1
+			}
+			req.AddCookie(cookie)
+			req.Header.Set("Content-Type", tt.giveType)
+			req.Header.Set("Accept", "text/html")
+			rec := httptest.NewRecorder()
+
+			h.ServeHTTP(rec, req)
+
+			assert.Equal(t, tt.wantStatus, rec.Code, rec.Body.String())
+			if tt.wantCode == "" {
+				assert.Equal(t, tok, postForm.Get("token"), "Open sees the form in r.PostForm")
+				return
+			}
+			assert.Contains(t, rec.Body.String(), `<code id="reason">`+tt.wantCode+`</code>`)
+			_, err := rp.Verify(t.Context(), tok, token.Expect{AnyTask: true, Binding: &token.Binding{Nonces: []string{nonce}}})
+			assert.NoError(t, err, "a refused form leaves the token unconsumed")
+		})
+	}
+}
+
+// TestParseForm checks parseForm against url.ParseQuery, the parser it
+// must agree with, on bodies of both paths.
+func TestParseForm(t *testing.T) {
+	for _, body := range []string{
+		"", "token=abc.def-_", "token=a&token=b", "&&token=x&&", "token", "token=", "=x", "a=1&b=2&a=3",
+		"token=a=b", "token=%41", "token=a+b", "tok+en=a", "token=%zz", "token=a;b", "a;b=1&token=x", "a=%&token=x",
+		"token=x" + strings.Repeat("&a=1", maxQuickFormFields), strings.Repeat("&", 10001),
+	} {
+		want, wantErr := url.ParseQuery(body)
+		got, err := parseForm(body)
+		assert.Equal(t, wantErr != nil, err != nil, "error for %.40q", body)
+		assert.Equal(t, want, got, "fields of %.40q", body)
 	}
 }
 

@@ -114,6 +114,10 @@ type Config struct {
 	BindingTTL time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
+	// PprofAddr, when set, serves Go's CPU, heap and goroutine profiles
+	// (net/http/pprof) on this loopback address, on a listener of its own,
+	// never on Addr. Default "": off.
+	PprofAddr string
 }
 
 // registerFlags binds cfg's fields to flags on fs with their defaults.
@@ -151,6 +155,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.BoundHandoffURL, "bound-handoff-url", "", "SERVER1's bound handoff endpoint (empty: discovered from the issuer's handoff-configuration)")
 	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address to serve Go profiles (/debug/pprof/) on (empty: off)")
 }
 
 // DefaultConfig returns the zero-config demo settings.
@@ -188,6 +193,11 @@ func (c Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
+	}
+	if c.PprofAddr != "" {
+		if err := checkLoopback(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("pprof-addr: %w", err))
+		}
 	}
 	if err := c.brokerConfig().Validate(flagName); err != nil {
 		errs = append(errs, err)

@@ -92,6 +92,13 @@ func TestConfigValidate(t *testing.T) {
 			},
 			wantErr: []string{"revocation-url", "revocation-max-stale 30s must be at least revocation-interval 1m0s"},
 		},
+		{name: "ok/pprof_loopback", giveEdit: func(c *Config) { c.PprofAddr = "127.0.0.1:6060" }},
+		{name: "ok/pprof_localhost", giveEdit: func(c *Config) { c.PprofAddr = "localhost:0" }},
+		{name: "ok/pprof_ipv6_loopback", giveEdit: func(c *Config) { c.PprofAddr = "[::1]:6060" }},
+		{name: "fail/pprof_all_interfaces", giveEdit: func(c *Config) { c.PprofAddr = ":6060" }, wantErr: []string{"pprof-addr", "not a loopback address"}},
+		{name: "fail/pprof_public_ip", giveEdit: func(c *Config) { c.PprofAddr = "0.0.0.0:6060" }, wantErr: []string{"pprof-addr", "not a loopback address"}},
+		{name: "fail/pprof_hostname", giveEdit: func(c *Config) { c.PprofAddr = "example.test:6060" }, wantErr: []string{"pprof-addr", "not a loopback address"}},
+		{name: "fail/pprof_no_port", giveEdit: func(c *Config) { c.PprofAddr = "127.0.0.1" }, wantErr: []string{"pprof-addr"}},
 		{name: "fail/max_sessions", giveEdit: func(c *Config) { c.MaxSessions = 0 }, wantErr: []string{"max-sessions must be positive"}},
 		{
 			name:     "fail/max_sessions_per_subject_above_total",

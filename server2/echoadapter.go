@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/handoffbroker/handoff/broker"
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/labstack/echo/v4"
 )
 
@@ -13,11 +14,13 @@ import (
 // problem+json, logged with the request id) and their callbacks see the
 // echo context.
 
-// echoCall is one request through a broker handler: its echo context, and
-// the refusal the broker handed to echoRefused.
+// echoCall is one request through a broker handler: its echo context,
+// the refusal the broker handed to echoRefused, and the session room
+// reserveSession took for openSession.
 type echoCall struct {
-	c   echo.Context
-	err error
+	c    echo.Context
+	err  error
+	room *shared.Reservation[session]
 }
 
 type echoCallKey struct{}

@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -79,9 +79,6 @@ func (a *App) index(c echo.Context) error {
 	return c.Render(http.StatusOK, "index.html", a.portal())
 }
 
-// roomKey carries the session room reserveSession took to openSession.
-type roomKey struct{}
-
 // reserveSession takes room for the session before the broker consumes
 // the jti: a handoff refused for lack of room changes nothing, and the
 // same token works on a retry.
@@ -94,7 +91,8 @@ func (a *App) reserveSession(w http.ResponseWriter, r *http.Request) (*http.Requ
 			Title: "This service cannot open a session right now.", Detail: "Nothing was changed: your one-time pass still works. Try again in a moment.",
 			APIDetail: "No session slot is free; the token was not used. Post the same form again after Retry-After.", Internal: err}
 	}
-	return r.WithContext(context.WithValue(r.Context(), roomKey{}, room)), room.Release, nil
+	callOf(r).room = room
+	return r, room.Release, nil
 }
 
 // openSession opens SERVER2's own session for the task of a verified,
@@ -104,7 +102,7 @@ func (a *App) reserveSession(w http.ResponseWriter, r *http.Request) (*http.Requ
 func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.Claims) error {
 	c := echoContext(r)
 	a.audit(c, flowHandoff, claims, nil)
-	room := r.Context().Value(roomKey{}).(*shared.Reservation[session])
+	room := callOf(r).room
 	// Task cookies do not reach /handoff, so only a cookie at a wider
 	// path (planted, or set before cookies were scoped to tasks) ends
 	// here; a new handoff for a task overwrites that task's cookie in the
@@ -121,17 +119,18 @@ func (a *App) openSession(_ http.ResponseWriter, r *http.Request, claims *token.
 	if err != nil {
 		return err
 	}
+	path := sessionPath(claims.Task.ID)
 	c.SetCookie(&http.Cookie{
 		Name:     SessionCookie,
 		Value:    id,
-		Path:     sessionPath(claims.Task.ID),
+		Path:     path,
 		Expires:  sess.ExpiresAt,
 		MaxAge:   int(a.cfg.SessionTTL.Seconds()),
 		HttpOnly: true,
 		Secure:   a.cfg.secureCookies(),
 		SameSite: http.SameSiteLaxMode,
 	})
-	return c.Redirect(http.StatusSeeOther, sessionPath(claims.Task.ID))
+	return c.Redirect(http.StatusSeeOther, path)
 }
 
 // sessionPath is the path of the task page, and of the session cookie a
@@ -161,30 +160,31 @@ func (a *App) handoffRefused(w http.ResponseWriter, r *http.Request, e *shared.E
 // audit counts the verification and logs its outcome: reason and token id,
 // never the token.
 func (a *App) audit(c echo.Context, flow string, cl *token.Claims, err error) {
+	ctx := c.Request().Context()
 	if err != nil {
 		reason := token.ReasonOf(err)
 		if reason == "" {
 			reason = "internal"
 		}
 		a.metrics.Verifications.WithLabelValues("rejected", string(reason)).Inc()
-		attrs := []any{"request_id", shared.RequestID(c), "flow", flow, "reason", string(reason)}
+		attrs := []slog.Attr{slog.String("request_id", shared.RequestID(c)), slog.String("flow", flow), slog.String("reason", string(reason))}
 		var be *token.Error
 		if errors.As(err, &be) {
 			if be.Claim != "" {
-				attrs = append(attrs, "claim", be.Claim)
+				attrs = append(attrs, slog.String("claim", be.Claim))
 			}
 			if be.TokenID != "" {
-				attrs = append(attrs, "jti", be.TokenID)
+				attrs = append(attrs, slog.String("jti", be.TokenID))
 			}
 		}
-		a.log.Warn("token rejected", attrs...)
+		a.log.LogAttrs(ctx, slog.LevelWarn, "token rejected", attrs...)
 		return
 	}
-	a.metrics.Verifications.WithLabelValues("accepted", "ok").Inc()
-	a.log.Info("token verified",
-		"request_id", shared.RequestID(c), "flow", flow, "jti", cl.ID, "sub", cl.Subject,
-		"iss", cl.Issuer, "task_id", cl.Task.ID, "action", cl.Task.Action, "kid", cl.KeyID,
-		"exp", cl.ExpiresAt.UTC())
+	a.metrics.accepted.Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, "token verified",
+		slog.String("request_id", shared.RequestID(c)), slog.String("flow", flow), slog.String("jti", cl.ID),
+		slog.String("sub", cl.Subject), slog.String("iss", cl.Issuer), slog.String("task_id", cl.Task.ID),
+		slog.String("action", cl.Task.Action), slog.String("kid", cl.KeyID), slog.Time("exp", cl.ExpiresAt.UTC()))
 }
 
 // taskParam returns the decoded :id path parameter.

@@ -89,6 +89,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer app.Close()
 	app.Start(ctx)
+	if cfg.PprofAddr != "" {
+		go func() {
+			if err := servePprof(ctx, cfg.PprofAddr, log, nil); err != nil {
+				log.Error("pprof server stopped", "error", err.Error())
+			}
+		}()
+	}
 	scfg := shared.ServerConfig{Addr: cfg.Addr, TLSCertFile: cfg.TLSCert, TLSKeyFile: cfg.TLSKey}
 	err = shared.Serve(ctx, app.echo, scfg, log, func(bound string) {
 		fmt.Fprintf(stdout, "SERVER2 listening on %s://%s\n", scfg.Scheme(), displayAddr(cfg.Addr, bound))

@@ -24,6 +24,10 @@ type Metrics struct {
 	// RevocationFetches counts polls of the issuer's revocation list by
 	// result.
 	RevocationFetches *prometheus.CounterVec
+
+	// accepted is Verifications{result="accepted",reason="ok"}, looked up
+	// once instead of per handoff.
+	accepted prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -45,6 +49,7 @@ func newMetrics() *Metrics {
 			Name: "handoff_revocation_fetches_total", Help: "Polls of the issuer's revocation list by result.",
 		}, []string{"result"}),
 	}
+	m.accepted = m.Verifications.WithLabelValues("accepted", "ok")
 	m.Metrics = shared.NewMetrics(m.Verifications, m.JWKSFetches, m.ReplayErrors, m.ReplayLatency, m.RevocationFetches)
 	return m
 }

@@ -139,6 +139,32 @@ func TestSecurityHeadersAndRequestLog(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.HTTPRequests.WithLabelValues("/page", "GET", "200")))
 }
 
+// TestSecurityHeaders_PerResponse checks that a handler changing a
+// security header changes its own response only: the values are shared
+// between responses.
+func TestSecurityHeaders_PerResponse(t *testing.T) {
+	e, _, _ := newTestEcho(t)
+	e.GET("/own", func(c echo.Context) error {
+		c.Response().Header().Set("Content-Security-Policy", "default-src 'self'")
+		c.Response().Header().Add("Cache-Control", "private")
+		return c.String(http.StatusOK, "own")
+	})
+	e.GET("/page", func(c echo.Context) error { return c.String(http.StatusOK, "hi") })
+
+	for range 2 {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/own", nil))
+		assert.Equal(t, "default-src 'self'", rec.Header().Get("Content-Security-Policy"))
+		assert.Equal(t, []string{"no-store", "private"}, rec.Header().Values("Cache-Control"))
+
+		rec = httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/page", nil))
+		assert.Equal(t, DefaultCSP, rec.Header().Get("Content-Security-Policy"))
+		assert.Equal(t, []string{"no-store"}, rec.Header().Values("Cache-Control"))
+		assert.Empty(t, rec.Header().Get("Strict-Transport-Security"), "plain http")
+	}
+}
+
 func TestBodyLimit(t *testing.T) {
 	e, _, _ := newTestEcho(t)
 	e.POST("/in", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
