@@ -1,7 +1,7 @@
 # Everyday entry points. The README names two: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test check bench load build
+.PHONY: demo test check bench compare load build
 
 ## demo: build both servers and run the local demo (SERVER1 on
 ## http://localhost:8081, SERVER2 on http://127.0.0.1:8082; generated keys,
@@ -20,10 +20,19 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	staticcheck ./...
+	cd bench && $(GO) vet ./... && staticcheck ./...
 
 ## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker/...
+
+## compare: SERVER2 against the benchmark peers in bench/ (a hand-written
+## peer and the floor), each pinned to one core and driven by e2e/load,
+## plus SERVER1's handoff page; prints the markdown table of
+## docs/BENCHMARKS.md. Needs taskset and redis-server; about 5 minutes.
+## COMPARE_FLAGS passes flags (for example --nice -10 as root).
+compare:
+	cd bench && $(GO) run ./compare --root .. $(COMPARE_FLAGS)
 
 ## build: the two servers and the load tool, into bin/.
 build:

@@ -24,6 +24,20 @@
 // must be refused with 409. The tool exits 1 on any double acceptance, on
 // any other answer to a resubmission, and on transport errors.
 //
+// With --mode page it measures SERVER1 instead: it signs in through
+// SERVER1's real login form (as --user, with the password from the
+// LOAD_PASSWORD environment variable, by default the demo user's), then
+// sends --n signed-in POST /handoffs, each of which mints a token and
+// renders the auto-submit page; an answer counts as accepted when it is a
+// 200 page carrying a token. Its baseline is raw ed25519.Sign over a
+// signing input of the same length, and --server-pid is SERVER1's. SERVER1
+// must be started with handoff limits (--handoff-burst,
+// --handoffs-per-minute) that allow --n handoffs for one user. There is no
+// second pass.
+//
+// With --json FILE it also writes the run's summary as a JSON object (see
+// summary), for scripts such as bench/compare.
+//
 // It talks to loopback addresses only, and its work is bounded by --n and
 // --duration.
 //
@@ -45,6 +59,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/signal"
@@ -81,7 +96,12 @@ var (
 const (
 	modeHandoff = "handoff"
 	modeAPI     = "api"
+	modePage    = "page"
 )
+
+// demoPassword is the demo user alice's password, documented in the
+// README; LOAD_PASSWORD overrides it for --mode page.
+const demoPassword = "alice-demo-pw"
 
 // config is the command line.
 type config struct {
@@ -99,6 +119,9 @@ type config struct {
 	TTL         time.Duration
 	Replay      bool
 	ServerPID   int
+	JSON        string
+	User        string
+	Password    string
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -111,19 +134,28 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8082", "SERVER2's base URL (loopback only)")
 	fs.IntVar(&c.N, "n", 20000, "tokens to mint and send")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "requests in flight")
-	fs.StringVar(&c.Mode, "mode", modeHandoff, "handoff (form POST /handoff) or api (Bearer POST /api/v1/tasks/...)")
+	fs.StringVar(&c.Mode, "mode", modeHandoff, "handoff (form POST /handoff), api (Bearer POST /api/v1/tasks/...) or page (SERVER1's signed-in POST /handoffs)")
 	fs.DurationVar(&c.Duration, "duration", time.Minute, "cap on the first pass; tokens not sent by then are counted as unsent")
 	fs.Float64Var(&c.Rate, "rate", 0, "hold the first pass to this many requests per second (0: as fast as possible)")
 	fs.Float64Var(&c.ServerCores, "server-cores", 2, "cores SERVER2 may use, for the ratio to the raw verify limit")
 	fs.DurationVar(&c.VerifyTime, "verify-time", 2*time.Second, "how long to measure the raw Ed25519 verify rate")
 	fs.DurationVar(&c.TTL, "ttl", 5*time.Minute, "lifetime of the minted tokens; must outlast minting and the run")
 	fs.BoolVar(&c.Replay, "replay", true, "resubmit every accepted token and check each is refused")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "SERVER2's process id: report its CPU time per request, read from /proc (0: do not)")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "the target's process id: report its CPU time per request, read from /proc (0: do not)")
+	fs.StringVar(&c.JSON, "json", "", "also write the run's summary as JSON to this file")
+	fs.StringVar(&c.User, "user", "alice", "--mode page: the user to sign in to SERVER1 as (password from LOAD_PASSWORD)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.Password = os.Getenv("LOAD_PASSWORD")
+	if c.Password == "" {
+		c.Password = demoPassword
+	}
+	if c.Mode == modePage {
+		c.Replay = false
 	}
 	return c, c.validate()
 }
@@ -131,7 +163,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 // validate reports every problem at once.
 func (c config) validate() error {
 	var errs []error
-	if c.KeysDir == "" {
+	if c.KeysDir == "" && c.Mode != modePage {
 		errs = append(errs, errors.New("--keys-dir is required"))
 	}
 	if c.Issuer == "" || c.Audience == "" {
@@ -146,8 +178,11 @@ func (c config) validate() error {
 	if c.Concurrency < 1 || c.Concurrency > maxConcurrency {
 		errs = append(errs, fmt.Errorf("--concurrency must be between 1 and %d", maxConcurrency))
 	}
-	if c.Mode != modeHandoff && c.Mode != modeAPI {
-		errs = append(errs, fmt.Errorf("--mode must be %s or %s", modeHandoff, modeAPI))
+	if c.Mode != modeHandoff && c.Mode != modeAPI && c.Mode != modePage {
+		errs = append(errs, fmt.Errorf("--mode must be %s, %s or %s", modeHandoff, modeAPI, modePage))
+	}
+	if c.Mode == modePage && c.User == "" {
+		errs = append(errs, errors.New("--user is required with --mode page"))
 	}
 	if c.Duration <= 0 || c.Duration > maxDuration {
 		errs = append(errs, fmt.Errorf("--duration must be positive and at most %v", maxDuration))
@@ -208,23 +243,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cores := runtime.GOMAXPROCS(0)
 
-	start := time.Now()
-	tokens, sigInput, err := mintTokens(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "load: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "minted %d tokens in %v (%s, aud %s, ttl %v)\n", len(tokens), time.Since(start).Round(time.Millisecond), cfg.Issuer, cfg.Audience, cfg.TTL)
-
-	vr := rawVerifyRate(sigInput, cfg.VerifyTime)
-	limit := vr.Wall * cfg.ServerCores
-	fmt.Fprintf(stdout, "raw ed25519.Verify, one core, %d-byte message, %v: %.0f/s of wall time, %.0f per CPU-second\n",
-		sigInput, cfg.VerifyTime, vr.Wall, vr.CPU)
-	fmt.Fprintf(stdout, "raw verify limit for %g server cores: %.0f/s\n", cfg.ServerCores, limit)
-
 	client := newClient(cfg.Concurrency)
 	defer client.CloseIdleConnections()
 	f := &firer{cfg: cfg, client: client}
+
+	var (
+		tokens   []string
+		sigInput int
+		target   = "SERVER2"
+	)
+	start := time.Now()
+	if cfg.Mode == modePage {
+		target = "SERVER1"
+		if sigInput, err = f.signIn(ctx); err != nil {
+			fmt.Fprintf(stderr, "load: sign in to SERVER1: %v\n", err)
+			return 1
+		}
+		tokens = make([]string, cfg.N)
+		fmt.Fprintf(stdout, "signed in to %s as %s in %v\n", cfg.Target, cfg.User, time.Since(start).Round(time.Millisecond))
+	} else {
+		if tokens, sigInput, err = mintTokens(cfg); err != nil {
+			fmt.Fprintf(stderr, "load: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "minted %d tokens in %v (%s, aud %s, ttl %v)\n", len(tokens), time.Since(start).Round(time.Millisecond), cfg.Issuer, cfg.Audience, cfg.TTL)
+	}
+
+	baseline := "ed25519.Verify"
+	if cfg.Mode == modePage {
+		baseline = "ed25519.Sign"
+	}
+	vr := rawRate(sigInput, cfg.VerifyTime, cfg.Mode == modePage)
+	limit := vr.Wall * cfg.ServerCores
+	fmt.Fprintf(stdout, "raw %s, one core, %d-byte message, %v: %.0f/s of wall time, %.0f per CPU-second\n",
+		baseline, sigInput, cfg.VerifyTime, vr.Wall, vr.CPU)
+	fmt.Fprintf(stdout, "raw %s limit for %g server cores: %.0f/s\n", baseline, cfg.ServerCores, limit)
 
 	var limiter *rate.Limiter
 	if cfg.Rate > 0 {
@@ -243,7 +296,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "\npass 1 (%s, concurrency %d, rate %s, load tool GOMAXPROCS %d):\n", cfg.Mode, cfg.Concurrency, rateString(cfg.Rate), cores)
 	first.print(stdout)
 	ratio := first.throughput() / limit
-	fmt.Fprintf(stdout, "  ratio to raw verify limit (%g cores): %.1f%%\n", cfg.ServerCores, 100*ratio)
+	fmt.Fprintf(stdout, "  ratio to raw %s limit (%g cores): %.1f%%\n", baseline, cfg.ServerCores, 100*ratio)
+	sum := summary{
+		Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
+		Sent: first.sent, Accepted: first.acceptedCount(), Errors: first.errors, Status: first.status,
+		ReqPerSec: first.throughput(),
+		P50ms:     ms(first.percentile(0.50)), P90ms: ms(first.percentile(0.90)), P99ms: ms(first.percentile(0.99)),
+		RawPerCPUSecond: vr.CPU,
+	}
 	cpuRatio := "-"
 	if cfg.ServerPID != 0 {
 		serverCPU1, err := processCPU(cfg.ServerPID)
@@ -254,8 +314,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if used, answered := serverCPU1-serverCPU0, first.sent-first.errors; used > 0 && answered > 0 && vr.CPU > 0 {
 			perCPUSecond := float64(answered) / used.Seconds()
 			cpuRatio = fmt.Sprintf("%.1f%%", 100*perCPUSecond/vr.CPU)
-			fmt.Fprintf(stdout, "  SERVER2 CPU: %v for %d requests = %v per request, %.0f requests per CPU-second = %s of raw verify per CPU-second\n",
-				used, answered, (used / time.Duration(answered)).Round(time.Microsecond), perCPUSecond, cpuRatio)
+			perRequest := used / time.Duration(answered)
+			sum.ServerCPUPerRequestUS = float64(perRequest) / float64(time.Microsecond)
+			fmt.Fprintf(stdout, "  %s CPU: %v for %d requests = %v per request, %.0f requests per CPU-second = %s of raw %s per CPU-second\n",
+				target, used, answered, perRequest.Round(time.Microsecond), perCPUSecond, cpuRatio, baseline)
 		}
 	}
 
@@ -275,19 +337,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\npass 2 (resubmit the %d accepted tokens):\n", len(used))
 		second.print(stdout)
 		doubles = second.acceptedCount()
+		sum.Resubmitted, sum.Refused409 = len(used), second.status[http.StatusConflict]
 		if other := len(used) - second.status[http.StatusConflict] - doubles; other != 0 {
 			fmt.Fprintf(stdout, "  %d resubmissions were refused, but not with 409 replayed (none accepted)\n", other)
 			failed = true
 		}
 	}
+	sum.DoubleAcceptances = doubles
+	sum.Failed = doubles > 0 || failed
 	fmt.Fprintf(stdout, "\ndouble acceptances: %d\n", doubles)
 	fmt.Fprintf(stdout, "| %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.1f%% | %s | %d |\n",
 		cfg.Mode, cfg.Concurrency, rateString(cfg.Rate), first.throughput(),
 		ms(first.percentile(0.50)), ms(first.percentile(0.90)), ms(first.percentile(0.99)), 100*ratio, cpuRatio, doubles)
-	if doubles > 0 || failed {
+	if cfg.JSON != "" {
+		if err := writeSummary(cfg.JSON, sum); err != nil {
+			fmt.Fprintf(stderr, "load: --json: %v\n", err)
+			return 1
+		}
+	}
+	if sum.Failed {
 		return 1
 	}
 	return 0
+}
+
+// summary is the run's outcome as --json writes it. Times are in
+// milliseconds (latencies) and microseconds (CPU).
+type summary struct {
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate"`
+	Sent        int     `json:"sent"`
+	Accepted    int     `json:"accepted"`
+	Errors      int     `json:"transport_errors"`
+	// Status counts the first pass's answers by HTTP status.
+	Status    map[int]int `json:"status"`
+	ReqPerSec float64     `json:"req_per_sec"`
+	P50ms     float64     `json:"p50_ms"`
+	P90ms     float64     `json:"p90_ms"`
+	P99ms     float64     `json:"p99_ms"`
+	// ServerCPUPerRequestUS is the target's CPU time per answered request
+	// (--server-pid); zero when not measured.
+	ServerCPUPerRequestUS float64 `json:"server_cpu_per_request_us"`
+	// RawPerCPUSecond is the baseline: raw Ed25519 verifies (sign, for
+	// --mode page) per CPU-second of one core.
+	RawPerCPUSecond   float64 `json:"raw_per_cpu_second"`
+	Resubmitted       int     `json:"resubmitted"`
+	Refused409        int     `json:"refused_409"`
+	DoubleAcceptances int     `json:"double_acceptances"`
+	// Failed is the exit status: a transport error, a double acceptance or
+	// a resubmission refused other than with 409.
+	Failed bool `json:"failed"`
+}
+
+func writeSummary(path string, s summary) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func rateString(r float64) string {
@@ -347,17 +455,17 @@ func mintTokens(cfg config) ([]string, int, error) {
 	return tokens, strings.LastIndexByte(tokens[0], '.'), nil
 }
 
-// verifyRate is how fast one goroutine, locked to its thread, verified
-// Ed25519 signatures: per second of wall time, and per second of the
-// thread's own CPU time. On a machine shared with other work the second is
-// the one that stays put.
-type verifyRate struct {
+// primitiveRate is how fast one goroutine, locked to its thread, verified
+// (or made) Ed25519 signatures: per second of wall time, and per second of
+// the thread's own CPU time. On a machine shared with other work the
+// second is the one that stays put.
+type primitiveRate struct {
 	Wall, CPU float64
 }
 
-// rawVerifyRate measures, for about d, how many Ed25519 signatures over a
-// msgLen-byte message one goroutine verifies.
-func rawVerifyRate(msgLen int, d time.Duration) verifyRate {
+// rawRate measures, for about d, how many Ed25519 signatures over a
+// msgLen-byte message one goroutine verifies, or with sign, makes.
+func rawRate(msgLen int, d time.Duration, sign bool) primitiveRate {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		panic(err)
@@ -371,14 +479,16 @@ func rawVerifyRate(msgLen int, d time.Duration) verifyRate {
 	cpu0, start := threadCPU(), time.Now()
 	for time.Since(start) < d {
 		for range 100 {
-			if !ed25519.Verify(pub, msg, sig) {
+			if sign {
+				sig = ed25519.Sign(priv, msg)
+			} else if !ed25519.Verify(pub, msg, sig) {
 				panic("ed25519: own signature does not verify")
 			}
 		}
 		n += 100
 	}
 	wall, cpu := time.Since(start), threadCPU()-cpu0
-	r := verifyRate{Wall: float64(n) / wall.Seconds()}
+	r := primitiveRate{Wall: float64(n) / wall.Seconds()}
 	if cpu > 0 {
 		r.CPU = float64(n) / cpu.Seconds()
 	}
@@ -451,6 +561,8 @@ func newClient(concurrency int) *http.Client {
 type firer struct {
 	cfg    config
 	client *http.Client
+	// csrf is SERVER1's CSRF token, for --mode page.
+	csrf string
 }
 
 // pass sends every token once, with cfg.Concurrency workers, until the
@@ -490,14 +602,137 @@ func (f *firer) pass(ctx context.Context, tokens []string, limiter *rate.Limiter
 }
 
 func (f *firer) acceptedStatus() int {
-	if f.cfg.Mode == modeAPI {
+	if f.cfg.Mode == modeAPI || f.cfg.Mode == modePage {
 		return http.StatusOK
 	}
 	return http.StatusSeeOther
 }
 
+// errNoToken is a --mode page answer that is 200 but not an auto-submit
+// page carrying a token.
+var errNoToken = errors.New("SERVER1 answered 200 without a token in the page")
+
+// tokenField opens the hidden input of SERVER1's auto-submit page.
+const tokenField = `name="token" value="`
+
+// signIn signs in to SERVER1 through its login form (the CSRF cookie and
+// field first, as a browser gets them), keeps the session in the client's
+// cookie jar, and mints one handoff page to check the flow works. It
+// returns the length of that token's signing input.
+func (f *firer) signIn(ctx context.Context) (int, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return 0, err
+	}
+	f.client.Jar = jar
+	status, _, err := f.do(ctx, http.MethodGet, "/login", nil)
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("GET /login: status %d", status)
+	}
+	if f.csrf, err = f.csrfCookie(jar); err != nil {
+		return 0, fmt.Errorf("GET /login: %w", err)
+	}
+	status, _, err = f.do(ctx, http.MethodPost, "/login", url.Values{
+		"_csrf": {f.csrf}, "username": {f.cfg.User}, "password": {f.cfg.Password},
+	})
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusSeeOther {
+		return 0, fmt.Errorf("POST /login: status %d (wrong user or password?)", status)
+	}
+	// Signing in rotates the CSRF token.
+	if f.csrf, err = f.csrfCookie(jar); err != nil {
+		return 0, fmt.Errorf("POST /login: %w", err)
+	}
+	status, body, err := f.do(ctx, http.MethodPost, "/handoffs", f.pageForm())
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("POST /handoffs: status %d", status)
+	}
+	tok, ok := pageToken(body)
+	if !ok {
+		return 0, errNoToken
+	}
+	return strings.LastIndexByte(tok, '.'), nil
+}
+
+// csrfCookie is SERVER1's CSRF cookie, whose value its forms echo back.
+const csrfCookieName = "_csrf"
+
+// csrfCookie returns the value of SERVER1's CSRF cookie in jar.
+func (f *firer) csrfCookie(jar http.CookieJar) (string, error) {
+	u, err := url.Parse(f.cfg.Target)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range jar.Cookies(u) {
+		if c.Name == csrfCookieName {
+			return c.Value, nil
+		}
+	}
+	return "", fmt.Errorf("no %s cookie set", csrfCookieName)
+}
+
+func (f *firer) pageForm() url.Values {
+	return url.Values{"_csrf": {f.csrf}, "audience": {f.cfg.Audience}, "task_id": {demoTask}}
+}
+
+// pageToken returns the token in an auto-submit page.
+func pageToken(page []byte) (string, bool) {
+	_, rest, ok := strings.Cut(string(page), tokenField)
+	if !ok {
+		return "", false
+	}
+	tok, _, ok := strings.Cut(rest, `"`)
+	return tok, ok && strings.Count(tok, ".") == 2
+}
+
+// maxPage bounds the page body --mode page reads.
+const maxPage = 1 << 20
+
+// do sends one request to the target (a form when form is not nil) and
+// returns its status and body (at most maxPage bytes).
+func (f *firer) do(ctx context.Context, method, path string, form url.Values) (int, []byte, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, f.cfg.Target+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPage))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode, b, err
+}
+
 // send posts one token and drains the answer, so the connection is reused.
 func (f *firer) send(ctx context.Context, token string, apiBody []byte) (int, error) {
+	if f.cfg.Mode == modePage {
+		status, body, err := f.do(ctx, http.MethodPost, "/handoffs", f.pageForm())
+		if err == nil && status == http.StatusOK {
+			if _, ok := pageToken(body); !ok {
+				err = errNoToken
+			}
+		}
+		return status, err
+	}
 	var req *http.Request
 	var err error
 	switch f.cfg.Mode {

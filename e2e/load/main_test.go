@@ -67,3 +67,46 @@ func TestConfigValidate_ReportsEveryProblem(t *testing.T) {
 	assert.ErrorContains(t, err, "--n")
 	assert.ErrorContains(t, err, "--mode")
 }
+
+func TestParseFlags_PageMode(t *testing.T) {
+	t.Setenv("LOAD_PASSWORD", "")
+	c, err := parseFlags([]string{"--mode", "page", "--target", "http://localhost:8081"}, io.Discard)
+
+	assert.NoError(t, err, "page mode signs in instead of minting: no --keys-dir")
+	assert.False(t, c.Replay, "page mode has no second pass")
+	assert.Equal(t, "alice", c.User)
+	assert.Equal(t, demoPassword, c.Password)
+}
+
+func TestParseFlags_PagePasswordFromEnvironment(t *testing.T) {
+	t.Setenv("LOAD_PASSWORD", "from-env")
+	c, err := parseFlags([]string{"--mode", "page", "--target", "http://localhost:8081", "--user", "bob"}, io.Discard)
+
+	assert.NoError(t, err)
+	assert.Equal(t, "bob", c.User)
+	assert.Equal(t, "from-env", c.Password)
+}
+
+func TestPageToken(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      string
+		wantToken string
+		wantOK    bool
+	}{
+		{name: "ok/autosubmit_page", give: `<form><input type="hidden" name="token" value="aa.bb.cc"></form>`, wantToken: "aa.bb.cc", wantOK: true},
+		{name: "fail/no_token_field", give: `<form id="login"></form>`},
+		{name: "fail/not_a_jws", give: `<input type="hidden" name="token" value="aa.bb">`, wantToken: "aa.bb"},
+		{name: "fail/unterminated", give: `<input type="hidden" name="token" value="aa.bb.cc`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, ok := pageToken([]byte(tt.give))
+
+			assert.Equal(t, tt.wantOK, ok)
+			if tt.wantOK {
+				assert.Equal(t, tt.wantToken, tok)
+			}
+		})
+	}
+}
