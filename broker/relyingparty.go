@@ -441,6 +441,14 @@ func (rp *RelyingParty) newRemoteKeys(jwksURL string) (*remoteKeys, error) {
 // verified with the issuer's keys.
 func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error) {
 	c := rp.cfg
+	var rr *revocation.Remote
+	polls := &revocationLog{log: rp.log, url: listURL, failOpen: c.RevocationFailOpen}
+	onFetch := func(result string) {
+		polls.polled(result, rr.Status().LastError, rr.Ready())
+		if c.OnRevocationFetch != nil {
+			c.OnRevocationFetch(result)
+		}
+	}
 	rr, err := revocation.NewRemote(revocation.RemoteConfig{
 		URL:      listURL,
 		Policy:   rp.policy,
@@ -453,7 +461,7 @@ func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error
 		Timeout:  c.FetchTimeout,
 		Leeway:   c.Leeway,
 		Now:      c.Now,
-		OnFetch:  c.OnRevocationFetch,
+		OnFetch:  onFetch,
 		Shared:   c.RevocationShared,
 	})
 	if err != nil {

@@ -91,7 +91,7 @@ func newApp(cfg Config, opts options) (*app, error) {
 	}
 	if opts.Logger == nil {
 		level, _ := cfg.logLevel()
-		opts.Logger = shared.NewLogger(os.Stderr, "server1", level)
+		opts.Logger = shared.NewLogger(os.Stderr, "server1", level, cfg.LogFormat)
 	}
 	log := opts.Logger
 	reg, err := loadRegistry(cfg)
@@ -161,7 +161,10 @@ func newApp(cfg Config, opts options) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.echo = shared.NewEcho(shared.EchoConfig{Service: serviceName, Logger: log, Metrics: a.metrics.Metrics})
+	a.echo = shared.NewEcho(shared.EchoConfig{
+		Service: serviceName, Logger: log, Metrics: a.metrics.Metrics,
+		PolledRoutes: []string{revocationsPath},
+	})
 	a.echo.Renderer = renderer
 	a.routes()
 	return a, nil
@@ -182,6 +185,10 @@ func dummyHash(users map[string]user) []byte {
 	return hash
 }
 
+// revocationsPath serves the signed revocation list every relying service
+// polls.
+const revocationsPath = "/revocations"
+
 func (a *app) routes() {
 	e := a.echo
 	forms := a.csrf("form:"+csrfField+",header:"+echo.HeaderXCSRFToken, nil)
@@ -200,7 +207,7 @@ func (a *app) routes() {
 	e.POST("/api/v1/handoffs/:jti/revoke", a.handleAPIRevoke, api)
 	e.GET("/.well-known/jwks.json", a.handleJWKS)
 	e.GET("/.well-known/handoff-configuration", a.handleDiscovery)
-	e.GET("/revocations", a.handleRevocations)
+	e.GET(revocationsPath, a.handleRevocations)
 	e.GET("/readyz", shared.Readyz(
 		shared.Check{Name: "signing_key", Check: a.checkSigningKey},
 		shared.Check{Name: "revocation_list", Check: a.checkRevocationList},
@@ -392,7 +399,7 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	revocationURI, err := url.JoinPath(cfg.Issuer, "/revocations")
+	revocationURI, err := url.JoinPath(cfg.Issuer, revocationsPath)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}

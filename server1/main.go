@@ -182,7 +182,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	level, _ := cfg.logLevel()
-	log := shared.NewLogger(stderr, "server1", level)
+	log := shared.NewLogger(stderr, "server1", level, cfg.LogFormat)
 	a, err := newApp(cfg, options{Logger: log})
 	if err != nil {
 		return err

@@ -114,6 +114,9 @@ type Config struct {
 	BindingTTL time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
+	// LogFormat is json (one object a line) or text (key=value, for
+	// people). Default json.
+	LogFormat shared.LogFormat
 }
 
 // registerFlags binds cfg's fields to flags on fs with their defaults.
@@ -151,6 +154,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.BoundHandoffURL, "bound-handoff-url", "", "SERVER1's bound handoff endpoint (empty: discovered from the issuer's handoff-configuration)")
 	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.TextVar(&cfg.LogFormat, "log-format", shared.LogJSON, "log format: json (one object a line) or text (key=value, for people)")
 }
 
 // DefaultConfig returns the zero-config demo settings.

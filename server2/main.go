@@ -58,7 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "server2: unexpected arguments %q\n", rest)
 		return 2
 	}
-	log := shared.NewLogger(stderr, "server2", cfg.LogLevel)
+	log := shared.NewLogger(stderr, "server2", cfg.LogLevel, cfg.LogFormat)
 	app, err := NewApp(cfg, Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "server2: %v\n", err)

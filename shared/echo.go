@@ -3,6 +3,7 @@ package shared
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,12 @@ type EchoConfig struct {
 	Metrics *Metrics
 	// BodyLimit caps request bodies. Default "64K".
 	BodyLimit string
+	// PolledRoutes are routes other servers fetch on a timer (SERVER1's
+	// /revocations, which every relying service polls every few
+	// seconds): their requests log at debug, so the poll does not bury
+	// the log, except answers of 500 and above, which log at warn.
+	// Default none.
+	PolledRoutes []string
 }
 
 // NewEcho returns an echo instance with the middleware every server uses, in
@@ -46,7 +53,7 @@ func NewEcho(cfg EchoConfig) *echo.Echo {
 			// to confuse log correlation.
 			Generator: uuid.NewString,
 		}),
-		requestLogger(cfg.Logger),
+		requestLogger(cfg.Logger, cfg.PolledRoutes),
 		cfg.Metrics.middleware(),
 		SecurityHeaders,
 		middleware.BodyLimit(cfg.BodyLimit),
@@ -65,7 +72,7 @@ func RequestID(c echo.Context) string {
 	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+func requestLogger(log *slog.Logger, polled []string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -76,7 +83,14 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			if c.Path() == "/metrics" || c.Path() == "/healthz" || c.Path() == "/readyz" {
 				return nil
 			}
-			log.Info("request",
+			level := slog.LevelInfo
+			if slices.Contains(polled, c.Path()) {
+				level = slog.LevelDebug
+				if c.Response().Status >= http.StatusInternalServerError {
+					level = slog.LevelWarn
+				}
+			}
+			log.Log(c.Request().Context(), level, "request",
 				"request_id", RequestID(c),
 				"method", c.Request().Method,
 				"route", c.Path(),
