@@ -33,7 +33,8 @@ type EchoConfig struct {
 // order: panic recovery, a fresh correlation id, request logging (method,
 // route, path, status, latency: never the query string, which may hold a
 // token someone pasted there), metrics, security headers and a body limit.
-// It also serves /healthz, /metrics and /assets/site.css, and renders pages
+// It also serves /healthz, /metrics, /assets/site.css and /favicon.ico (an
+// SVG icon, cacheable for a day), and renders pages
 // through a Renderer the caller sets with e.Renderer.
 func NewEcho(cfg EchoConfig) *echo.Echo {
 	if cfg.BodyLimit == "" {
@@ -64,8 +65,16 @@ func NewEcho(cfg EchoConfig) *echo.Echo {
 		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 		return c.Blob(http.StatusOK, "text/css; charset=utf-8", siteCSS)
 	})
+	e.GET(FaviconPath, func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+		return c.Blob(http.StatusOK, "image/svg+xml", favicon)
+	})
 	return e
 }
+
+// FaviconPath is where both servers serve their icon: the path browsers
+// ask for when a page names none, and the one the layout names.
+const FaviconPath = "/favicon.ico"
 
 // RequestID returns the correlation id of the request.
 func RequestID(c echo.Context) string {

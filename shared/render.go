@@ -12,16 +12,22 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-//go:embed templates/*.html templates/site.css
+//go:embed templates/*.html templates/site.css templates/favicon.svg
 var sharedFiles embed.FS
 
-var siteCSS = func() []byte {
-	b, err := sharedFiles.ReadFile("templates/site.css")
+var (
+	siteCSS = mustRead("templates/site.css")
+	// favicon is both servers' icon: two arrows passing a task across.
+	favicon = mustRead("templates/favicon.svg")
+)
+
+func mustRead(name string) []byte {
+	b, err := sharedFiles.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
 	return b
-}()
+}
 
 // Renderer renders HTML pages. Every page template is parsed together with
 // the shared layout; a page defines "title" and "content". html/template
