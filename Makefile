@@ -5,7 +5,7 @@ GO ?= go
 
 ## demo: build both servers and run the local demo (SERVER1 on
 ## http://localhost:8081, SERVER2 on http://127.0.0.1:8082; generated keys,
-## in-memory replay store). Ctrl-C stops both.
+## in-memory replay store; text logs). Ctrl-C stops both gracefully.
 demo:
 	@bash scripts/demo.sh
 

@@ -124,9 +124,10 @@ type Config struct {
 	// with its result, for metrics and for ending sessions the new list
 	// names (HeldRevocation). It must return quickly.
 	OnRevocationFetch func(result string)
-	// Logger receives discovery progress and, through the default
-	// ErrorFunc, refusals (reason and detail, never a token). Default
-	// slog.Default().
+	// Logger receives discovery progress, the revocation list's polls
+	// (each at debug; failures and staleness at warn) and, through the
+	// default ErrorFunc, refusals (reason and detail, never a token).
+	// Default slog.Default().
 	Logger *slog.Logger
 	// Binding says whether HandoffHandler requires tokens bound to the
 	// browser that posts them (StartHandler sets the secret). Default
