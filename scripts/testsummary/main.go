@@ -132,10 +132,14 @@ func (s *summary) handle(e event) {
 		// The package's own lines: "ok  pkg 1.2s", "FAIL pkg", and
 		// output outside any test. test2json reports a passing package's
 		// bare "PASS" too, which plain go test does not print.
+		if strings.HasPrefix(e.Output, "FAIL") || strings.HasPrefix(e.Output, "panic: ") {
+			s.flushUnfinished(e.Package)
+		}
 		if e.Output != "PASS\n" {
 			fmt.Fprint(s.w, e.Output)
 		}
 	case e.Test == "" && e.Action == "fail":
+		s.flushUnfinished(e.Package)
 		if s.failedIn[e.Package] == 0 {
 			s.failed++
 		}
@@ -156,6 +160,28 @@ func (s *summary) handle(e event) {
 		delete(s.output, key)
 	case e.Action == "skip":
 		s.skips = append(s.skips, skip{pkg: e.Package, test: e.Test, message: skipMessage(s.output[key])})
+		delete(s.output, key)
+	}
+}
+
+// flushUnfinished prints the output of pkg's tests that never ended, as
+// when the test binary timed out or crashed: it is what explains the
+// failure.
+func (s *summary) flushUnfinished(pkg string) {
+	var tests []string
+	for key := range s.output {
+		if key[0] == pkg {
+			tests = append(tests, key[1])
+		}
+	}
+	slices.Sort(tests)
+	for _, test := range tests {
+		key := [2]string{pkg, test}
+		for _, l := range s.output[key] {
+			if !isProgressLine(l) {
+				fmt.Fprint(s.w, l)
+			}
+		}
 		delete(s.output, key)
 	}
 }

@@ -143,3 +143,27 @@ func TestSkipMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestUnfinishedTestOutput: a test still running when its binary dies (a
+// timeout, a crash) has its output printed before the package's FAIL line.
+func TestUnfinishedTestOutput(t *testing.T) {
+	stream := strings.Join([]string{
+		`{"Action":"run","Package":"p","Test":"TestHang"}`,
+		`{"Action":"output","Package":"p","Test":"TestHang","Output":"=== RUN   TestHang\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestHang","Output":"    hang_test.go:9: waiting for the server\n"}`,
+		`{"Action":"output","Package":"p","Output":"panic: test timed out after 1s\n"}`,
+		`{"Action":"output","Package":"p","Output":"FAIL\tp\t1.01s\n"}`,
+		`{"Action":"fail","Package":"p"}`,
+		`not json: printed as it is`,
+	}, "\n") + "\n"
+	var out bytes.Buffer
+	s := newSummary(&out)
+	require.NoError(t, s.read(strings.NewReader(stream)))
+	s.print()
+
+	assert.Equal(t, "    hang_test.go:9: waiting for the server\n"+
+		"panic: test timed out after 1s\n"+
+		"FAIL\tp\t1.01s\n"+
+		"not json: printed as it is\n"+
+		"\ntests: 0 passed, 1 failed, 0 skipped\n", out.String())
+}
