@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,7 +53,12 @@ func TestDemoStopsOnCtrlC(t *testing.T) {
 			var stdout, stderr sharedtest.Buffer
 			cmd := exec.Command(tt.giveCmd[0], tt.giveCmd[1:]...)
 			cmd.Dir = root
-			cmd.Env = append(processEnv(),
+			// As from a person's shell: not inside the make that may be
+			// running this suite.
+			env := slices.DeleteFunc(processEnv(), func(kv string) bool {
+				return strings.HasPrefix(kv, "MAKEFLAGS=") || strings.HasPrefix(kv, "MFLAGS=") || strings.HasPrefix(kv, "MAKELEVEL=")
+			})
+			cmd.Env = append(env,
 				fmt.Sprintf("HANDOFF_SERVER1_PORT=%d", p1),
 				fmt.Sprintf("HANDOFF_SERVER2_PORT=%d", p2),
 				"SERVER1_KEYS_DIR="+filepath.Join(t.TempDir(), "keys"),
