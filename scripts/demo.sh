@@ -29,6 +29,7 @@ export SERVER2_LOG_FORMAT=${SERVER2_LOG_FORMAT:-text}
 pids=()
 stopping=0
 stop() {
+	((stopping)) && return
 	stopping=1
 	for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
 }

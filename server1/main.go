@@ -39,6 +39,10 @@ const envPrefix = "SERVER1"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// The work is done: a late signal (a second Ctrl-C, or the SIGTERM
+	// make demo forwards) must not kill the process and change its exit
+	// status.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	stop()
 	os.Exit(code)
 }
