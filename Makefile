@@ -5,15 +5,18 @@ GO ?= go
 
 ## demo: build both servers and run the local demo (SERVER1 on
 ## http://localhost:8081, SERVER2 on http://127.0.0.1:8082; generated keys,
-## in-memory replay store). Ctrl-C stops both.
+## in-memory replay store; text logs). Ctrl-C stops both gracefully.
 demo:
 	@bash scripts/demo.sh
 
 ## test: the whole test suite, with the race detector. Tests that need Redis,
 ## Chromium or Docker skip with a message unless E2E_REQUIRE_REDIS=1,
-## E2E_REQUIRE_BROWSER=1 or E2E_REQUIRE_DOCKER=1 (CI sets all three).
+## E2E_REQUIRE_BROWSER=1 or E2E_REQUIRE_DOCKER=1 (CI sets all three). Output
+## is plain go test's, then every skipped test grouped by what it lacked,
+## and a count line; the exit status is go test's.
 test:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@$(GO) build -o bin/testsummary ./scripts/testsummary
+	GO=$(GO) bin/testsummary -race -count=1 -timeout 30m ./...
 
 ## check: formatting, vet and staticcheck, as CI runs them.
 check:

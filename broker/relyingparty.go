@@ -127,9 +127,10 @@ type Config struct {
 	// with its result, for metrics and for ending sessions the new list
 	// names (HeldRevocation). It must return quickly.
 	OnRevocationFetch func(result string)
-	// Logger receives discovery progress and, through the default
-	// ErrorFunc, refusals (reason and detail, never a token). Default
-	// slog.Default().
+	// Logger receives discovery progress, the revocation list's polls
+	// (each at debug; failures and staleness at warn) and, through the
+	// default ErrorFunc, refusals (reason and detail, never a token).
+	// Default slog.Default().
 	Logger *slog.Logger
 	// Binding says whether HandoffHandler requires tokens bound to the
 	// browser that posts them (StartHandler sets the secret). Default
@@ -463,6 +464,14 @@ func (rp *RelyingParty) newRemoteKeys(jwksURL string) (*remoteKeys, error) {
 // verified with the issuer's keys.
 func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error) {
 	c := rp.cfg
+	var rr *revocation.Remote
+	polls := &revocationLog{log: rp.log, url: listURL, failOpen: c.RevocationFailOpen}
+	onFetch := func(result string) {
+		polls.polled(result, rr.Status().LastError, rr.Ready())
+		if c.OnRevocationFetch != nil {
+			c.OnRevocationFetch(result)
+		}
+	}
 	rr, err := revocation.NewRemote(revocation.RemoteConfig{
 		URL:      listURL,
 		Policy:   rp.policy,
@@ -475,7 +484,7 @@ func (rp *RelyingParty) newRemoteRevocations(listURL string) (*remoteList, error
 		Timeout:  c.FetchTimeout,
 		Leeway:   c.Leeway,
 		Now:      c.Now,
-		OnFetch:  c.OnRevocationFetch,
+		OnFetch:  onFetch,
 		Shared:   c.RevocationShared,
 	})
 	if err != nil {

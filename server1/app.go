@@ -88,7 +88,7 @@ func newApp(cfg Config, opts options) (*app, error) {
 	}
 	if opts.Logger == nil {
 		level, _ := cfg.logLevel()
-		opts.Logger = shared.NewLogger(os.Stderr, "server1", level)
+		opts.Logger = shared.NewLogger(os.Stderr, "server1", level, cfg.LogFormat)
 	}
 	log := opts.Logger
 	reg, err := loadRegistry(cfg)
@@ -158,7 +158,10 @@ func newApp(cfg Config, opts options) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.echo = shared.NewEcho(shared.EchoConfig{Service: cfg.PortalName, Logger: log, Metrics: a.metrics.Metrics})
+	a.echo = shared.NewEcho(shared.EchoConfig{
+		Service: cfg.PortalName, Logger: log, Metrics: a.metrics.Metrics,
+		PolledRoutes: []string{revocationsPath},
+	})
 	a.echo.Renderer = renderer
 	a.routes()
 	return a, nil
@@ -179,6 +182,10 @@ func dummyHash(users map[string]user) []byte {
 	return hash
 }
 
+// revocationsPath serves the signed revocation list every relying service
+// polls.
+const revocationsPath = "/revocations"
+
 func (a *app) routes() {
 	e := a.echo
 	forms := a.csrf("form:"+csrfField+",header:"+echo.HeaderXCSRFToken, nil)
@@ -197,7 +204,7 @@ func (a *app) routes() {
 	e.POST("/api/v1/handoffs/:jti/revoke", a.handleAPIRevoke, api)
 	e.GET("/.well-known/jwks.json", a.handleJWKS)
 	e.GET("/.well-known/handoff-configuration", a.handleDiscovery)
-	e.GET("/revocations", a.handleRevocations)
+	e.GET(revocationsPath, a.handleRevocations)
 	e.GET("/readyz", shared.Readyz(
 		shared.Check{Name: "signing_key", Check: a.checkSigningKey},
 		shared.Check{Name: "revocation_list", Check: a.checkRevocationList},
@@ -389,7 +396,7 @@ func discoveryDocument(cfg Config, reg *registry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	revocationURI, err := url.JoinPath(cfg.Issuer, "/revocations")
+	revocationURI, err := url.JoinPath(cfg.Issuer, revocationsPath)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}

@@ -199,6 +199,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "fail/serve_unknown_flag", giveArgs: []string{"serve", "--no-such-flag"}, wantCode: 2},
 		{name: "fail/serve_bad_config", giveArgs: []string{"serve", "--key-alg", "HS256", "--token-ttl", "0s"}, wantCode: 1},
 		{name: "fail/serve_handoff_limits", giveArgs: []string{"serve", "--handoffs-per-minute", "0", "--handoff-burst", "-1"}, wantCode: 1},
+		{name: "fail/serve_bad_log_format", giveArgs: []string{"serve", "--log-format", "yaml"}, wantCode: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -95,6 +95,9 @@ type Config struct {
 	APIKey string
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string
+	// LogFormat is json (one object a line) or text (key=value, for
+	// people). Default json.
+	LogFormat shared.LogFormat
 
 	// bcryptCost, when set, re-hashes the demo users' passwords at this
 	// cost (tests use bcrypt.MinCost). Default: the precomputed hashes.
@@ -120,6 +123,7 @@ func defaultConfig() Config {
 		MaxTokenTTL:     token.DefaultMaxTTL,
 		JWKSMaxAge:      5 * time.Minute,
 		LogLevel:        "info",
+		LogFormat:       shared.LogJSON,
 
 		HandoffsPerMinute: 30,
 		HandoffBurst:      10,
@@ -204,6 +208,7 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.IntVar(&c.HandoffsPerMinute, "handoffs-per-minute", c.HandoffsPerMinute, "handoffs one user gets per minute once the burst is spent")
 	fs.IntVar(&c.HandoffBurst, "handoff-burst", c.HandoffBurst, "handoffs one user may start at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.TextVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json (one object a line) or text (key=value, for people)")
 	c.bindRevocations(fs)
 	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
 	fs.DurationVar(&c.RotateEvery, "rotate-every", c.RotateEvery, "rotate the signing key automatically after it signed this long (0: never)")

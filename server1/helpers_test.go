@@ -61,7 +61,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 func newTestServerWith(t testing.TB, cfg Config, opts options) *testServer {
 	t.Helper()
 	logs := &sharedtest.Buffer{}
-	opts.Logger = shared.NewLogger(logs, "server1", slog.LevelDebug)
+	opts.Logger = shared.NewLogger(logs, "server1", slog.LevelDebug, shared.LogJSON)
 	a, err := newApp(cfg, opts)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)

@@ -44,6 +44,10 @@ const envPrefix = "SERVER1"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// The work is done: a late signal (a second Ctrl-C, or the SIGTERM
+	// make demo forwards) must not kill the process and change its exit
+	// status.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	stop()
 	os.Exit(code)
 }
@@ -171,7 +175,7 @@ func runServe(ctx context.Context, cfg *Config, fs *flag.FlagSet, args []string,
 		return err
 	}
 	level, _ := cfg.logLevel()
-	log := shared.NewLogger(stderr, "server1", level)
+	log := shared.NewLogger(stderr, "server1", level, cfg.LogFormat)
 	a, err := newApp(*cfg, options{Logger: log})
 	if err != nil {
 		return err

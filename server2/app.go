@@ -77,7 +77,7 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 		opts.Rand = rand.Reader
 	}
 	if opts.Logger == nil {
-		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel)
+		opts.Logger = shared.NewLogger(os.Stderr, "server2", cfg.LogLevel, cfg.LogFormat)
 	}
 	a := &App{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics()}
 	var err error

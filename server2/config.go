@@ -118,6 +118,9 @@ type Config struct {
 	// (net/http/pprof) on this loopback address, on a listener of its own,
 	// never on Addr. Default "": off.
 	PprofAddr string
+	// LogFormat is json (one object a line) or text (key=value, for
+	// people). Default json.
+	LogFormat shared.LogFormat
 }
 
 // registerFlags binds cfg's fields to flags on fs with their defaults.
@@ -156,6 +159,7 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address to serve Go profiles (/debug/pprof/) on (empty: off)")
+	fs.TextVar(&cfg.LogFormat, "log-format", shared.LogJSON, "log format: json (one object a line) or text (key=value, for people)")
 }
 
 // DefaultConfig returns the zero-config demo settings.

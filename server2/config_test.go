@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffbroker/handoff/shared"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,6 +29,7 @@ func TestParseConfig_Defaults(t *testing.T) {
 		JWKSMinRefresh:   time.Minute,
 		SessionTTL:       15 * time.Minute,
 		LogLevel:         slog.LevelInfo,
+		LogFormat:        shared.LogJSON,
 
 		CompletionRetention:   30 * 24 * time.Hour,
 		MaxSessions:           100_000,
@@ -46,6 +48,7 @@ func TestParseConfig_FlagsAndEnv(t *testing.T) {
 	t.Setenv("SERVER2_REVOCATION_URL", "http://localhost:8081/revocations")
 	t.Setenv("SERVER2_SESSION_TTL", "5m")
 	t.Setenv("SERVER2_LOG_LEVEL", "debug")
+	t.Setenv("SERVER2_LOG_FORMAT", "text")
 	t.Setenv("SERVER2_MAX_SESSIONS_PER_SUBJECT", "3")
 
 	got, _, err := parseConfig("server2", []string{"--session-ttl", "7m", "--addr", "127.0.0.1:0"}, io.Discard, nil)
@@ -56,6 +59,7 @@ func TestParseConfig_FlagsAndEnv(t *testing.T) {
 	assert.Equal(t, 7*time.Minute, got.SessionTTL, "the flag wins over the environment")
 	assert.Equal(t, "127.0.0.1:0", got.Addr)
 	assert.Equal(t, slog.LevelDebug, got.LogLevel)
+	assert.Equal(t, shared.LogText, got.LogFormat)
 	assert.Equal(t, 3, got.MaxSessionsPerSubject)
 }
 

@@ -94,7 +94,7 @@ func newTestApp(t testing.TB, edit func(*Config, *Options)) *testApp {
 	cfg.JWKSURL = is.JWKSURL
 	cfg.RevocationURL = RevocationOff
 	opts := Options{
-		Logger:         shared.NewLogger(logs, "server2", slog.LevelDebug),
+		Logger:         shared.NewLogger(logs, "server2", slog.LevelDebug, shared.LogJSON),
 		Now:            clock.Now,
 		DiscoveryRetry: 10 * time.Millisecond,
 	}

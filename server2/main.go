@@ -34,6 +34,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	// The work is done: a late signal (a second Ctrl-C, or the SIGTERM
+	// make demo forwards) must not kill the process and change its exit
+	// status.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	stop()
 	os.Exit(code)
 }
@@ -82,7 +86,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	log := shared.NewLogger(stderr, "server2", cfg.LogLevel)
+	log := shared.NewLogger(stderr, "server2", cfg.LogLevel, cfg.LogFormat)
 	app, err := NewApp(cfg, Options{Logger: log})
 	if err != nil {
 		return err

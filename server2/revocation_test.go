@@ -360,7 +360,7 @@ func TestRevocation_SharedThroughRedis(t *testing.T) {
 	redisURL := testRedisURL(t)
 	ta, state := newRevocationApp(t, func(c *Config, _ *Options) { c.ReplayStore = redisURL })
 	cfg := ta.app.cfg
-	other, err := NewApp(cfg, Options{Logger: shared.NewLogger(ta.logs, "server2-b", 0), Now: ta.clock.Now})
+	other, err := NewApp(cfg, Options{Logger: shared.NewLogger(ta.logs, "server2-b", 0, shared.LogJSON), Now: ta.clock.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = other.Close() })
 	require.NoError(t, other.rp.Refresh(context.Background()))

@@ -3,6 +3,7 @@ package shared
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,13 +21,20 @@ type EchoConfig struct {
 	Metrics *Metrics
 	// BodyLimit caps request bodies. Default "64K".
 	BodyLimit string
+	// PolledRoutes are routes other servers fetch on a timer (SERVER1's
+	// /revocations, which every relying service polls every few
+	// seconds): their requests log at debug, so the poll does not bury
+	// the log, except answers of 500 and above, which log at warn.
+	// Default none.
+	PolledRoutes []string
 }
 
 // NewEcho returns an echo instance with the middleware every server uses, in
 // order: panic recovery, a fresh correlation id, request logging (method,
 // route, path, status, latency: never the query string, which may hold a
 // token someone pasted there), metrics, security headers and a body limit.
-// It also serves /healthz, /metrics and /assets/site.css, and renders pages
+// It also serves /healthz, /metrics, /assets/site.css and /favicon.ico (an
+// SVG icon, cacheable for a day), and renders pages
 // through a Renderer the caller sets with e.Renderer.
 func NewEcho(cfg EchoConfig) *echo.Echo {
 	if cfg.BodyLimit == "" {
@@ -46,7 +54,7 @@ func NewEcho(cfg EchoConfig) *echo.Echo {
 			// to confuse log correlation.
 			Generator: uuid.NewString,
 		}),
-		requestLogger(cfg.Logger),
+		requestLogger(cfg.Logger, cfg.PolledRoutes),
 		cfg.Metrics.middleware(),
 		SecurityHeaders,
 		middleware.BodyLimit(cfg.BodyLimit),
@@ -57,15 +65,23 @@ func NewEcho(cfg EchoConfig) *echo.Echo {
 		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 		return c.Blob(http.StatusOK, "text/css; charset=utf-8", siteCSS)
 	})
+	e.GET(FaviconPath, func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+		return c.Blob(http.StatusOK, "image/svg+xml", favicon)
+	})
 	return e
 }
+
+// FaviconPath is where both servers serve their icon: the path browsers
+// ask for when a page names none, and the one the layout names.
+const FaviconPath = "/favicon.ico"
 
 // RequestID returns the correlation id of the request.
 func RequestID(c echo.Context) string {
 	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+func requestLogger(log *slog.Logger, polled []string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -78,11 +94,18 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 				return nil
 			}
 			req := c.Request()
-			if !log.Enabled(req.Context(), slog.LevelInfo) {
+			level := slog.LevelInfo
+			if slices.Contains(polled, route) {
+				level = slog.LevelDebug
+				if c.Response().Status >= http.StatusInternalServerError {
+					level = slog.LevelWarn
+				}
+			}
+			if !log.Enabled(req.Context(), level) {
 				return nil
 			}
 			// Typed attributes: the line costs no boxing allocations.
-			log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+			log.LogAttrs(req.Context(), level, "request",
 				slog.String("request_id", RequestID(c)),
 				slog.String("method", req.Method),
 				slog.String("route", route),

@@ -12,16 +12,22 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-//go:embed templates/*.html templates/site.css
+//go:embed templates/*.html templates/site.css templates/favicon.svg
 var sharedFiles embed.FS
 
-var siteCSS = func() []byte {
-	b, err := sharedFiles.ReadFile("templates/site.css")
+var (
+	siteCSS = mustRead("templates/site.css")
+	// favicon is both servers' icon: two arrows passing a task across.
+	favicon = mustRead("templates/favicon.svg")
+)
+
+func mustRead(name string) []byte {
+	b, err := sharedFiles.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
 	return b
-}()
+}
 
 // Renderer renders HTML pages. Every page template is parsed together with
 // the shared layout; a page defines "title" and "content". html/template
@@ -108,11 +114,48 @@ func (r *Renderer) Render(w io.Writer, name string, data any, _ echo.Context) er
 	return t.ExecuteTemplate(w, "layout", data)
 }
 
-// NewLogger returns the JSON structured logger servers use, tagged with the
-// service name.
-func NewLogger(w io.Writer, service string, level slog.Level) *slog.Logger {
+// LogFormat is how a server writes its log lines. It is a flag value
+// (encoding.TextUnmarshaler): "json" or "text".
+type LogFormat string
+
+const (
+	// LogJSON writes one JSON object a line, for log collectors. The
+	// default, and what containers use.
+	LogJSON LogFormat = "json"
+	// LogText writes slog's key=value lines, for people at a terminal
+	// (the local demo).
+	LogText LogFormat = "text"
+)
+
+// UnmarshalText accepts "json" or "text".
+func (f *LogFormat) UnmarshalText(b []byte) error {
+	switch v := LogFormat(b); v {
+	case LogJSON, LogText:
+		*f = v
+		return nil
+	default:
+		return fmt.Errorf("log format %q: want json or text", b)
+	}
+}
+
+// MarshalText returns the format's name; the zero LogFormat is "json".
+func (f LogFormat) MarshalText() ([]byte, error) {
+	if f == "" {
+		return []byte(LogJSON), nil
+	}
+	return []byte(f), nil
+}
+
+// NewLogger returns the structured logger servers use, tagged with the
+// service name: JSON lines unless format is LogText. A nil w is stderr.
+func NewLogger(w io.Writer, service string, level slog.Level, format LogFormat) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if format == LogText {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h).With("service", service)
 }

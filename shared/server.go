@@ -64,7 +64,8 @@ func (c *ServerConfig) defaults() {
 }
 
 // Serve runs e on cfg.Addr until ctx is done (wire it to SIGTERM with
-// signal.NotifyContext), then shuts down gracefully. ready, if not nil, is
+// signal.NotifyContext), then shuts down gracefully, logging "shutting
+// down" and, once every request has finished, "stopped". ready, if not nil, is
 // called with the bound address once the listener is open.
 func Serve(ctx context.Context, e *echo.Echo, cfg ServerConfig, log *slog.Logger, ready func(addr string)) error {
 	if cfg.Addr == "" {
@@ -122,5 +123,6 @@ func Serve(ctx context.Context, e *echo.Echo, cfg ServerConfig, log *slog.Logger
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("stopped")
 	return nil
 }

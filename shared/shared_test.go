@@ -61,7 +61,7 @@ func newTestEcho(t testing.TB) (*echo.Echo, *bytes.Buffer, *Metrics) {
 	t.Helper()
 	var logs bytes.Buffer
 	m := NewMetrics()
-	e := NewEcho(EchoConfig{Service: "Test", Logger: NewLogger(&logs, "test", slog.LevelInfo), Metrics: m})
+	e := NewEcho(EchoConfig{Service: "Test", Logger: NewLogger(&logs, "test", slog.LevelInfo, LogJSON), Metrics: m})
 	r, err := NewRenderer("Test", fstest.MapFS{})
 	require.NoError(t, err)
 	e.Renderer = r
