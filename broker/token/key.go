@@ -88,6 +88,7 @@ type SigningKey struct {
 	id      string
 	alg     Algorithm
 	private crypto.Signer
+	public  PublicKey
 	// handoffHeader is the encoded protected header of every handoff
 	// token this key signs, built once: it never varies.
 	handoffHeader string
@@ -107,7 +108,7 @@ func NewSigningKey(kid string, alg Algorithm, priv crypto.Signer) (*SigningKey, 
 	if len(kid) > maxKidLen {
 		return nil, fmt.Errorf("broker: signing key: kid is longer than %d bytes: no verifier would accept its tokens", maxKidLen)
 	}
-	k := &SigningKey{id: kid, alg: alg, private: priv}
+	k := &SigningKey{id: kid, alg: alg, private: priv, public: PublicKey{KeyID: kid, Algorithm: alg, Key: priv.Public()}}
 	var err error
 	if k.handoffHeader, err = k.protectedHeader(HandoffTokenType); err != nil {
 		return nil, fmt.Errorf("broker: signing key: %w", err)
@@ -175,10 +176,10 @@ func (k *SigningKey) KeyID() string { return k.id }
 // Algorithm returns the one algorithm the key signs with.
 func (k *SigningKey) Algorithm() Algorithm { return k.alg }
 
-// Public returns the key's public half, as verifiers trust it.
-func (k *SigningKey) Public() PublicKey {
-	return PublicKey{KeyID: k.id, Algorithm: k.alg, Key: k.private.Public()}
-}
+// Public returns the key's public half, as verifiers trust it. The key is
+// shared, not copied: a verifier looking it up on every token allocates
+// nothing. It must not be modified.
+func (k *SigningKey) Public() PublicKey { return k.public }
 
 // Signer supplies the key a Minter signs with. keys.Keyring is the
 // implementation; tests may hold a single SigningKey.
