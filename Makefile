@@ -21,9 +21,12 @@ check:
 	$(GO) vet ./...
 	staticcheck ./...
 
-## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines.
+## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines,
+## then the heap held by 1,000,000 SERVER2 sessions (docs/BENCHMARKS.md,
+## "Broker engine" and "Memory at one million").
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker/...
+	$(GO) test -run '^$$' -bench '^BenchmarkSessionsFootprint$$' -benchtime 1x ./shared
 
 ## build: the two servers and the load tool, into bin/.
 build:
