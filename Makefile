@@ -25,9 +25,12 @@ check:
 	staticcheck ./...
 	cd bench && $(GO) vet ./... && staticcheck ./...
 
-## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines.
+## bench: the broker's benchmarks with their raw Ed25519/ES256 baselines,
+## then the heap held by 1,000,000 SERVER2 sessions (docs/BENCHMARKS.md,
+## "Broker engine" and "Memory at one million").
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./broker/...
+	$(GO) test -run '^$$' -bench '^BenchmarkSessionsFootprint$$' -benchtime 1x ./shared
 
 ## compare: SERVER2 against the benchmark peers in bench/ (a hand-written
 ## peer and the floor), each pinned to one core and driven by e2e/load,

@@ -2,14 +2,19 @@ package shared
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/handoffbroker/handoff/broker/brokertest"
+	"github.com/handoffbroker/handoff/broker/token"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,11 +55,16 @@ func TestSessions(t *testing.T) {
 		{
 			name: "fail/full_store_refuses_a_reservation",
 			run: func(t *testing.T, s *Sessions[string], _ *brokertest.Clock) {
+				var ids []string
 				for _, owner := range []string{"alice", "bob", "carol"} {
-					open(t, s, owner, owner, "")
+					ids = append(ids, open(t, s, owner, owner, ""))
 				}
 				_, err := s.Reserve()
 				assert.ErrorIs(t, err, ErrSessionsFull)
+				for _, id := range ids {
+					_, ok := s.Get(id)
+					assert.True(t, ok, "a full store refuses; it never ends a live session to make room")
+				}
 			},
 		},
 		{
@@ -274,4 +284,86 @@ func TestSessionsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// server2Session has the fields of SERVER2's session data (server2/sessions.go),
+// so BenchmarkSessionsFootprint measures the store as SERVER2 fills it.
+type server2Session struct {
+	Issuer   string
+	Subject  string
+	Task     token.Task
+	TokenID  string
+	KeyID    string
+	IssuedAt time.Time
+	CSRF     string
+	Revoked  string
+}
+
+// BenchmarkSessionsFootprint reports the heap held per live session in a
+// store of 1,000,000 sessions filled as SERVER2 fills it: each session's
+// strings decoded from its own token (issuer, subject, the demo task with
+// its three parameters and digest, a UUID jti), the signing key's id shared,
+// a fresh CSRF token. "one_per_subject" is the worst case for the
+// per-subject index; "ten_per_subject" is SERVER2's default
+// --max-sessions-per-subject reached by every subject.
+func BenchmarkSessionsFootprint(b *testing.B) {
+	const sessions = 1_000_000
+	keyID := strings.Repeat("k", 43)
+	for _, tt := range []struct {
+		name       string
+		perSubject int
+	}{
+		{name: "one_per_subject", perSubject: 1},
+		{name: "ten_per_subject", perSubject: 10},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			var perSession float64
+			for range b.N {
+				before := liveHeap()
+				s, err := NewSessions[server2Session](SessionsConfig{TTL: time.Hour, MaxSessions: sessions, MaxPerOwner: tt.perSubject})
+				require.NoError(b, err)
+				now := time.Now()
+				for j := range sessions {
+					data := server2Session{
+						Issuer:  strings.Clone("http://localhost:8081"),
+						Subject: fmt.Sprintf("user-%07d", j/tt.perSubject),
+						Task: token.Task{
+							ID: fmt.Sprintf("transfer-%07d", j), Action: strings.Clone("approve"),
+							Params:       map[string]string{strings.Clone("amount"): fmt.Sprintf("%d.00", j%1000), strings.Clone("currency"): strings.Clone("EUR"), strings.Clone("payee"): strings.Clone("ACME Corp")},
+							ParamsDigest: "sha256:" + strings.Repeat("d", 43),
+						},
+						TokenID:  fmt.Sprintf("0e2d4c6a-8b1f-4c3e-9a7d-%012d", j),
+						KeyID:    keyID,
+						IssuedAt: now,
+					}
+					if data.CSRF, err = RandomID(rand.Reader); err != nil {
+						b.Fatal(err)
+					}
+					room, err := s.Reserve()
+					if err != nil {
+						b.Fatalf("session %d: %v", j, err)
+					}
+					if _, _, err := room.Create(data.Subject, data, ""); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := liveHeap()
+				if _, err := s.Reserve(); !errors.Is(err, ErrSessionsFull) {
+					b.Fatalf("store of %d sessions: Reserve = %v, want ErrSessionsFull", sessions, err)
+				}
+				runtime.KeepAlive(s)
+				perSession = float64(after-before) / sessions
+			}
+			b.ReportMetric(perSession, "B/session")
+			b.ReportMetric(perSession*sessions/1e6, "MB/1M")
+		})
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -14,18 +13,66 @@ const maxNumericDate = 253402300799
 
 // incomingClaims is a handoff token's payload as decoded (decodePayload),
 // before the signature is checked. Times and "aud" stay raw so their JSON
-// types can be checked strictly.
+// types can be checked strictly, once the signature verified.
 type incomingClaims struct {
-	Issuer    *string        `json:"iss"`
-	Subject   *string        `json:"sub"`
-	Audience  jsontext.Value `json:"aud"`
-	IssuedAt  jsontext.Value `json:"iat"`
-	NotBefore jsontext.Value `json:"nbf"`
-	Expiry    jsontext.Value `json:"exp"`
-	ID        *string        `json:"jti"`
-	Task      *Task          `json:"task"`
-	Actor     *Actor         `json:"act"`
-	Nonce     *string        `json:"nonce"`
+	Issuer    *string     `json:"iss"`
+	Subject   *string     `json:"sub"`
+	Audience  rawAudience `json:"aud"`
+	IssuedAt  rawDate     `json:"iat"`
+	NotBefore rawDate     `json:"nbf"`
+	Expiry    rawDate     `json:"exp"`
+	ID        *string     `json:"jti"`
+	Task      *Task       `json:"task"`
+	Actor     *Actor      `json:"act"`
+	Nonce     *string     `json:"nonce"`
+}
+
+// rawDate is a time claim as decoded: present or not (JSON null counts as
+// present), and its JSON text when short enough to be a NumericDate. It
+// holds the text in place, so decoding allocates nothing.
+type rawDate struct {
+	set bool
+	n   uint8 // bytes of b in use; all of b for a value longer than any NumericDate
+	b   [maxNumericDateLen + 1]byte
+}
+
+// maxNumericDateLen is the length of maxNumericDate in digits.
+const maxNumericDateLen = 12
+
+// UnmarshalJSONFrom keeps any one JSON value; numericDate judges it.
+func (d *rawDate) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	d.set = true
+	d.n = uint8(copy(d.b[:], v))
+	return nil
+}
+
+func (d *rawDate) text() []byte { return d.b[:d.n] }
+
+// rawAudience is "aud" as decoded: present or not, and its value when it is
+// a single JSON string.
+type rawAudience struct {
+	set      bool
+	isString bool
+	value    string
+}
+
+// UnmarshalJSONFrom keeps a string's value and only the kind of anything
+// else; checkAudience refuses all but a string.
+func (a *rawAudience) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	a.set = true
+	if dec.PeekKind() != '"' {
+		return dec.SkipValue()
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	a.isString, a.value = true, tok.String()
+	return nil
 }
 
 func (in *incomingClaims) unverifiedIssuer() *string { return in.Issuer }
@@ -39,8 +86,8 @@ func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Tim
 		name    string
 		present bool
 	}{
-		{"sub", in.Subject != nil}, {"aud", in.Audience != nil},
-		{"exp", in.Expiry != nil}, {"iat", in.IssuedAt != nil}, {"jti", in.ID != nil},
+		{"sub", in.Subject != nil}, {"aud", in.Audience.set},
+		{"exp", in.Expiry.set}, {"iat", in.IssuedAt.set}, {"jti", in.ID != nil},
 		{"task", in.Task != nil},
 	} {
 		if !req.present {
@@ -57,14 +104,14 @@ func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Tim
 	}
 	c.Audience = v.cfg.Audience
 	var err error
-	if c.ExpiresAt, err = numericDate("exp", in.Expiry); err != nil {
+	if c.ExpiresAt, err = numericDate("exp", in.Expiry.text()); err != nil {
 		return c, err
 	}
-	if c.IssuedAt, err = numericDate("iat", in.IssuedAt); err != nil {
+	if c.IssuedAt, err = numericDate("iat", in.IssuedAt.text()); err != nil {
 		return c, err
 	}
-	if in.NotBefore != nil {
-		if c.NotBefore, err = numericDate("nbf", in.NotBefore); err != nil {
+	if in.NotBefore.set {
+		if c.NotBefore, err = numericDate("nbf", in.NotBefore.text()); err != nil {
 			return c, err
 		}
 	}
@@ -77,15 +124,11 @@ func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Tim
 // checkAudience requires "aud" to be a single string equal to want. An array
 // is refused even when it contains want: a token meant for several services
 // could be replayed from one to another.
-func checkAudience(raw jsontext.Value, want string) error {
-	if raw.Kind() != '"' {
+func checkAudience(aud rawAudience, want string) error {
+	if !aud.isString {
 		return reject(ReasonWrongAudience, "aud", "aud must be a single string")
 	}
-	var got string
-	if err := json.Unmarshal(raw, &got); err != nil {
-		return rejectWrap(ReasonInvalidClaim, "aud", err)
-	}
-	if got != want {
+	if aud.value != want {
 		return reject(ReasonWrongAudience, "aud", "token is for another audience")
 	}
 	return nil
@@ -94,9 +137,8 @@ func checkAudience(raw jsontext.Value, want string) error {
 // numericDate parses an RFC 7519 NumericDate strictly: a non-negative JSON
 // integer of at most maxNumericDate. Strings, fractions, exponents and
 // negative numbers are refused.
-func numericDate(name string, raw jsontext.Value) (time.Time, error) {
-	s := string(raw)
-	if s == "" || len(s) > 12 {
+func numericDate(name string, s []byte) (time.Time, error) {
+	if len(s) == 0 || len(s) > maxNumericDateLen {
 		return time.Time{}, reject(ReasonInvalidClaim, name, "not a NumericDate")
 	}
 	for i := 0; i < len(s); i++ {
@@ -104,7 +146,7 @@ func numericDate(name string, raw jsontext.Value) (time.Time, error) {
 			return time.Time{}, reject(ReasonInvalidClaim, name, "not a non-negative integer NumericDate")
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(string(s), 10, 64)
 	if err != nil || n > maxNumericDate || (len(s) > 1 && s[0] == '0') {
 		return time.Time{}, reject(ReasonInvalidClaim, name, "NumericDate out of range")
 	}

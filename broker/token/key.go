@@ -6,11 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/go-jose/go-jose/v4"
+	"github.com/go-json-experiment/json"
 )
 
 // Algorithm is a JWS signature algorithm the broker supports.
@@ -85,21 +88,86 @@ type SigningKey struct {
 	id      string
 	alg     Algorithm
 	private crypto.Signer
-	handoff jose.Signer // built once: "typ" handoff+jwt and this "kid"
+	public  PublicKey
+	// handoffHeader is the encoded protected header of every handoff
+	// token this key signs, built once: it never varies.
+	handoffHeader string
 }
 
-// NewSigningKey prepares priv, an Ed25519 key for EdDSA or a P-256 key for
-// ES256, to sign under the id kid.
+// NewSigningKey prepares priv, an ed25519.PrivateKey for EdDSA or a P-256
+// *ecdsa.PrivateKey for ES256, to sign under the id kid.
 func NewSigningKey(kid string, alg Algorithm, priv crypto.Signer) (*SigningKey, error) {
 	if err := (PublicKey{KeyID: kid, Algorithm: alg, Key: priv.Public()}).Check(); err != nil {
 		return nil, fmt.Errorf("broker: signing key: %w", err)
 	}
-	opts := (&jose.SignerOptions{}).WithType(HandoffTokenType).WithHeader(jose.HeaderKey("kid"), kid)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: priv}, opts)
-	if err != nil {
-		return nil, fmt.Errorf("broker: signer: %w", err)
+	switch priv.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey:
+	default:
+		return nil, fmt.Errorf("broker: signing key %q: unsupported private key type %T", kid, priv)
 	}
-	return &SigningKey{id: kid, alg: alg, private: priv, handoff: signer}, nil
+	if len(kid) > maxKidLen {
+		return nil, fmt.Errorf("broker: signing key: kid is longer than %d bytes: no verifier would accept its tokens", maxKidLen)
+	}
+	k := &SigningKey{id: kid, alg: alg, private: priv, public: PublicKey{KeyID: kid, Algorithm: alg, Key: priv.Public()}}
+	var err error
+	if k.handoffHeader, err = k.protectedHeader(HandoffTokenType); err != nil {
+		return nil, fmt.Errorf("broker: signing key: %w", err)
+	}
+	return k, nil
+}
+
+// protectedHeader returns the base64url-encoded JOSE header of a JWS of
+// type typ signed by k: exactly the members parseHeader accepts.
+func (k *SigningKey) protectedHeader(typ string) (string, error) {
+	b, err := json.Marshal(struct {
+		Alg Algorithm `json:"alg"`
+		Kid string    `json:"kid"`
+		Typ string    `json:"typ"`
+	}{k.alg, k.id, typ})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// signCompact returns the JWS Compact Serialization (RFC 7515 §7.1) of
+// payload under header, an encoded protected header of k's.
+func (k *SigningKey) signCompact(header string, payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(ecdsaSignatureSize))
+	buf = append(buf, header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := k.sign(buf)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	return string(enc.AppendEncode(buf, sig)), nil
+}
+
+// ecdsaSignatureSize is the length of an ES256 JWS signature: R and S as
+// two 32-byte big-endian integers (RFC 7518 §3.4). Ed25519's is the same.
+const ecdsaSignatureSize = 64
+
+// sign returns the JWS Signature of signingInput: Ed25519 over the input
+// (RFC 8037 §3.1), or ECDSA P-256 over its SHA-256 as R || S.
+func (k *SigningKey) sign(signingInput []byte) ([]byte, error) {
+	switch p := k.private.(type) {
+	case ed25519.PrivateKey:
+		return ed25519.Sign(p, signingInput), nil
+	case *ecdsa.PrivateKey:
+		digest := sha256.Sum256(signingInput)
+		r, s, err := ecdsa.Sign(rand.Reader, p, digest[:])
+		if err != nil {
+			return nil, err
+		}
+		sig := make([]byte, ecdsaSignatureSize)
+		r.FillBytes(sig[:ecdsaSignatureSize/2])
+		s.FillBytes(sig[ecdsaSignatureSize/2:])
+		return sig, nil
+	}
+	return nil, fmt.Errorf("unsupported private key type %T", k.private)
 }
 
 // KeyID returns the key's "kid".
@@ -108,10 +176,10 @@ func (k *SigningKey) KeyID() string { return k.id }
 // Algorithm returns the one algorithm the key signs with.
 func (k *SigningKey) Algorithm() Algorithm { return k.alg }
 
-// Public returns the key's public half, as verifiers trust it.
-func (k *SigningKey) Public() PublicKey {
-	return PublicKey{KeyID: k.id, Algorithm: k.alg, Key: k.private.Public()}
-}
+// Public returns the key's public half, as verifiers trust it. The key is
+// shared, not copied: a verifier looking it up on every token allocates
+// nothing. It must not be modified.
+func (k *SigningKey) Public() PublicKey { return k.public }
 
 // Signer supplies the key a Minter signs with. keys.Keyring is the
 // implementation; tests may hold a single SigningKey.

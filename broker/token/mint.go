@@ -253,13 +253,9 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: %w", err)
 	}
-	jws, err := key.handoff.Sign(payload)
+	token, err := key.signCompact(key.handoffHeader, payload)
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: sign: %w", err)
-	}
-	token, err := jws.CompactSerialize()
-	if err != nil {
-		return Minted{}, fmt.Errorf("broker: mint: %w", err)
 	}
 	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: now, ExpiresAt: exp}, nil
 }

@@ -114,9 +114,8 @@ type header struct {
 // checkedJWS is a compact JWS that passed the structural checks. Nothing in
 // it is authentic yet.
 type checkedJWS struct {
-	raw               string
-	header            header
-	unverifiedPayload []byte
+	segments
+	header header
 }
 
 // verifiedJWS is a JWS whose signature verified under a key of the issuer
@@ -142,7 +141,7 @@ func (p *profile) verify(ctx context.Context, raw string, dst untrustedPayload, 
 	if err := step(StepKey, err); err != nil {
 		return verifiedJWS{}, err
 	}
-	if err := step(StepSignature, checkSignature(c.raw, key)); err != nil {
+	if err := step(StepSignature, checkSignature(c.segments, key)); err != nil {
 		return verifiedJWS{}, err
 	}
 	return verifiedJWS{issuer: *dst.unverifiedIssuer(), header: c.header, key: key}, nil
@@ -155,15 +154,15 @@ func (p *profile) check(raw string, step stepFunc) (checkedJWS, error) {
 		return checkedJWS{}, step(StepSize, reject(ReasonTooLarge, "", "token is %d bytes, limit %d", len(raw), p.maxSize))
 	}
 	step(StepSize, nil)
-	rawHeader, payload, err := checkStructure(raw)
+	seg, err := checkStructure(raw)
 	if err := step(StepStructure, err); err != nil {
 		return checkedJWS{}, err
 	}
-	hdr, err := parseHeader(rawHeader, p.typ, p.algs)
+	hdr, err := parseHeader(seg.header, p.typ, p.algs)
 	if err := step(StepHeader, err); err != nil {
 		return checkedJWS{}, err
 	}
-	return checkedJWS{raw: raw, header: hdr, unverifiedPayload: payload}, nil
+	return checkedJWS{segments: seg, header: hdr}, nil
 }
 
 // issuerKeys decodes payload into dst and returns the key source of the
@@ -222,24 +221,23 @@ func (p *profile) lookupKey(ctx context.Context, keys KeySource, h header) (Publ
 // parseHeader, so the header has been read once, by the strict parser:
 // handing the token to a second, more lenient JOSE parser here would let the
 // two disagree about what the header says (a parser differential). Every
-// mismatch is the one opaque ReasonBadSignature.
-func checkSignature(raw string, key PublicKey) error {
-	dot := strings.LastIndexByte(raw, '.')
-	input := raw[:dot]
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(raw[dot+1:])
-	if err != nil {
-		return &Error{Reason: ReasonBadSignature, Err: err}
+// mismatch, an undecodable signature segment included, is the one opaque
+// ReasonBadSignature.
+func checkSignature(seg segments, key PublicKey) error {
+	if seg.signatureErr != nil {
+		return &Error{Reason: ReasonBadSignature, Err: seg.signatureErr}
 	}
+	sig, input := seg.signature, seg.signingInput
 	valid := false
 	switch k := key.Key.(type) {
 	case ed25519.PublicKey:
-		valid = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, []byte(input), sig)
+		valid = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, input, sig)
 	case *ecdsa.PublicKey:
 		// RFC 7518 §3.4: R and S as two 32-byte big-endian integers. ecdsa.Verify
 		// refuses r or s of zero or above the group order (the "psychic
 		// signature" class of bugs).
 		if len(sig) == 64 {
-			digest := sha256.Sum256([]byte(input))
+			digest := sha256.Sum256(input)
 			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
 			valid = ecdsa.Verify(k, digest[:], r, s)
 		}
@@ -250,76 +248,177 @@ func checkSignature(raw string, key PublicKey) error {
 	return nil
 }
 
+// segments is a compact JWS split and decoded by checkStructure, all of it
+// in one allocation. Nothing in it is authentic yet.
+type segments struct {
+	// signingInput is the JWS Signing Input, header.payload, as received.
+	signingInput []byte
+	header       []byte
+	// unverifiedPayload is decoded before the signature is checked.
+	unverifiedPayload []byte
+	// signature is the decoded signature; signatureErr, when set, says why
+	// it could not be decoded. checkSignature reports it, as the one opaque
+	// signature failure, once the issuer and key steps have run.
+	signature    []byte
+	signatureErr error
+}
+
+// base64url marks the bytes of the base64url alphabet (RFC 4648 §5).
+var base64url = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
 // checkStructure accepts only the JWS Compact Serialization: three non-empty
 // segments of unpadded base64url, no whitespace. JSON serialization, JWE
-// (five segments) and unsigned tokens fail here. It returns the decoded
-// header and payload.
-func checkStructure(raw string) (hdr, payload []byte, err error) {
+// (five segments) and unsigned tokens fail here. It returns the segments
+// decoded. The alphabet check comes first because the base64 decoder skips
+// CR and LF even in strict mode: a token with line breaks would otherwise
+// decode like one without.
+func checkStructure(raw string) (segments, error) {
 	if raw == "" {
-		return nil, nil, reject(ReasonMalformed, "", "empty token")
+		return segments{}, reject(ReasonMalformed, "", "empty token")
 	}
 	dots := 0
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '.':
+		if c := raw[i]; !base64url[c] {
+			if c != '.' {
+				return segments{}, reject(ReasonMalformed, "", "character %q at offset %d is not base64url", c, i)
+			}
 			dots++
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return nil, nil, reject(ReasonMalformed, "", "character %q at offset %d is not base64url", c, i)
 		}
 	}
 	if dots != 2 {
-		return nil, nil, reject(ReasonMalformed, "", "compact JWS has 3 segments, this has %d", dots+1)
+		return segments{}, reject(ReasonMalformed, "", "compact JWS has 3 segments, this has %d", dots+1)
 	}
 	h, rest, _ := strings.Cut(raw, ".")
-	p, s, _ := strings.Cut(rest, ".")
-	if h == "" || p == "" || s == "" {
-		return nil, nil, reject(ReasonMalformed, "", "empty segment")
+	p, sig, _ := strings.Cut(rest, ".")
+	if h == "" || p == "" || sig == "" {
+		return segments{}, reject(ReasonMalformed, "", "empty segment")
 	}
-	if hdr, err = base64.RawURLEncoding.Strict().DecodeString(h); err != nil {
-		return nil, nil, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
+	enc := base64.RawURLEncoding.Strict()
+	buf := make([]byte, len(raw)+enc.DecodedLen(len(h))+enc.DecodedLen(len(p))+enc.DecodedLen(len(sig)))
+	encoded, buf := buf[:copy(buf, raw):len(raw)], buf[len(raw):]
+	inputLen := len(h) + 1 + len(p)
+	seg := segments{signingInput: encoded[:inputLen:inputLen]}
+	var err error
+	if seg.header, buf, err = decodeSegment(enc, buf, encoded[:len(h)]); err != nil {
+		return segments{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
 	}
-	if payload, err = base64.RawURLEncoding.Strict().DecodeString(p); err != nil {
-		return nil, nil, rejectWrap(ReasonMalformed, "", fmt.Errorf("payload: %w", err))
+	if seg.unverifiedPayload, buf, err = decodeSegment(enc, buf, encoded[len(h)+1:inputLen]); err != nil {
+		return segments{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("payload: %w", err))
 	}
-	return hdr, payload, nil
+	seg.signature, _, seg.signatureErr = decodeSegment(enc, buf, encoded[inputLen+1:])
+	return seg, nil
 }
 
-// allowedHeader lists the only members a token header may carry. Anything
-// else is refused: "crit" (RFC 7515 §4.1.11: we understand no extension),
-// and "jwk", "jku", "x5u", "x5c" (an attacker naming their own key or key
-// URL: key confusion / SSRF).
-var allowedHeader = map[string]bool{"alg": true, "kid": true, "typ": true}
-
-func parseHeader(raw []byte, wantTyp string, algs []jose.SignatureAlgorithm) (header, error) {
-	var members map[string]jsontext.Value
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return header{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
+// decodeSegment decodes src into the start of buf, returning the decoded
+// bytes and the rest of buf.
+func decodeSegment(enc *base64.Encoding, buf, src []byte) (decoded, rest []byte, err error) {
+	dst := buf[:enc.DecodedLen(len(src))]
+	n, err := enc.Decode(dst, src)
+	if err != nil {
+		return nil, buf, err
 	}
-	for name := range members {
-		if !allowedHeader[name] {
-			return header{}, reject(ReasonBadHeader, name, "header member %q is not accepted", name)
+	return dst[:n:n], buf[n:], nil
+}
+
+// headerMembers is a JOSE header as read in one pass by parseHeader: the
+// members it accepts and, for the checks after the pass, the first other
+// member seen and whether an accepted one had a value other than a string
+// or null. "crit" (RFC 7515 §4.1.11: we understand no extension), "jwk",
+// "jku", "x5u" and "x5c" (an attacker naming their own key or key URL: key
+// confusion / SSRF) and anything else are such other members.
+type headerMembers struct {
+	alg, kid, typ string
+	hasOther      bool
+	other         string
+	badType       bool
+}
+
+// UnmarshalJSONFrom reads one JSON object, or null for none. The decoder
+// enforces what the rest of the token's JSON gets: valid UTF-8, no
+// duplicate member names (a parser differential), names matched exactly.
+func (h *headerMembers) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	switch {
+	case err != nil:
+		return err
+	case tok.Kind() == 'n':
+		return nil
+	case tok.Kind() != '{':
+		return errors.New("header is not a JSON object")
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		var dst *string
+		switch name.String() {
+		case "alg":
+			dst = &h.alg
+		case "kid":
+			dst = &h.kid
+		case "typ":
+			dst = &h.typ
+		default:
+			if !h.hasOther {
+				h.hasOther, h.other = true, name.String()
+			}
+			if err := dec.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		switch dec.PeekKind() {
+		case '"':
+			v, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			*dst = v.String()
+		case 'n':
+			if _, err := dec.ReadToken(); err != nil {
+				return err
+			}
+		default:
+			h.badType = true
+			if err := dec.SkipValue(); err != nil {
+				return err
+			}
 		}
 	}
-	var h struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}
+	_, err = dec.ReadToken()
+	return err
+}
+
+// parseHeader reads the header strictly, in this order: one JSON object
+// with no duplicate members, no member but "alg", "kid" and "typ", those
+// of string type, "alg" in algs, "typ" matching wantTyp, a bounded "kid".
+func parseHeader(raw []byte, wantTyp string, algs []jose.SignatureAlgorithm) (header, error) {
+	var h headerMembers
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return header{}, rejectWrap(ReasonMalformed, "", fmt.Errorf("header: %w", err))
 	}
-	if !slices.Contains(algs, jose.SignatureAlgorithm(h.Alg)) {
-		return header{}, reject(ReasonUnsupportedAlg, "alg", "alg %q is not allowed", h.Alg)
+	if h.hasOther {
+		return header{}, reject(ReasonBadHeader, h.other, "header member %q is not accepted", h.other)
 	}
-	if !typeMatches(h.Typ, wantTyp) {
-		return header{}, reject(ReasonBadType, "typ", "typ %q, want %q", h.Typ, wantTyp)
+	if h.badType {
+		return header{}, reject(ReasonMalformed, "", "header: alg, kid and typ must be strings")
 	}
-	if h.Kid == "" || len(h.Kid) > maxKidLen {
+	if !slices.Contains(algs, jose.SignatureAlgorithm(h.alg)) {
+		return header{}, reject(ReasonUnsupportedAlg, "alg", "alg %q is not allowed", h.alg)
+	}
+	if !typeMatches(h.typ, wantTyp) {
+		return header{}, reject(ReasonBadType, "typ", "typ %q, want %q", h.typ, wantTyp)
+	}
+	if h.kid == "" || len(h.kid) > maxKidLen {
 		return header{}, reject(ReasonBadHeader, "kid", "kid is required (at most %d bytes)", maxKidLen)
 	}
-	return header{alg: Algorithm(h.Alg), unverifiedKid: h.Kid, typ: h.Typ}, nil
+	return header{alg: Algorithm(h.alg), unverifiedKid: h.kid, typ: h.typ}, nil
 }
 
 // typeMatches compares media types as RFC 7515 §4.1.9 allows: ignoring case,

@@ -89,11 +89,13 @@ type ReplayStore interface {
 
 // MemoryReplayConfig configures a MemoryReplayStore.
 type MemoryReplayConfig struct {
-	// MaxEntries bounds the live entries held. When full, Consume fails
-	// (ErrStoreFull) instead of forgetting a live entry, which would reopen
-	// a replay window. Default 1,000,000 (about 60 MB).
+	// MaxEntries bounds the entries held, never exceeded. When full,
+	// Consume fails (ErrStoreFull) instead of forgetting a live entry, which
+	// would reopen a replay window. Capacity is split evenly between the
+	// shards, so a store may report full a little before it holds
+	// MaxEntries. Default 1,000,000 (about 56 MB).
 	MaxEntries int
-	// Shards splits the lock. Default 64.
+	// Shards splits the lock. Default 64, at most MaxEntries.
 	Shards int
 	// SweepInterval is how often expired entries are removed. Default 10s.
 	SweepInterval time.Duration
@@ -111,15 +113,15 @@ type MemoryReplayStore struct {
 	cfg      MemoryReplayConfig
 	started  time.Time
 	shards   []replayShard
-	perShard int
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
 type replayShard struct {
-	mu      sync.Mutex
-	entries map[[16]byte]int64 // expiry, unix nanoseconds
-	_       [40]byte           // keep shards on separate cache lines
+	mu       sync.Mutex
+	entries  map[[16]byte]int64 // expiry, unix nanoseconds
+	capacity int                // this shard's share of MaxEntries
+	_        [32]byte           // keep shards on separate cache lines
 }
 
 // NewMemoryReplayStore returns a started store. Call Close to stop its sweeper.
@@ -149,15 +151,19 @@ func NewMemoryReplayStore(cfg MemoryReplayConfig) (*MemoryReplayStore, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: memory replay store: %w", err)
 	}
+	n := min(cfg.Shards, cfg.MaxEntries)
 	s := &MemoryReplayStore{
-		cfg:      cfg,
-		started:  cfg.Now(),
-		shards:   make([]replayShard, cfg.Shards),
-		perShard: max(1, (cfg.MaxEntries+cfg.Shards-1)/cfg.Shards),
-		stop:     make(chan struct{}),
+		cfg:     cfg,
+		started: cfg.Now(),
+		shards:  make([]replayShard, n),
+		stop:    make(chan struct{}),
 	}
 	for i := range s.shards {
 		s.shards[i].entries = make(map[[16]byte]int64)
+		s.shards[i].capacity = cfg.MaxEntries / n
+		if i < cfg.MaxEntries%n {
+			s.shards[i].capacity++
+		}
 	}
 	go s.sweepLoop()
 	return s, nil
@@ -181,9 +187,9 @@ func (s *MemoryReplayStore) Consume(_ context.Context, key string, expiresAt tim
 	if exp, ok := sh.entries[h]; ok && exp > now {
 		return ErrAlreadyUsed
 	}
-	if len(sh.entries) >= s.perShard {
+	if len(sh.entries) >= sh.capacity {
 		sh.sweep(now)
-		if len(sh.entries) >= s.perShard {
+		if len(sh.entries) >= sh.capacity {
 			return ErrStoreFull
 		}
 	}

@@ -258,6 +258,51 @@ func TestMemoryReplayStore_full(t *testing.T) {
 	fixture.WantReason(t, err, "")
 }
 
+// TestMemoryReplayStore_neverExceedsMaxEntries fills stores until they
+// refuse, with shard counts that do not divide MaxEntries or exceed it, and
+// checks that none ever holds more than MaxEntries and every entry it took
+// is still live: the bound is enforced by failing closed, never by
+// eviction.
+func TestMemoryReplayStore_neverExceedsMaxEntries(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveMax    int
+		giveShards int
+	}{
+		{name: "fail/100_entries_default_shards", giveMax: 100},
+		{name: "fail/10_entries_64_shards", giveMax: 10, giveShards: 64},
+		{name: "fail/1000_entries_7_shards", giveMax: 1000, giveShards: 7},
+		{name: "fail/1_entry_4096_shards", giveMax: 1, giveShards: 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := fixture.NewStore(t, brokertest.NewClock(fixture.Now), token.MemoryReplayConfig{MaxEntries: tt.giveMax, Shards: tt.giveShards})
+			exp := fixture.Now.Add(time.Minute)
+			var taken []string
+			for i := 0; i < 10*tt.giveMax; i++ {
+				key := fmt.Sprint("issuer jti-", i)
+				err := s.Consume(ctx, key, exp)
+				if errors.Is(err, token.ErrStoreFull) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Consume #%d: %v", i, err)
+				}
+				taken = append(taken, key)
+			}
+			if got := s.Len(); got > tt.giveMax || len(taken) > tt.giveMax {
+				t.Fatalf("store holds %d entries (%d accepted), MaxEntries %d", got, len(taken), tt.giveMax)
+			}
+			for _, key := range taken {
+				if err := s.Consume(ctx, key, exp); !errors.Is(err, token.ErrAlreadyUsed) {
+					t.Fatalf("live entry %q lost: Consume = %v", key, err)
+				}
+			}
+		})
+	}
+}
+
 // TestMemoryReplayStore_usesEveryShard checks that capacity is spread over
 // every shard, whatever their number, so a store holds close to MaxEntries
 // before it reports full.

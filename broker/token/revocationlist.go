@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/handoffbroker/handoff/broker/internal/seconds"
@@ -213,18 +212,13 @@ func (m *Minter) SignRevocationList(l RevocationList, ttl time.Duration) (string
 	if err != nil {
 		return "", err
 	}
-	opts := (&jose.SignerOptions{}).WithType(RevocationListType).WithHeader(jose.HeaderKey("kid"), key.id)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.alg), Key: key.private}, opts)
-	if err != nil {
-		return "", fmt.Errorf("broker: revocation list: signer: %w", err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("broker: revocation list: sign: %w", err)
-	}
-	token, err := jws.CompactSerialize()
+	header, err := key.protectedHeader(RevocationListType)
 	if err != nil {
 		return "", fmt.Errorf("broker: revocation list: %w", err)
+	}
+	token, err := key.signCompact(header, payload)
+	if err != nil {
+		return "", fmt.Errorf("broker: revocation list: sign: %w", err)
 	}
 	if len(token) > MaxRevocationListSize {
 		return "", fmt.Errorf("broker: revocation list: %d bytes exceed the limit of %d", len(token), MaxRevocationListSize)
