@@ -82,6 +82,7 @@ var reasonText = map[token.Reason][2]string{
 	token.ReasonIssuedInFuture:      {"The handoff token was issued in the future.", "The two services' clocks disagree; try again in a minute or contact support."},
 	token.ReasonLifetimeTooLong:     {"The handoff token lives longer than this service allows.", "Start the task again; if it keeps happening, contact support."},
 	token.ReasonTaskMismatch:        {"The handoff token is for a different task.", "Start this task again from the service that sent you here."},
+	token.ReasonWrongSubject:        {"This was meant for another user.", "Nothing was changed. Sign in as the user who started the task, or start it again."},
 	token.ReasonUnboundHandoff:      {"This handoff was started in another browser or has expired.", "Nothing was changed. Go back and start the task again from this browser."},
 	token.ReasonRevoked:             {"The handoff was withdrawn.", "Sign in again and start the task again."},
 	token.ReasonIssuedBeforeRestart: {"The handoff was created before this service restarted.", "Go back and try again."},
@@ -91,7 +92,7 @@ var reasonText = map[token.Reason][2]string{
 
 // statusFor maps a token reason to its HTTP status: 400 for tokens that
 // are not well-formed, 401 for tokens that are not valid, 403 for the wrong
-// task or a token bound to another browser, 409 for a replay, 503 when a dependency is down, 500 when the
+// task or user or a token bound to another browser, 409 for a replay, 503 when a dependency is down, 500 when the
 // service itself asked the verifier nothing (invalid_expect).
 func statusFor(r token.Reason) int {
 	switch r {
@@ -101,7 +102,7 @@ func statusFor(r token.Reason) int {
 		token.ReasonBadType, token.ReasonBadHeader, token.ReasonMissingClaim,
 		token.ReasonInvalidClaim:
 		return http.StatusBadRequest
-	case token.ReasonTaskMismatch, token.ReasonUnboundHandoff:
+	case token.ReasonTaskMismatch, token.ReasonWrongSubject, token.ReasonUnboundHandoff:
 		return http.StatusForbidden
 	case token.ReasonReplayed:
 		return http.StatusConflict

@@ -86,6 +86,7 @@ type SigningKey struct {
 	alg     Algorithm
 	private crypto.Signer
 	handoff jose.Signer // built once: "typ" handoff+jwt and this "kid"
+	result  jose.Signer // built once: "typ" handoff-result+jwt and this "kid"
 }
 
 // NewSigningKey prepares priv, an Ed25519 key for EdDSA or a P-256 key for
@@ -94,12 +95,26 @@ func NewSigningKey(kid string, alg Algorithm, priv crypto.Signer) (*SigningKey, 
 	if err := (PublicKey{KeyID: kid, Algorithm: alg, Key: priv.Public()}).Check(); err != nil {
 		return nil, fmt.Errorf("broker: signing key: %w", err)
 	}
-	opts := (&jose.SignerOptions{}).WithType(HandoffTokenType).WithHeader(jose.HeaderKey("kid"), kid)
+	handoff, err := newTypedSigner(kid, alg, priv, HandoffTokenType)
+	if err != nil {
+		return nil, err
+	}
+	result, err := newTypedSigner(kid, alg, priv, ResultTokenType)
+	if err != nil {
+		return nil, err
+	}
+	return &SigningKey{id: kid, alg: alg, private: priv, handoff: handoff, result: result}, nil
+}
+
+// newTypedSigner returns a signer whose header carries exactly alg, kid and
+// typ.
+func newTypedSigner(kid string, alg Algorithm, priv crypto.Signer, typ string) (jose.Signer, error) {
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader(jose.HeaderKey("kid"), kid)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: priv}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: signer: %w", err)
 	}
-	return &SigningKey{id: kid, alg: alg, private: priv, handoff: signer}, nil
+	return signer, nil
 }
 
 // KeyID returns the key's "kid".

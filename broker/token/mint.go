@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
@@ -111,6 +112,8 @@ type wireClaims struct {
 	Task      Task   `json:"task"`
 	Actor     *Actor `json:"act,omitempty"`
 	Nonce     string `json:"nonce,omitempty"`
+	// Outcome is set in result tokens only.
+	Outcome Outcome `json:"outcome,omitempty"`
 }
 
 // MinterConfig configures a Minter.
@@ -233,6 +236,11 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 		Actor:     req.Actor,
 		Nonce:     req.Nonce,
 	}
+	return sign(key, key.handoff, c, now, exp)
+}
+
+// sign serializes c and signs it with signer, one of key's typed signers.
+func sign(key *SigningKey, signer jose.Signer, c wireClaims, iat, exp time.Time) (Minted, error) {
 	if c.ID == "" || len(c.ID) > maxIDLen {
 		return Minted{}, errors.New("broker: mint: NewID returned an empty or over-long id")
 	}
@@ -240,7 +248,7 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: %w", err)
 	}
-	jws, err := key.handoff.Sign(payload)
+	jws, err := signer.Sign(payload)
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: sign: %w", err)
 	}
@@ -248,7 +256,7 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: %w", err)
 	}
-	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: now, ExpiresAt: exp}, nil
+	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: iat, ExpiresAt: exp}, nil
 }
 
 // KeyID returns the "kid" of the key Mint and SignRevocationList sign with
