@@ -142,4 +142,3 @@ func TestMintResultRefuses(t *testing.T) {
 		})
 	}
 }
-
