@@ -227,8 +227,11 @@ func (a *App) heldRevocation(sess session) string {
 type taskPage struct {
 	Session session
 	Action  string
-	// CompleteURL is the path the confirm form posts to.
-	CompleteURL string
+	// CompleteURL and CancelURL are the paths the confirm and cancel
+	// forms post to.
+	CompleteURL, CancelURL string
+	// Result, when set, is the form carrying the outcome back to SERVER1.
+	Result *resultForm
 	// Params lists the task parameters in name order.
 	Params []param
 }
@@ -236,7 +239,8 @@ type taskPage struct {
 type param struct{ Name, Value string }
 
 func newTaskPage(s session) taskPage {
-	p := taskPage{Session: s, Action: completeAction(s.Task.Action), CompleteURL: sessionPath(s.Task.ID) + "/complete"}
+	p := taskPage{Session: s, Action: completeAction(s.Task.Action),
+		CompleteURL: sessionPath(s.Task.ID) + "/complete", CancelURL: sessionPath(s.Task.ID) + "/cancel"}
 	for k, v := range s.Task.Params {
 		p.Params = append(p.Params, param{k, v})
 	}
@@ -313,7 +317,13 @@ func (a *App) completeTask(c echo.Context) error {
 	}
 	a.log.Info("task completed", "request_id", shared.RequestID(c), "flow", flowHandoff, "sub", sess.Subject,
 		"task_id", sess.Task.ID, "action", sess.Task.Action, "jti", sess.TokenID)
-	return c.Render(http.StatusOK, "done.html", newTaskPage(sess))
+	page := newTaskPage(sess)
+	// The task is done whether or not the outcome reaches SERVER1: a
+	// result that cannot be signed leaves the page without its form.
+	if page.Result, err = a.mintResult(c, sess, token.OutcomeApproved); err != nil {
+		a.log.Error("result not minted", "request_id", shared.RequestID(c), "task_id", sess.Task.ID, "error", err.Error())
+	}
+	return c.Render(http.StatusOK, "done.html", page)
 }
 
 // apiResult is the body of a successful task API call.
