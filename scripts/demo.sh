@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the local demo: both servers with embedded defaults (keys generated
-# into .data/server1/keys, in-memory replay store). Ctrl-C stops both.
+# Runs the local demo: both servers with embedded defaults (SERVER1's keys
+# generated into .data/server1/keys, SERVER2's result-signing key generated
+# in memory, in-memory replay stores). The zero-config defaults point each
+# server at the other, so the outcome of a task comes back to SERVER1.
+# Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
@@ -36,6 +39,8 @@ cat <<'MSG'
     Then choose "Continue on Payments": SERVER2 at http://127.0.0.1:8082
     sets a one-time binding secret in the browser, and the browser carries
     a one-time token bound to it to SERVER2 by form POST.
+    Approve (or cancel) there: the browser carries SERVER2's signed result
+    back to SERVER1, which shows the transfer approved (or still pending).
   Press Ctrl-C to stop.
 
 MSG
