@@ -174,3 +174,24 @@ func TestConfig_ResultURL(t *testing.T) {
 		assert.ErrorContains(t, cfg.validate(), "result-url", give)
 	}
 }
+
+// TestHandoff_RefusesResultToken: a result token signed with the trusted
+// issuer's own key opens no session and calls no task API (bad_type).
+func TestHandoff_RefusesResultToken(t *testing.T) {
+	ta := newTestApp(t, nil)
+	m, err := ta.issuer.Minter().MintResult(token.ResultRequest{
+		Subject: "alice", Audience: testAudience, Outcome: token.OutcomeApproved,
+		Task: token.Task{ID: "transfer-123", Action: "approve", Params: demoParams},
+	})
+	require.NoError(t, err)
+	b := ta.newBrowser()
+
+	got := b.handoff(m.Token)
+	assert.Equal(t, http.StatusBadRequest, got.StatusCode)
+	assert.Equal(t, string(token.ReasonBadType), pageReason(t, got))
+	assert.Empty(t, b.sessionCookie("transfer-123"))
+
+	api := b.callAPI("/api/v1/tasks/transfer-123/approve", "Bearer "+m.Token, demoBody)
+	assert.Equal(t, http.StatusBadRequest, api.StatusCode)
+	assert.Equal(t, string(token.ReasonBadType), problem(t, api).Code)
+}
