@@ -31,43 +31,9 @@ func TestOutcomeRoundTrip(t *testing.T) {
 	chromium(t)
 	c := StartCluster(t, ClusterConfig{})
 	b := NewBrowser(t)
-	b.SignIn(t, c, demoUser, demoPassword)
-	b.HandOff(t, demoTask)
+	roundTrip(t, c, b)
 
-	b.Do(t, "approve on SERVER2 and come back", clickAndWait("complete", "status-"+demoTask))
-
-	if loc := b.Location(t); !strings.HasPrefix(loc, c.Server1.URL+"/") {
-		t.Errorf("after approving, the browser shows %s, want SERVER1's list", loc)
-	}
-	if got := b.Text(t, "status-"+demoTask); got != "Approved" {
-		t.Errorf("SERVER1 shows %q for %s, want Approved", got, demoTask)
-	}
-	if b.exists(t, "continue-"+demoTask) {
-		t.Errorf("SERVER1 still offers Continue for the approved %s", demoTask)
-	}
-	if !b.exists(t, "continue-"+otherTask) {
-		t.Errorf("SERVER1 no longer offers Continue for %s, which nobody approved", otherTask)
-	}
-	b.saveArtifacts(t)
-
-	posts := b.resultPosts(c)
-	if len(posts) != 2 || posts[0].Status != http.StatusOK || posts[1].Status != http.StatusSeeOther {
-		t.Fatalf("the browser POSTed to SERVER1's /handoffs/result %d times (statuses %v), want twice: 200 (cross-site, re-posted from SERVER1's origin) then 303", len(posts), statuses(posts))
-	}
-	if posts[0].Headers["origin"] == c.Issuer {
-		t.Errorf("the first result POST came from SERVER1's own origin, want SERVER2's page")
-	}
-	result := tokenOf(t, posts[0])
-	c.NoteSecret(result)
-	if tokenOf(t, posts[1]) != result {
-		t.Fatal("the re-posted result is not the one SERVER2 sent")
-	}
-	for _, r := range b.Requests() {
-		if strings.Contains(r.URL, signatureOf(result)) {
-			t.Errorf("the result token is in the URL %s", r.URL)
-		}
-	}
-
+	result := resultOf(t, c, b)
 	u := NewUser(t, c)
 	home := u.SignIn(t, demoUser, demoPassword)
 	t.Run("fail/replayed", func(t *testing.T) {
@@ -98,6 +64,69 @@ func TestOutcomeRoundTrip(t *testing.T) {
 			t.Errorf("after a handoff token posted as result, %s is no longer pending", otherTask)
 		}
 	})
+}
+
+// TestOutcomeRoundTripHTTPS is the round trip with both servers on https:
+// SERVER1 fetches SERVER2's keys over TLS.
+func TestOutcomeRoundTripHTTPS(t *testing.T) {
+	t.Parallel()
+	chromium(t)
+	c := StartCluster(t, ClusterConfig{TLS: true})
+	roundTrip(t, c, NewBrowser(t, trustSuiteCert()))
+}
+
+// roundTrip signs alice in, hands transfer 123 off, approves it on SERVER2
+// and checks the list SERVER1 shows once the browser is back; it keeps a
+// screenshot of that list.
+func roundTrip(t *testing.T, c *Cluster, b *Browser) {
+	t.Helper()
+	b.SignIn(t, c, demoUser, demoPassword)
+	b.HandOff(t, demoTask)
+
+	b.Do(t, "approve on SERVER2 and come back", clickAndWait("complete", "status-"+demoTask))
+
+	if loc := b.Location(t); !strings.HasPrefix(loc, c.Server1.URL+"/") {
+		t.Errorf("after approving, the browser shows %s, want SERVER1's list", loc)
+	}
+	if got := b.Text(t, "status-"+demoTask); got != "Approved" {
+		t.Errorf("SERVER1 shows %q for %s, want Approved", got, demoTask)
+	}
+	if b.exists(t, "continue-"+demoTask) {
+		t.Errorf("SERVER1 still offers Continue for the approved %s", demoTask)
+	}
+	if !b.exists(t, "continue-"+otherTask) {
+		t.Errorf("SERVER1 no longer offers Continue for %s, which nobody approved", otherTask)
+	}
+	b.saveArtifacts(t)
+
+	posts := b.resultPosts(c)
+	if len(posts) != 2 || posts[0].Status != http.StatusOK || posts[1].Status != http.StatusSeeOther {
+		t.Fatalf("the browser POSTed to SERVER1's /handoffs/result %d times (statuses %v), want twice: 200 (cross-site, re-posted from SERVER1's origin) then 303", len(posts), statuses(posts))
+	}
+	if posts[0].Headers["origin"] == c.Issuer {
+		t.Errorf("the first result POST came from SERVER1's own origin, want SERVER2's page")
+	}
+	result := resultOf(t, c, b)
+	if tokenOf(t, posts[1]) != result {
+		t.Fatal("the re-posted result is not the one SERVER2 sent")
+	}
+	for _, r := range b.Requests() {
+		if strings.Contains(r.URL, signatureOf(result)) {
+			t.Errorf("the result token is in the URL %s", r.URL)
+		}
+	}
+}
+
+// resultOf returns the result token the browser carried to SERVER1.
+func resultOf(t testing.TB, c *Cluster, b *Browser) string {
+	t.Helper()
+	posts := b.resultPosts(c)
+	if len(posts) == 0 {
+		t.Fatal("the browser posted no result to SERVER1")
+	}
+	tok := tokenOf(t, posts[0])
+	c.NoteSecret(tok)
+	return tok
 }
 
 // TestOutcomeCancel: alice cancels on SERVER2 and comes back to SERVER1,
