@@ -148,25 +148,12 @@ func (a *App) Start(ctx context.Context) {
 		defer t.Stop()
 		reload := time.NewTicker(5 * time.Second)
 		defer reload.Stop()
-		var keysErr string
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-reload.C:
-				// Replicas sharing --keys-dir agree on the signing key.
-				if a.cfg.KeysDir == "" {
-					continue
-				}
-				err := a.results.keys.Reload()
-				switch {
-				case err != nil && err.Error() != keysErr:
-					keysErr = err.Error()
-					a.log.Warn("reloading result signing keys failed", "error", keysErr)
-				case err == nil && keysErr != "":
-					keysErr = ""
-					a.log.Info("reloading result signing keys works again")
-				}
+				a.results.reload(a.log)
 			case <-t.C:
 				a.sessions.Sweep()
 				if m, ok := a.replay.Completions.(*memoryCompletions); ok {

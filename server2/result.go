@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -22,12 +23,34 @@ const jwksMaxAge = time.Minute
 // tokens and where the browser carries them. SERVER1 verifies them against
 // the JWKS SERVER2 publishes; the two share no secret.
 type resultSigner struct {
+	// dir is --keys-dir, "" for the in-memory key.
+	dir    string
 	keys   *keys.Keyring
 	minter *token.Minter
 	// target is SERVER1's result endpoint; origin its scheme and host,
 	// the only form-action of the pages that post there.
 	target, origin string
 	metadata       []byte
+	// reloadErr is the last reload failure logged, so a lasting one is
+	// logged once. Only the Start loop touches it.
+	reloadErr string
+}
+
+// reload re-reads --keys-dir, so replicas sharing it agree on the signing
+// key and publish each other's keys.
+func (s *resultSigner) reload(log *slog.Logger) {
+	if s.dir == "" {
+		return
+	}
+	err := s.keys.Reload()
+	switch {
+	case err != nil && err.Error() != s.reloadErr:
+		s.reloadErr = err.Error()
+		log.Warn("reloading result signing keys failed", "error", s.reloadErr)
+	case err == nil && s.reloadErr != "":
+		s.reloadErr = ""
+		log.Info("reloading result signing keys works again")
+	}
 }
 
 // newResultSigner opens cfg.KeysDir (or makes an in-memory key) and the
@@ -53,7 +76,7 @@ func newResultSigner(cfg Config, now func() time.Time) (*resultSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("result-url: %w", err)
 	}
-	s := &resultSigner{keys: ring, minter: minter, target: target.String(), origin: target.Scheme + "://" + target.Host}
+	s := &resultSigner{dir: cfg.KeysDir, keys: ring, minter: minter, target: target.String(), origin: target.Scheme + "://" + target.Host}
 	if s.metadata, err = resultMetadata(cfg.Audience, s.target); err != nil {
 		return nil, err
 	}

@@ -165,6 +165,14 @@ func TestResultKeysDir(t *testing.T) {
 	jwks := func(ta *testApp) string { return ta.newBrowser().Get("/.well-known/jwks.json").Body }
 	assert.Equal(t, jwks(first), jwks(second), "replicas sharing --keys-dir publish one key set")
 	assert.True(t, strings.Contains(jwks(first), `"kid"`))
+
+	ring, err := keys.Open(keys.KeyringConfig{Dir: dir})
+	require.NoError(t, err)
+	added, err := ring.Generate(token.EdDSA, time.Time{})
+	require.NoError(t, err)
+	require.NotContains(t, jwks(first), added.ID)
+	first.app.results.reload(first.app.log)
+	assert.Contains(t, jwks(first), added.ID, "a key another replica wrote is published after a reload")
 }
 
 func TestConfig_ResultURL(t *testing.T) {
