@@ -115,6 +115,8 @@ var reasonText = map[token.Reason]words{
 		"The token's lifetime (exp - iat) is longer than this service accepts.", "Mint the token with a shorter lifetime."},
 	token.ReasonTaskMismatch: {"This one-time pass is for a different task.", "Start this task again from the service that sent you here.",
 		"The token allows a different task.", "Call the route of the task and action the token was minted for, with the parameters it was minted with as the JSON body, or ask the issuer for a token for this task."},
+	token.ReasonWrongSubject: {"This was meant for another user.", "Nothing was changed. Sign in as the user who started the task, or start it again.",
+		"The token's sub is another user.", "Send the token as the user it was minted for (its sub); ask the issuer for a token for this user."},
 	token.ReasonUnboundHandoff: {"This one-time pass was made for another browser, or has expired.", "Nothing was changed. Start the task again from this browser.",
 		"The token is bound to a browser.", "A token with a nonce works only in the browser holding the binding cookie: ask the issuer for a token without one for API calls."},
 	token.ReasonRevoked: {"This one-time pass was withdrawn.", "Sign in again and start the task again.",
@@ -129,7 +131,7 @@ var reasonText = map[token.Reason]words{
 
 // statusFor maps a token reason to its HTTP status: 400 for tokens that
 // are not well-formed, 401 for tokens that are not valid, 403 for the wrong
-// task or a token bound to another browser, 409 for a replay, 503 when a dependency is down, 500 when the
+// task or user or a token bound to another browser, 409 for a replay, 503 when a dependency is down, 500 when the
 // service itself asked the verifier nothing (invalid_expect).
 func statusFor(r token.Reason) int {
 	switch r {
@@ -139,7 +141,7 @@ func statusFor(r token.Reason) int {
 		token.ReasonBadType, token.ReasonBadHeader, token.ReasonMissingClaim,
 		token.ReasonInvalidClaim:
 		return http.StatusBadRequest
-	case token.ReasonTaskMismatch, token.ReasonUnboundHandoff:
+	case token.ReasonTaskMismatch, token.ReasonWrongSubject, token.ReasonUnboundHandoff:
 		return http.StatusForbidden
 	case token.ReasonReplayed:
 		return http.StatusConflict

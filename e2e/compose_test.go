@@ -359,9 +359,20 @@ func TestComposeDemo(t *testing.T) {
 		pageA := sessionAt(t, atA, atA.SignIn(t, "bob", "bob-demo-pw"), c.Server2, bobsTask)
 		pageB := sessionAt(t, atB, atB.SignIn(t, "bob", "bob-demo-pw"), server2b, bobsTask)
 
-		wantCompleted(t, atA.SubmitForm(t, pageA, "complete", nil), "completion at server2a")
+		done := atA.SubmitForm(t, pageA, "complete", nil)
+		wantCompleted(t, done, "completion at server2a")
 		wantAlreadyCompleted(t, atB.SubmitForm(t, pageB, "complete", nil), false, "completion at server2b")
 		wantTaskPageDone(t, atB, server2b, bobsTask, "the task page at server2b")
+
+		// The done page carries server2a's signed result back to SERVER1,
+		// which fetches server2a's keys inside the compose network.
+		back := atA.SubmitForm(t, done, "result-form", nil)
+		if back.Status != http.StatusSeeOther {
+			t.Fatalf("the result at SERVER1: %s, want 303", back.describe())
+		}
+		if list := atA.Follow(t, back); list.ByID("status-"+bobsTask) == nil || list.ByID("continue-"+bobsTask) != nil {
+			t.Errorf("SERVER1 does not show %s approved without Continue: %s", bobsTask, list.describe())
+		}
 	})
 
 	t.Run("redis_down_fails_closed_and_recovers", func(t *testing.T) {

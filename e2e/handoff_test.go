@@ -75,7 +75,7 @@ func TestHandoffHappyPath(t *testing.T) {
 		if params := b.Text(t, "task-params"); !strings.Contains(params, otherParams["amount"]) || !strings.Contains(params, otherParams["payee"]) {
 			t.Errorf("the task page does not show the transfer's amount and payee: %q", params)
 		}
-		b.Do(t, "approve the transfer", clickAndWait("complete", "task-done"))
+		b.Do(t, "approve the transfer and come back to SERVER1", clickAndWait("complete", "status-"+otherTask))
 	})
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the local demo: both servers with embedded defaults (keys generated
-# into .data/server1/keys, in-memory replay store), logging as text for
-# people. Ctrl-C (or SIGTERM) stops both gracefully, and the script exits 0
-# once both have shut down.
+# Runs the local demo: both servers with embedded defaults (SERVER1's keys
+# generated into .data/server1/keys, SERVER2's result-signing key generated
+# in memory, in-memory replay stores), logging as text for people. The
+# zero-config defaults point each server at the other, so the outcome of a
+# task comes back to SERVER1. Ctrl-C (or SIGTERM) stops both gracefully, and
+# the script exits 0 once both have shut down.
 #
 # HANDOFF_SERVER1_PORT (8081) and HANDOFF_SERVER2_PORT (8082) move the
 # servers; any SERVER1_* or SERVER2_* variable set beforehand wins over what
@@ -93,6 +95,8 @@ done
     Then choose "Continue on Payments": SERVER2 at http://127.0.0.1:$p2
     sets a one-time binding secret in the browser, and the browser carries
     a one-time token bound to it to SERVER2 by form POST.
+    Approve (or cancel) there: the browser carries SERVER2's signed result
+    back to SERVER1, which shows the transfer approved (or still pending).
   Press Ctrl-C to stop.
 
 MSG

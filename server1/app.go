@@ -73,6 +73,9 @@ type app struct {
 	apiKeyDigest [sha256.Size]byte
 	rand         io.Reader
 	discovery    []byte
+	// results verifies the outcomes relying services send back and
+	// records them.
+	results *results
 }
 
 // newApp validates cfg, opens the keyring (generating a key when the
@@ -147,6 +150,9 @@ func newApp(cfg Config, opts options) (*app, error) {
 	if a.sessions, err = newSessionStore(opts.Now, a.rand); err != nil {
 		return nil, err
 	}
+	if a.results, err = newResults(cfg, reg, opts.Now); err != nil {
+		return nil, err
+	}
 	if cfg.APIKey != "" {
 		a.apiKeyDigest = sha256.Sum256([]byte(cfg.APIKey))
 	}
@@ -200,6 +206,7 @@ func (a *app) routes() {
 	e.POST("/logout-everywhere", a.handleLogoutEverywhere, forms)
 	e.POST("/handoffs", a.handleHandoff, forms)
 	e.GET("/handoffs/bound", a.handleBoundHandoff)
+	e.POST("/handoffs/result", a.handleResult)
 	e.POST("/api/v1/handoffs", a.handleAPIHandoff, api)
 	e.POST("/api/v1/handoffs/:jti/revoke", a.handleAPIRevoke, api)
 	e.GET("/.well-known/jwks.json", a.handleJWKS)
@@ -387,6 +394,9 @@ func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.watchKeys(ctx, time.Second, time.Minute)
+	if a.results.keys != nil {
+		a.results.keys.Start(ctx)
+	}
 	return shared.Serve(ctx, a.echo, a.cfg.serverConfig(), a.log, ready)
 }
 

@@ -93,6 +93,16 @@ type Config struct {
 	// APIKey, when set, lets a service call POST /api/v1/handoffs with the
 	// header X-API-Key. Default "": the API-key path is disabled.
 	APIKey string
+	// ResultIssuer is the relying service whose result tokens (the
+	// outcome of a handed-off task, POST /handoffs/result) SERVER1
+	// accepts: their "iss", compared exactly. It answers for the tasks of
+	// the primary audience (the first registry entry). Default "": that
+	// audience's identifier, SERVER2's URL in the demo.
+	ResultIssuer string
+	// ResultJWKSURL is where the result issuer's keys are fetched. Default
+	// "": <ResultIssuer>/.well-known/jwks.json. Its host is allowed by the
+	// fetch policy whatever it is (the operator chose it).
+	ResultJWKSURL string
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string
 	// LogFormat is json (one object a line) or text (key=value, for
@@ -209,6 +219,8 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.IntVar(&c.HandoffBurst, "handoff-burst", c.HandoffBurst, "handoffs one user may start at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.TextVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json (one object a line) or text (key=value, for people)")
+	fs.StringVar(&c.ResultIssuer, "result-issuer", c.ResultIssuer, "the relying service whose result tokens are accepted at /handoffs/result (empty: the primary audience)")
+	fs.StringVar(&c.ResultJWKSURL, "result-jwks-url", c.ResultJWKSURL, "the result issuer's JWKS URL (empty: <result-issuer>/.well-known/jwks.json)")
 	c.bindRevocations(fs)
 	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
 	fs.DurationVar(&c.RotateEvery, "rotate-every", c.RotateEvery, "rotate the signing key automatically after it signed this long (0: never)")
@@ -259,6 +271,16 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ResultIssuer != "" {
+		if err := checkHTTPURL(c.ResultIssuer); err != nil {
+			errs = append(errs, fmt.Errorf("result-issuer: %w", err))
+		}
+	}
+	if c.ResultJWKSURL != "" {
+		if err := checkHTTPURL(c.ResultJWKSURL); err != nil {
+			errs = append(errs, fmt.Errorf("result-jwks-url: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,9 @@ func (a *app) resolve(username, audienceID, taskID string) (audience, task, erro
 	if !ok {
 		return audience{}, task{}, errUnknownTask
 	}
+	if aud.ID == a.results.audience && a.results.outcomes.get(username, t.ID) == token.OutcomeApproved {
+		return audience{}, task{}, errTaskApproved
+	}
 	return aud, t, nil
 }
 

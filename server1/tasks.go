@@ -70,6 +70,10 @@ type taskRow struct {
 	// Summary is the task's parameters as users read them on both
 	// servers (shared.DescribeTask).
 	Summary string
+	// Approved is set once the audience reported the task approved: the
+	// row offers no Continue. Cancelled is set when it last reported the
+	// task cancelled: it is still pending.
+	Approved, Cancelled bool
 }
 
 type indexPage struct {
@@ -97,7 +101,13 @@ func (a *app) handleIndex(c echo.Context) error {
 	}
 	page := indexPage{User: u, CSRF: csrfToken(c)}
 	for _, t := range a.tasks.list(u.Username) {
+		var outcome token.Outcome
+		if t.Audience.ID == a.results.audience {
+			outcome = a.results.outcomes.get(u.Username, t.ID)
+		}
 		page.Tasks = append(page.Tasks, taskRow{
+			Approved:     outcome == token.OutcomeApproved,
+			Cancelled:    outcome == token.OutcomeCancelled,
 			ID:           t.ID,
 			Number:       strings.TrimPrefix(t.ID, "transfer-"),
 			Audience:     t.Audience.ID,

@@ -61,6 +61,7 @@ type App struct {
 	rp       *broker.RelyingParty
 	replay   replayBackend
 	sessions *shared.Sessions[session]
+	results  *resultSigner
 	echo     *echo.Echo
 }
 
@@ -81,6 +82,9 @@ func NewApp(cfg Config, opts Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, opts: opts, log: opts.Logger, metrics: newMetrics()}
 	var err error
+	if a.results, err = newResultSigner(cfg, opts.Now); err != nil {
+		return nil, err
+	}
 	if a.sessions, err = shared.NewSessions[session](shared.SessionsConfig{
 		TTL: cfg.SessionTTL, MaxSessions: cfg.MaxSessions, MaxPerOwner: cfg.MaxSessionsPerSubject,
 		Now: opts.Now, Rand: opts.Rand,
@@ -135,17 +139,22 @@ func (a *App) newRelyingParty() (*broker.RelyingParty, error) {
 
 // Start runs the background work until ctx is done: discovering the
 // issuer's URLs when they were not configured, keeping its keys and
-// revocation list fresh, and sweeping expired sessions and completions.
+// revocation list fresh, re-reading the result signing keys of --keys-dir,
+// and sweeping expired sessions and completions.
 // It returns at once.
 func (a *App) Start(ctx context.Context) {
 	a.rp.Start(ctx)
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
+		reload := time.NewTicker(5 * time.Second)
+		defer reload.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-reload.C:
+				a.results.reload(a.log)
 			case <-t.C:
 				a.sessions.Sweep()
 				if m, ok := a.replay.Completions.(*memoryCompletions); ok {
@@ -201,6 +210,9 @@ func (a *App) routes() error {
 	e.GET("/handoff/start", echoHandler(a.rp.StartHandler(a.handoffRefused)))
 	e.GET("/tasks/:id", a.taskPage)
 	e.POST("/tasks/:id/complete", a.completeTask)
+	e.POST("/tasks/:id/cancel", a.cancelTask)
+	e.GET("/.well-known/jwks.json", a.handleJWKS)
+	e.GET("/.well-known/handoff-configuration", a.handleMetadata)
 	e.POST("/api/v1/tasks/:id/:action", echoBehind(a.rp.Middleware(a.expectTask, a.apiRefused), a.apiTask))
 	a.echo = e
 	return nil

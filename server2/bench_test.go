@@ -21,7 +21,9 @@ import (
 // are minted before the timer starts. raw_ed25519_verify is the floor in
 // the same run: one Ed25519 verify over a token's signing input.
 func BenchmarkHandoff(b *testing.B) {
-	ta := newTestApp(b, func(_ *Config, o *Options) { o.Logger = shared.NewLogger(io.Discard, "server2", slog.LevelInfo, shared.LogJSON) })
+	ta := newTestApp(b, func(_ *Config, o *Options) {
+		o.Logger = shared.NewLogger(io.Discard, "server2", slog.LevelInfo, shared.LogJSON)
+	})
 	h := ta.app.Handler()
 	cookie := bindingCookie(testBindingSecret).String()
 	mint := func(n int) []string {

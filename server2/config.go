@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -112,6 +113,17 @@ type Config struct {
 	// BindingTTL is how long the binding secret set at /handoff/start
 	// lives. Default 120s; at most 10m.
 	BindingTTL time.Duration
+	// KeysDir holds SERVER2's own signing keys for result tokens, one
+	// private JWK file each, shared by every replica; an empty directory
+	// gets one fresh key at start, and the directory is re-read every few
+	// seconds so replicas agree. Default "": one key generated in memory at
+	// start (the demo; SERVER1 refetches the JWKS on the new key id after
+	// a restart).
+	KeysDir string
+	// ResultURL is SERVER1's result endpoint, where the browser carries a
+	// result token after the task is approved or cancelled. Default "":
+	// <TrustedIssuer>/handoffs/result.
+	ResultURL string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
 	// PprofAddr, when set, serves Go's CPU, heap and goroutine profiles
@@ -157,6 +169,8 @@ func registerFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.HandoffBinding, "handoff-binding", string(broker.BindingRequired), "\"required\": browser handoffs must be bound to the browser that started them; \"off\" accepts unbound tokens (allows login CSRF)")
 	fs.StringVar(&cfg.BoundHandoffURL, "bound-handoff-url", "", "SERVER1's bound handoff endpoint (empty: discovered from the issuer's handoff-configuration)")
 	fs.DurationVar(&cfg.BindingTTL, "binding-ttl", broker.DefaultBindingTTL, "lifetime of the binding secret set when a handoff starts")
+	fs.StringVar(&cfg.KeysDir, "keys-dir", "", "directory of SERVER2's own signing keys for result tokens (empty: one key generated in memory at start)")
+	fs.StringVar(&cfg.ResultURL, "result-url", "", "SERVER1's result endpoint (empty: <trusted-issuer>/handoffs/result)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address to serve Go profiles (/debug/pprof/) on (empty: off)")
 	fs.TextVar(&cfg.LogFormat, "log-format", shared.LogJSON, "log format: json (one object a line) or text (key=value, for people)")
@@ -233,6 +247,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
 		}
 	}
+	if _, err := c.resultURL(); err != nil {
+		errs = append(errs, fmt.Errorf("result-url: %w", err))
+	}
 	if c.MaxSessions < 1 {
 		errs = append(errs, fmt.Errorf("max-sessions must be positive, got %d", c.MaxSessions))
 	}
@@ -306,6 +323,28 @@ func checkReplayStore(s string) error {
 // Leeway behind), and a session it opened lasts SessionTTL more.
 func (c Config) minCompletionRetention() time.Duration {
 	return c.SessionTTL + c.MaxTokenLifetime + 2*c.Leeway
+}
+
+// resultURL is ResultURL or its default under the trusted issuer: an
+// absolute http or https URL without credentials, query or fragment.
+func (c Config) resultURL() (*url.URL, error) {
+	raw := c.ResultURL
+	if raw == "" {
+		var err error
+		if raw, err = url.JoinPath(c.TrustedIssuer, "/handoffs/result"); err != nil {
+			return nil, err
+		}
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return nil, fmt.Errorf("%q is not an absolute http or https URL", raw)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
+	}
+	return u, nil
 }
 
 // secureCookies reports whether cookies need the Secure attribute: when

@@ -251,12 +251,16 @@ type taskPage struct {
 	Task shared.TaskView
 	// Portal is the service that sent the user.
 	Portal shared.Portal
-	// CompleteURL is the path the confirm form posts to.
-	CompleteURL string
+	// CompleteURL and CancelURL are the paths the confirm and cancel
+	// forms post to.
+	CompleteURL, CancelURL string
+	// Result, when set, is the form carrying the outcome back to SERVER1.
+	Result *resultForm
 }
 
 func (a *App) newTaskPage(s session) taskPage {
-	return taskPage{Session: s, Task: shared.DescribeTask(s.Task), Portal: a.portal(), CompleteURL: sessionPath(s.Task.ID) + "/complete"}
+	return taskPage{Session: s, Task: shared.DescribeTask(s.Task), Portal: a.portal(),
+		CompleteURL: sessionPath(s.Task.ID) + "/complete", CancelURL: sessionPath(s.Task.ID) + "/cancel"}
 }
 
 // taskPage shows the session's task, or that it is done, whoever did it.
@@ -321,7 +325,13 @@ func (a *App) completeTask(c echo.Context) error {
 	}
 	a.log.Info("task completed", "request_id", shared.RequestID(c), "flow", flowHandoff, "sub", sess.Subject,
 		"task_id", sess.Task.ID, "action", sess.Task.Action, "jti", sess.TokenID)
-	return c.Render(http.StatusOK, "done.html", a.newTaskPage(sess))
+	page := a.newTaskPage(sess)
+	// The task is done whether or not the outcome reaches SERVER1: a
+	// result that cannot be signed leaves the page without its form.
+	if page.Result, err = a.mintResult(c, sess, token.OutcomeApproved); err != nil {
+		a.log.Error("result not minted", "request_id", shared.RequestID(c), "task_id", sess.Task.ID, "error", err.Error())
+	}
+	return c.Render(http.StatusOK, "done.html", page)
 }
 
 // apiResult is the body of a successful task API call.

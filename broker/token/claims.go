@@ -25,6 +25,7 @@ type incomingClaims struct {
 	Task      *Task       `json:"task"`
 	Actor     *Actor      `json:"act"`
 	Nonce     *string     `json:"nonce"`
+	Outcome   *string     `json:"outcome"`
 }
 
 // rawDate is a time claim as decoded: present or not (JSON null counts as
@@ -117,6 +118,11 @@ func (v *Verifier) checkClaims(in *incomingClaims, jws verifiedJWS, now time.Tim
 	}
 	if err := checkStrings(c); err != nil {
 		return c, err
+	}
+	if v.typ == ResultTokenType {
+		if c.Outcome, err = checkOutcome(in.Outcome); err != nil {
+			return c, err
+		}
 	}
 	return c, v.validity.check(now, c.IssuedAt, c.NotBefore, c.ExpiresAt)
 }

@@ -11,15 +11,17 @@
 // in replaystore/redisstore); withdrawn tokens are reported by a
 // RevocationChecker (revocation.State, revocation.Remote).
 //
-// # One pipeline, two profiles
+// # One pipeline, three profiles
 //
-// A handoff token ("handoff+jwt") and a signed revocation list
-// ("revocation+jwt", Minter.SignRevocationList, RevocationListVerifier) are
-// two validation profiles of one JWS pipeline: raw string → checked (size,
-// structure, header; nothing authentic yet) → verified (the key of the
-// claimed issuer, the signature). Each profile then validates its own claims
-// with the same time rules. Neither is ever accepted as the other (RFC 8725
-// §3.12).
+// A handoff token ("handoff+jwt"), a result token ("handoff-result+jwt",
+// Minter.MintResult, NewResultVerifier: the relying service's signed
+// answer, with an "outcome" claim, carried back to the issuer) and a signed
+// revocation list ("revocation+jwt", Minter.SignRevocationList,
+// RevocationListVerifier) are validation profiles of one JWS pipeline: raw
+// string → checked (size, structure, header; nothing authentic yet) →
+// verified (the key of the claimed issuer, the signature). Each profile then
+// validates its own claims with the same time rules. None is ever accepted
+// as another (RFC 8725 §3.12).
 //
 // # What Verify checks, in order
 //
@@ -45,7 +47,8 @@
 //  7. Claims (RFC 7519 §4.1): "aud" exactly this audience (a single
 //     string), "exp", "nbf", "iat" with bounded leeway, a lifetime capped
 //     by the verifier, "jti", "sub" and "task".
-//  8. The expected task, unless the caller said AnyTask.
+//  8. The expected task, unless the caller said AnyTask, and the expected
+//     subject when the caller states one (Expect.Subject).
 //  9. Revocation, through an optional RevocationChecker.
 //  10. Single use: the (iss, jti) pair is consumed atomically in a
 //     ReplayStore, only after every other check passed.

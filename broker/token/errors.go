@@ -57,6 +57,9 @@ const (
 	ReasonLifetimeTooLong Reason = "lifetime_too_long"
 	// ReasonTaskMismatch: the token's task is not the one the caller expects.
 	ReasonTaskMismatch Reason = "task_mismatch"
+	// ReasonWrongSubject: the token speaks for another user than the one
+	// the caller expects (Expect.Subject). Not consumed.
+	ReasonWrongSubject Reason = "wrong_subject"
 	// ReasonUnboundHandoff: the caller requires the token to be bound to
 	// the browser presenting it (Expect.Binding), and its "nonce" is absent
 	// or matches none of the secrets that browser proved. Checked before
@@ -79,7 +82,7 @@ var reasons = []Reason{
 	ReasonBadHeader, ReasonUnknownKey, ReasonBadSignature, ReasonMissingClaim,
 	ReasonInvalidClaim, ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetimeTooLong,
-	ReasonTaskMismatch, ReasonUnboundHandoff, ReasonRevoked, ReasonIssuedBeforeRestart,
+	ReasonTaskMismatch, ReasonWrongSubject, ReasonUnboundHandoff, ReasonRevoked, ReasonIssuedBeforeRestart,
 	ReasonReplayed, ReasonUnavailable,
 }
 

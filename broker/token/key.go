@@ -89,9 +89,10 @@ type SigningKey struct {
 	alg     Algorithm
 	private crypto.Signer
 	public  PublicKey
-	// handoffHeader is the encoded protected header of every handoff
-	// token this key signs, built once: it never varies.
-	handoffHeader string
+	// handoffHeader and resultHeader are the encoded protected headers of
+	// every handoff and result token this key signs, built once: they
+	// never vary.
+	handoffHeader, resultHeader string
 }
 
 // NewSigningKey prepares priv, an ed25519.PrivateKey for EdDSA or a P-256
@@ -111,6 +112,9 @@ func NewSigningKey(kid string, alg Algorithm, priv crypto.Signer) (*SigningKey, 
 	k := &SigningKey{id: kid, alg: alg, private: priv, public: PublicKey{KeyID: kid, Algorithm: alg, Key: priv.Public()}}
 	var err error
 	if k.handoffHeader, err = k.protectedHeader(HandoffTokenType); err != nil {
+		return nil, fmt.Errorf("broker: signing key: %w", err)
+	}
+	if k.resultHeader, err = k.protectedHeader(ResultTokenType); err != nil {
 		return nil, fmt.Errorf("broker: signing key: %w", err)
 	}
 	return k, nil

@@ -111,6 +111,8 @@ type wireClaims struct {
 	Task      Task   `json:"task"`
 	Actor     *Actor `json:"act,omitempty"`
 	Nonce     string `json:"nonce,omitempty"`
+	// Outcome is set in result tokens only.
+	Outcome Outcome `json:"outcome,omitempty"`
 }
 
 // MinterConfig configures a Minter.
@@ -246,6 +248,12 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 		Actor:     req.Actor,
 		Nonce:     req.Nonce,
 	}
+	return sign(key, key.handoffHeader, c, now, exp)
+}
+
+// sign serializes c and signs it under header, one of key's encoded
+// protected headers (one per token type).
+func sign(key *SigningKey, header string, c wireClaims, iat, exp time.Time) (Minted, error) {
 	if c.ID == "" || len(c.ID) > maxIDLen {
 		return Minted{}, errors.New("broker: mint: NewID returned an empty or over-long id")
 	}
@@ -253,11 +261,11 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: %w", err)
 	}
-	token, err := key.signCompact(key.handoffHeader, payload)
+	token, err := key.signCompact(header, payload)
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint: sign: %w", err)
 	}
-	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: now, ExpiresAt: exp}, nil
+	return Minted{Token: token, ID: c.ID, KeyID: key.id, Algorithm: key.alg, IssuedAt: iat, ExpiresAt: exp}, nil
 }
 
 // KeyID returns the "kid" of the key Mint and SignRevocationList sign with

@@ -43,13 +43,19 @@ type VerifierConfig struct {
 // Verifier checks handoff tokens. It is safe for concurrent use.
 type Verifier struct {
 	cfg           VerifierConfig
+	typ           string
 	profile       profile
 	validity      validity
 	rememberSince func() time.Time
 }
 
-// NewVerifier validates cfg, reporting every problem at once.
+// NewVerifier validates cfg, reporting every problem at once. The
+// Verifier accepts handoff tokens ("typ" HandoffTokenType) only.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	return newVerifier(cfg, HandoffTokenType)
+}
+
+func newVerifier(cfg VerifierConfig, typ string) (*Verifier, error) {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = DefaultLeeway
 	}
@@ -62,7 +68,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p, errs := newProfile(HandoffTokenType, cfg.Issuers, cfg.Algorithms, cfg.MaxTokenSize)
+	p, errs := newProfile(typ, cfg.Issuers, cfg.Algorithms, cfg.MaxTokenSize)
 	if cfg.Audience == "" {
 		errs = append(errs, errors.New("field Audience is required"))
 	}
@@ -79,7 +85,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("broker: verifier config: %w", err)
 	}
-	v := &Verifier{cfg: cfg, profile: p, validity: validity{leeway: cfg.Leeway, maxLifetime: cfg.MaxLifetime}}
+	v := &Verifier{cfg: cfg, typ: typ, profile: p, validity: validity{leeway: cfg.Leeway, maxLifetime: cfg.MaxLifetime}}
 	if f, ok := cfg.Replay.(interface{ RemembersSince() time.Time }); ok {
 		v.rememberSince = f.RemembersSince
 	}
@@ -103,6 +109,11 @@ type Expect struct {
 	// ReasonUnboundHandoff. Default nil: binding is not checked (the
 	// Bearer API, where no browser is involved).
 	Binding *Binding
+	// Subject, when set, must equal the token's "sub", else
+	// ReasonWrongSubject, before anything is consumed: a result token of
+	// one user posted into another user's session (a forced or swapped
+	// result) changes nothing. Default "": any subject.
+	Subject string
 }
 
 // Binding is what a browser proved it holds: the nonces (BindingNonce) of
@@ -163,7 +174,9 @@ type Claims struct {
 	Actor     *Actor
 	// Nonce is the token's "nonce": the digest of the browser binding
 	// secret it was minted for; "" when the token is unbound.
-	Nonce     string
+	Nonce string
+	// Outcome is a result token's "outcome"; "" for a handoff token.
+	Outcome   Outcome
 	KeyID     string
 	Algorithm Algorithm
 }
@@ -227,6 +240,7 @@ const (
 	StepSignature  = "signature"
 	StepClaims     = "claims"
 	StepTask       = "task"
+	StepSubject    = "subject"
 	StepBinding    = "binding"
 	StepRevocation = "revocation"
 	StepReplay     = "replay"
@@ -261,6 +275,9 @@ func (v *Verifier) run(ctx context.Context, token string, want Expect, consume b
 	}
 	if err := step(StepTask, checkTask(c.Task, want.Task)); err != nil {
 		return nil, err
+	}
+	if want.Subject != "" && c.Subject != want.Subject {
+		return nil, step(StepSubject, reject(ReasonWrongSubject, "sub", "token is for another user"))
 	}
 	if want.Binding != nil {
 		if err := step(StepBinding, want.Binding.check(c.Nonce)); err != nil {

@@ -276,6 +276,10 @@ func verifyCases() []verifyCase {
 		{name: "fail/task_mismatch_params", wantReason: token.ReasonTaskMismatch,
 			giveExpect: &token.Expect{Task: &token.Task{ID: "transfer-42", Action: "approve", ParamsDigest: token.DigestParams(map[string]string{"amount": "10"})}}},
 
+		{name: "fail/wrong_subject", wantReason: token.ReasonWrongSubject,
+			giveExpect: &token.Expect{AnyTask: true, Subject: "bob"}},
+		{name: "ok/expected_subject", giveExpect: &token.Expect{AnyTask: true, Subject: "alice"}},
+
 		{name: "fail/invalid_expect_zero", wantReason: token.ReasonInvalidExpect, giveExpect: &token.Expect{}},
 		{name: "fail/invalid_expect_task_and_any_task", wantReason: token.ReasonInvalidExpect,
 			giveExpect: &token.Expect{Task: &task, AnyTask: true}},
