@@ -156,7 +156,7 @@ func (a *app) handleResult(c echo.Context) error {
 	r := c.Request()
 	if r.URL.Query().Has("token") {
 		return shared.NewError(http.StatusBadRequest, broker.CodeTokenInURL,
-			"A result was sent in a link.", "Nothing was changed. Go back to your task list.")
+			"A result was sent in the page address.", "Nothing was changed. Go back to your task list.")
 	}
 	tok, taskID := r.PostFormValue("token"), r.PostFormValue("task_id")
 	if tok == "" || len(tok) > token.DefaultMaxTokenSize || taskID == "" || len(taskID) > 128 {
