@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 
 	"github.com/handoffbroker/handoff/shared/cli"
 )
@@ -302,12 +303,29 @@ func claimTimes(claims map[string]any, now time.Time, leeway time.Duration) map[
 	return out
 }
 
-// writeJSON prints v as indented JSON.
+// writeJSON prints v as indented JSON. encoding/json escapes only the C0
+// controls, so the other characters display would escape (DEL, the C1
+// controls such as CSI, bidirectional overrides) are written as \u escapes
+// too: the JSON means the same, and a terminal it is printed on gets no
+// control sequence from a hostile token.
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var out strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r == '\n' || unicode.IsPrint(r):
+			out.WriteRune(r)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			fmt.Fprintf(&out, `\u%04x\u%04x`, hi, lo)
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+	}
+	out.WriteByte('\n')
+	_, err = io.WriteString(w, out.String())
 	return err
 }
