@@ -48,7 +48,7 @@ func readTokenInput(operands []string, stdin io.Reader, stderr io.Writer) (token
 		path := operands[0]
 		f, err := os.Open(path)
 		switch {
-		case err != nil && looksLikeToken(path):
+		case err != nil && cli.LooksLikeToken(path):
 			return tokenInput{}, cli.Usage(errors.New("the argument is a token, not a FILE: a token on the command line is visible to other users (ps) and kept in shell history; pass it on stdin or in a file (it was not checked, and should be treated as exposed)"))
 		case err != nil:
 			return tokenInput{}, cli.Usage(err)
@@ -72,12 +72,6 @@ func readTokenInput(operands []string, stdin io.Reader, stderr io.Writer) (token
 		return tokenInput{}, cli.Usage(errors.New("no token in the input"))
 	}
 	return in, nil
-}
-
-// looksLikeToken reports whether an operand is probably a JWT rather than
-// a file name: a compact JWS starts with the base64url of `{"`.
-func looksLikeToken(s string) bool {
-	return strings.HasPrefix(s, "eyJ") || len(s) > 40 && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\")
 }
 
 var urlEscape = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)

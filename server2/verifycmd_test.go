@@ -221,6 +221,23 @@ func TestVerifyCommand_TokenOnArgv(t *testing.T) {
 	}
 }
 
+// TestTokenAsCommandName: a token pasted as the command name (server2
+// eyJ...), or after a command that takes no operand, is refused unprinted.
+func TestTokenAsCommandName(t *testing.T) {
+	is := startIssuer(t, time.Now)
+	tok := is.Mint(t, demoRequest())
+	for name, args := range map[string][]string{"command": {tok}, "help": {"help", tok}, "serve": {"serve", tok}} {
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := runServer2(t, "", args...)
+
+			assert.Equal(t, 2, code)
+			assert.Contains(t, stderr, "(not shown: it looks like a token;")
+			assertNoToken(t, tok, stdout, stderr)
+			assert.NotContains(t, stdout+stderr, tok[:20])
+		})
+	}
+}
+
 // TestVerifyCommand_HostileNames: header member and claim names a token
 // makes up reach the terminal escaped, as its values do, in the lines and
 // in --json, which stays valid JSON.
