@@ -74,10 +74,10 @@ func runInspect(in tokenInput, asJSON bool, now time.Time, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "UNVERIFIED: %s\n", unverifiedWarning)
 		if decodeErr == nil {
 			for _, k := range orderedKeys(u.Header, headerOrder) {
-				fmt.Fprintf(stdout, "UNVERIFIED header %-6s %s\n", k, display(u.Header[k]))
+				fmt.Fprintf(stdout, "UNVERIFIED header %-6s %s\n", display(k), display(u.Header[k]))
 			}
 			for _, k := range orderedKeys(u.Claims, claimOrder) {
-				fmt.Fprintf(stdout, "UNVERIFIED claim  %-6s %s\n", k, claimLine(k, u.Claims[k], now, leeway))
+				fmt.Fprintf(stdout, "UNVERIFIED claim  %-6s %s\n", display(k), claimLine(k, u.Claims[k], now, leeway))
 			}
 			fmt.Fprintf(stdout, "UNVERIFIED signature: %d bytes, not checked\n", u.SignatureBytes)
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 
 	"github.com/handoffbroker/handoff/shared/cli"
 )
@@ -47,7 +48,7 @@ func readTokenInput(operands []string, stdin io.Reader, stderr io.Writer) (token
 		path := operands[0]
 		f, err := os.Open(path)
 		switch {
-		case err != nil && looksLikeToken(path):
+		case err != nil && cli.LooksLikeToken(path):
 			return tokenInput{}, cli.Usage(errors.New("the argument is a token, not a FILE: a token on the command line is visible to other users (ps) and kept in shell history; pass it on stdin or in a file (it was not checked, and should be treated as exposed)"))
 		case err != nil:
 			return tokenInput{}, cli.Usage(err)
@@ -71,12 +72,6 @@ func readTokenInput(operands []string, stdin io.Reader, stderr io.Writer) (token
 		return tokenInput{}, cli.Usage(errors.New("no token in the input"))
 	}
 	return in, nil
-}
-
-// looksLikeToken reports whether an operand is probably a JWT rather than
-// a file name: a compact JWS starts with the base64url of `{"`.
-func looksLikeToken(s string) bool {
-	return strings.HasPrefix(s, "eyJ") || len(s) > 40 && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\")
 }
 
 var urlEscape = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
@@ -302,12 +297,29 @@ func claimTimes(claims map[string]any, now time.Time, leeway time.Duration) map[
 	return out
 }
 
-// writeJSON prints v as indented JSON.
+// writeJSON prints v as indented JSON. encoding/json escapes only the C0
+// controls, so the other characters display would escape (DEL, the C1
+// controls such as CSI, bidirectional overrides) are written as \u escapes
+// too: the JSON means the same, and a terminal it is printed on gets no
+// control sequence from a hostile token.
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var out strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r == '\n' || unicode.IsPrint(r):
+			out.WriteRune(r)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			fmt.Fprintf(&out, `\u%04x\u%04x`, hi, lo)
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+	}
+	out.WriteByte('\n')
+	_, err = io.WriteString(w, out.String())
 	return err
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -82,6 +84,29 @@ func TestDisplay(t *testing.T) {
 	assert.NotContains(t, display(map[string]any{"x": "\u009b31m"}), "\u009b")
 }
 
+// hostileNamesToken is an unsigned token whose header member and claim
+// names, not only values, hold terminal control sequences: OSC, CSI (C0
+// and C1) and a bidirectional override.
+func hostileNamesToken() string {
+	seg := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	return seg(`{"alg":"EdDSA","typ":"handoff+jwt","kid":"k","x\u001b]0;pwn\u0007":1}`) + "." +
+		seg(`{"sub":"alice","\u001b[2Jevil":"\u009b31m","\u202eflip":1,"del\u007f":true}`) + "." + seg("sig")
+}
+
+// assertNoControls fails when an output holds a character a terminal
+// could take as the start of a control sequence, or that reorders text.
+func assertNoControls(t testing.TB, outputs ...string) {
+	t.Helper()
+	for _, out := range outputs {
+		for _, r := range out {
+			if r != '\n' && !unicode.IsPrint(r) {
+				assert.Failf(t, "control character reaches the terminal", "%U in:\n%s", r, strconv.QuoteToASCII(out))
+				return
+			}
+		}
+	}
+}
+
 func TestInspectCommand(t *testing.T) {
 	is := startIssuer(t, func() time.Time { return time.Now().Add(-time.Hour) })
 	tok := is.Mint(t, demoRequest())
@@ -125,6 +150,26 @@ func TestInspectCommand(t *testing.T) {
 		assert.NotContains(t, stdout, "\x1b", "no raw ESC reaches the terminal")
 		assert.NotContains(t, stdout, "\u009b", "no raw CSI reaches the terminal")
 		assert.Contains(t, stdout, `UNVERIFIED claim  sub    "\x1b[2J"`)
+	})
+	t.Run("ok/hostile_names_escaped", func(t *testing.T) {
+		code, stdout, stderr := runServer2(t, hostileNamesToken(), "inspect")
+
+		require.Equal(t, 0, code, stderr)
+		assertNoControls(t, stdout, stderr)
+		assert.Contains(t, stdout, `UNVERIFIED header "x\x1b]0;pwn\a" 1`)
+		assert.Contains(t, stdout, `UNVERIFIED claim  "\x1b[2Jevil" "\u009b31m"`)
+		assert.Contains(t, stdout, `UNVERIFIED claim  "\u202eflip" 1`)
+	})
+	t.Run("ok/hostile_names_json", func(t *testing.T) {
+		code, stdout, stderr := runServer2(t, hostileNamesToken(), "inspect", "--json")
+
+		require.Equal(t, 0, code, stderr)
+		assertNoControls(t, stdout, stderr)
+		var got inspectReport
+		require.NoError(t, json.Unmarshal([]byte(stdout), &got), "still valid JSON")
+		assert.Equal(t, "\u009b31m", got.Claims["\x1b[2Jevil"], "the JSON means what the token said")
+		assert.Contains(t, got.Header, "x\x1b]0;pwn\a")
+		assert.Contains(t, got.Claims, "\u202eflip")
 	})
 	t.Run("fail/not_a_jwt", func(t *testing.T) {
 		code, stdout, stderr := runServer2(t, "token="+tok, "inspect")

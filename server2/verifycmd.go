@@ -223,7 +223,7 @@ func runVerify(ctx context.Context, o verifyOptions, in tokenInput, now time.Tim
 	} else {
 		printNotes(stderr, in)
 		for _, p := range r.Problems {
-			fmt.Fprintln(stderr, p)
+			fmt.Fprintln(stderr, display(p))
 		}
 		printReport(stdout, r)
 	}
@@ -265,7 +265,8 @@ func buildReport(o verifyOptions, in tokenInput, ex token.Explanation, st broker
 		r.Checks = append(r.Checks, c)
 	}
 	if r.SignatureVerified {
-		r.Key = &keyReport{KeyID: fmt.Sprint(u.Header["kid"])}
+		kid, _ := u.Header["kid"].(string) // the key that verified it has this kid
+		r.Key = &keyReport{KeyID: kid}
 		if o.keysFile != "" {
 			r.Key.KeysFile = o.keysFile
 		} else {
@@ -411,7 +412,7 @@ func failedCheck(o verifyOptions, s token.Step, u unverifiedToken, now time.Time
 		want := o.expect().Task
 		c.Expected = fmt.Sprintf("task id %s, action %s, params_digest %s", display(want.ID), display(want.Action), orNone(want.ParamsDigest))
 		if t, ok := u.Claims["task"].(map[string]any); ok {
-			c.Got = fmt.Sprintf("task id %s, action %s, params_digest %s", display(t["id"]), display(t["action"]), orNone(fmt.Sprint(t["params_digest"])))
+			c.Got = fmt.Sprintf("task id %s, action %s, params_digest %s", display(t["id"]), display(t["action"]), orNone(t["params_digest"]))
 		}
 	case token.ReasonUnknownKey:
 		c.Got = "kid " + display(u.Header["kid"])
@@ -419,11 +420,12 @@ func failedCheck(o verifyOptions, s token.Step, u unverifiedToken, now time.Time
 	return c
 }
 
-func orNone(s string) string {
-	if s == "" || s == "<nil>" {
+// orNone displays v, or "(none)" for an absent or empty value.
+func orNone(v any) string {
+	if v == nil || v == "" {
 		return "(none)"
 	}
-	return display(s)
+	return display(v)
 }
 
 // printReport prints r as lines: the decoded token, the key and list
@@ -437,28 +439,31 @@ func printReport(w io.Writer, r verifyReport) {
 		fmt.Fprintln(w, label)
 		var hdr []string
 		for _, k := range orderedKeys(r.Header, headerOrder) {
-			hdr = append(hdr, k+"="+display(r.Header[k]))
+			hdr = append(hdr, display(k)+"="+display(r.Header[k]))
 		}
 		fmt.Fprintf(w, "  %-7s %s\n", "header", strings.Join(hdr, " "))
 		for _, k := range orderedKeys(r.Claims, claimOrder) {
-			fmt.Fprintf(w, "  %-7s %s\n", k, claimLine(k, r.Claims[k], r.Now, time.Duration(r.LeewaySeconds*float64(time.Second))))
+			fmt.Fprintf(w, "  %-7s %s\n", display(k), claimLine(k, r.Claims[k], r.Now, time.Duration(r.LeewaySeconds*float64(time.Second))))
 		}
 	}
 	if k := r.Key; k != nil {
 		switch {
 		case k.KeysFile != "":
-			fmt.Fprintf(w, "key: %s, from the keys file %s\n", k.KeyID, k.KeysFile)
+			fmt.Fprintf(w, "key: %s, from the keys file %s\n", display(k.KeyID), display(k.KeysFile))
 		case k.FetchedAt != nil:
-			fmt.Fprintf(w, "key: %s, from the JWKS %s fetched %s (%s ago)\n", k.KeyID, k.JWKSURL, k.FetchedAt.Format(time.RFC3339), r.Now.Sub(*k.FetchedAt).Round(time.Second))
+			fmt.Fprintf(w, "key: %s, from the JWKS %s fetched %s (%s ago)\n", display(k.KeyID), display(k.JWKSURL), k.FetchedAt.Format(time.RFC3339), r.Now.Sub(*k.FetchedAt).Round(time.Second))
 		default:
-			fmt.Fprintf(w, "key: %s, from the JWKS %s\n", k.KeyID, k.JWKSURL)
+			fmt.Fprintf(w, "key: %s, from the JWKS %s\n", display(k.KeyID), display(k.JWKSURL))
 		}
 	}
 	if rv := r.Revocation; rv.IssuedAt != nil {
-		fmt.Fprintf(w, "revocation list: %s issued %s (%s old), %d entries\n", rv.URL, rv.IssuedAt.Format(time.RFC3339), time.Duration(*rv.AgeSeconds*float64(time.Second)), rv.Entries)
+		fmt.Fprintf(w, "revocation list: %s issued %s (%s old), %d entries\n", display(rv.URL), rv.IssuedAt.Format(time.RFC3339), time.Duration(*rv.AgeSeconds*float64(time.Second)), rv.Entries)
 	}
 	fmt.Fprintf(w, "clock: now %s, leeway %s\n", r.Now.Format(time.RFC3339), time.Duration(r.LeewaySeconds*float64(time.Second)))
 	for _, c := range r.Checks {
+		// A failed check's detail quotes what the token, or SERVER1's
+		// documents, said.
+		c.Name, c.Detail, c.Expected, c.Got = display(c.Name), display(c.Detail), display(c.Expected), display(c.Got)
 		switch c.Status {
 		case checkPassed:
 			if c.Detail != "" {

@@ -221,6 +221,79 @@ func TestVerifyCommand_TokenOnArgv(t *testing.T) {
 	}
 }
 
+// TestTokenAsCommandName: a token pasted as the command name (server2
+// eyJ...), or after a command that takes no operand, is refused unprinted.
+func TestTokenAsCommandName(t *testing.T) {
+	is := startIssuer(t, time.Now)
+	tok := is.Mint(t, demoRequest())
+	for name, args := range map[string][]string{"command": {tok}, "help": {"help", tok}, "serve": {"serve", tok}} {
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := runServer2(t, "", args...)
+
+			assert.Equal(t, 2, code)
+			assert.Contains(t, stderr, "(not shown: it looks like a token;")
+			assertNoToken(t, tok, stdout, stderr)
+			assert.NotContains(t, stdout+stderr, tok[:20])
+		})
+	}
+}
+
+// TestVerifyCommand_HostileNames: header member and claim names a token
+// makes up reach the terminal escaped, as its values do, in the lines and
+// in --json, which stays valid JSON.
+func TestVerifyCommand_HostileNames(t *testing.T) {
+	is := startIssuer(t, time.Now)
+	args := []string{"verify", "--trusted-issuer", is.URL, "--audience", testAudience, "--jwks-url", is.JWKSURL, "--revocation-url", RevocationOff}
+
+	code, stdout, stderr := runServer2(t, hostileNamesToken(), args...)
+
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assertNoControls(t, stdout, stderr)
+	ls := lines(stdout)
+	assert.True(t, hasPrefixLine(ls, `  header  alg=EdDSA typ=handoff+jwt kid=k "x\x1b]0;pwn\a"=1`), stdout)
+	assert.Contains(t, ls, `  "\x1b[2Jevil" "\u009b31m"`)
+	assert.Contains(t, ls, `  "\u202eflip" 1`)
+
+	code, stdout, stderr = runServer2(t, hostileNamesToken(), append(args, "--json")...)
+
+	require.Equal(t, 1, code, stderr)
+	assertNoControls(t, stdout, stderr)
+	var got verifyReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &got), "still valid JSON")
+	assert.Equal(t, "\u009b31m", got.Claims["\x1b[2Jevil"])
+	assert.Contains(t, got.Header, "x\x1b]0;pwn\a")
+}
+
+// TestFailedCheck_TaskDigestAsWritten: a task's params_digest is shown as
+// the token has it, escaped, never turned into "(none)" by its spelling.
+func TestFailedCheck_TaskDigestAsWritten(t *testing.T) {
+	o := verifyOptions{taskID: "transfer-1", action: "approve"}
+	step := token.Step{Name: token.StepTask, Err: &token.Error{Reason: token.ReasonTaskMismatch}}
+	tests := []struct {
+		name       string
+		giveDigest any
+		wantGot    string
+	}{
+		{name: "ok/absent", giveDigest: nil, wantGot: "task id transfer-9, action approve, params_digest (none)"},
+		{name: "ok/nil_spelt_out", giveDigest: "<nil>", wantGot: "task id transfer-9, action approve, params_digest <nil>"},
+		{name: "ok/not_a_string", giveDigest: map[string]any{"\x1b[2J": true}, wantGot: `task id transfer-9, action approve, params_digest {"\u001b[2J":true}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := map[string]any{"id": "transfer-9", "action": "approve"}
+			if tt.giveDigest != nil {
+				task["params_digest"] = tt.giveDigest
+			}
+			u := unverifiedToken{Claims: map[string]any{"task": task}}
+
+			c := failedCheck(o, step, u, time.Now())
+
+			assert.Equal(t, "task id transfer-1, action approve, params_digest (none)", c.Expected)
+			assert.Equal(t, tt.wantGot, c.Got)
+		})
+	}
+}
+
 // TestVerifyCommand_JSON: --json is one object a script can read: the
 // result, each check with its status, and nothing marked passed that did
 // not run.

@@ -27,6 +27,10 @@ const sharedJTI = "jti:"
 // issuer, a space and its jti).
 func SharedKey(issuer, jti string) string { return sharedJTI + token.ReplayKey(issuer, jti) }
 
+// SharedKeyOf is the SharedKey of the token whose replay key is
+// replayKey: the inverse of ReplayKeyOf.
+func SharedKeyOf(replayKey string) string { return sharedJTI + replayKey }
+
 // ReplayKeyOf returns the replay key of the token sharedKey names, and
 // whether sharedKey is a SharedKey at all. A store uses it to keep a
 // token's revocation mark next to its replay record (one Redis Cluster

@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -56,6 +58,22 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, stores[i%3].ConsumeUnlessRevoked(ctx, key, until), key)
 		require.ErrorIs(t, stores[(i+1)%3].ConsumeUnlessRevoked(ctx, key, until), token.ErrAlreadyUsed, key)
 		require.ErrorIs(t, stores[(i+2)%3].Consume(ctx, key, until), token.ErrAlreadyUsed, key)
+	}
+
+	// A mark only a replica of the release before wrote, under the old
+	// name (no hash tag: mostly in another slot than the replay key), is
+	// seen by the consume too.
+	admin := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = admin.Close() })
+	for i := range keys {
+		jti := fmt.Sprintf("marked-on-old-%d", i)
+		sum := sha256.Sum256([]byte(revocation.SharedKey("https://issuer.test", jti)))
+		require.NoError(t, admin.Set(ctx, revocationPrefixOf(t, stores[0])+hex.EncodeToString(sum[:16]), 1, time.Minute).Err())
+		key := token.ReplayKey("https://issuer.test", jti)
+		require.ErrorIs(t, stores[i%3].ConsumeUnlessRevoked(ctx, key, until), token.ErrMarkedRevoked, key)
+		n, err := admin.Exists(ctx, stores[0].RedisKey(key)).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "a token refused for an old replica's mark was recorded as used")
 	}
 
 	for i := range keys {

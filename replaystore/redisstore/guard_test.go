@@ -263,6 +263,12 @@ func TestRollingUpgrade(t *testing.T) {
 	revoked, err := s.IsRevoked(ctx, revocation.SharedKey(iss, "marked-on-old"))
 	require.NoError(t, err)
 	require.True(t, revoked, "a new replica's IsRevoked misses a mark made by an old one")
+	// The hot path: a new replica's handoff consumes through the script.
+	require.ErrorIs(t, s.ConsumeUnlessRevoked(ctx, token.ReplayKey(iss, "marked-on-old"), exp), token.ErrMarkedRevoked,
+		"a new replica's consume misses a mark made by an old one")
+	n, err = admin.Exists(ctx, s.RedisKey(token.ReplayKey(iss, "marked-on-old"))).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "a token refused for an old replica's mark was recorded as used")
 }
 
 // revocationPrefixOf recovers the store's RevocationPrefix from a key it

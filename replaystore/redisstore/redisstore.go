@@ -77,10 +77,14 @@ type Config struct {
 	// Timeout is enforced only by the client's own read and write timeouts.
 	// Close leaves it open: its owner closes it.
 	Client redis.UniversalClient
-	// KeyPrefix starts every replay key. Default DefaultKeyPrefix.
+	// KeyPrefix starts every replay key. It must not contain { or }: a
+	// brace would make part of it a Redis Cluster hash tag, moving a
+	// token's replay key away from the slot of its revocation mark. Default
+	// DefaultKeyPrefix.
 	KeyPrefix string
 	// RevocationPrefix starts every revocation key; it must differ from
-	// KeyPrefix. Default DefaultRevocationPrefix.
+	// KeyPrefix and, as KeyPrefix, must not contain { or }. Default
+	// DefaultRevocationPrefix.
 	RevocationPrefix string
 	// CompletionPrefix starts every completion key (MarkDone); it must
 	// differ from KeyPrefix and RevocationPrefix. Default
@@ -356,10 +360,14 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 }
 
 // consumeUnlessRevoked is ConsumeUnlessRevoked's script: KEYS[1] the
-// replay key, KEYS[2] the token's revocation mark, in one hash slot.
+// replay key, then the token's revocation marks in the same keyspace:
+// KEYS[2] the mark in the replay key's hash slot and, with a single-node
+// client, KEYS[3] its legacy name.
 var consumeUnlessRevoked = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 1 then
-	return -1
+for i = 2, #KEYS do
+	if redis.call('EXISTS', KEYS[i]) == 1 then
+		return -1
+	end
 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
 	return 1
@@ -368,17 +376,37 @@ return 0
 `)
 
 // ConsumeUnlessRevoked implements revocation.ConsumeGuard: in one script,
-// one round trip, it refuses with token.ErrMarkedRevoked when the token
+// one round trip (two on Redis Cluster, below), it refuses with token.ErrMarkedRevoked when the token
 // whose replay key is key is marked revoked (MarkRevoked of its
 // revocation.SharedKey), recording nothing, and otherwise does what
 // Consume does. The mark and the replay key share a hash slot, so it works
 // on Redis Cluster. With WaitReplicas, the WAIT rides in the same round
 // trip.
+//
+// The script also reads the mark under the name releases before it wrote
+// (docs/STORES.md, Upgrading), so a mark only such a replica wrote is seen
+// too. On Redis Cluster (any client but a single-node or Sentinel one)
+// that name may lie in another slot: there an EXISTS of it goes first, a
+// second round trip, and a mark an old replica writes between the two is
+// missed, as that release's own EXISTS-then-SET consume missed it.
 func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
 	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
 	keys := []string{s.RedisKey(key), s.markKey(key)}
+	// Only a single-node client (plain or Sentinel) is sure to have every
+	// key the script names in one keyspace.
+	_, single := s.client.(*redis.Client)
+	if single {
+		keys = append(keys, s.legacyMarkKey(key))
+	}
 	var res int64
 	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
+		if !single {
+			n, err := s.client.Exists(ctx, s.legacyMarkKey(key)).Result()
+			if err != nil || n > 0 {
+				res = -1
+				return err
+			}
+		}
 		run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
 			var cmd *redis.Cmd
 			return s.write(ctx, func(c redis.Cmdable) redis.Cmder {

@@ -61,6 +61,7 @@ func TestNew(t *testing.T) {
 		{name: "fail/wait_in_url_and_config", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0?wait_replicas=1", WaitReplicas: 1}, wantErr: true},
 		{name: "fail/cluster_wait_replicas", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001&wait_replicas=1"}, wantErr: true},
 		{name: "fail/brace_in_key_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "{app}:jti:"}, wantErr: true},
+		{name: "fail/brace_in_revocation_prefix", giveCfg: redisstore.Config{URL: "redis://127.0.0.1:6379/0", RevocationPrefix: "app:rev}"}, wantErr: true},
 		{name: "fail/wait_hides_password", giveCfg: redisstore.Config{URL: "redis://:s3cret-pw@127.0.0.1:6379/0?wait_replicas=x"}, wantErr: true, wantNoLog: "s3cret-pw"},
 	}
 	for _, tt := range tests {

@@ -99,3 +99,12 @@ func (s *Store) revocationKeys(key string) []string {
 	}
 	return []string{k}
 }
+
+// legacyMarkKey is where releases before ConsumeUnlessRevoked wrote the
+// mark of the token whose replay key is replayKey, and still do while
+// they run beside this one (docs/STORES.md, Upgrading). It carries no
+// hash tag, so on Redis Cluster it may lie in another slot than the
+// replay key.
+func (s *Store) legacyMarkKey(replayKey string) string {
+	return hashKey(s.cfg.RevocationPrefix, revocation.SharedKeyOf(replayKey))
+}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/handoffbroker/handoff/shared"
@@ -107,7 +108,7 @@ func Parse(fs *flag.FlagSet, envPrefix string, args []string) error {
 		return Usage(err)
 	}
 	if fs.NArg() > 0 {
-		return Usagef("unexpected argument %q", fs.Arg(0))
+		return Usagef("unexpected argument %s", Quote(fs.Arg(0)))
 	}
 	return nil
 }
@@ -181,7 +182,7 @@ func (p *Program) lookup(name string, args []string) (Command, []string, error) 
 	}
 	group := p.group(name)
 	if len(group) == 0 {
-		return Command{}, nil, fmt.Errorf("unknown command %q", name)
+		return Command{}, nil, fmt.Errorf("unknown command %s", Quote(name))
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return Command{}, nil, fmt.Errorf("%s needs a subcommand: %s", name, strings.Join(subNames(group), ", "))
@@ -191,7 +192,7 @@ func (p *Program) lookup(name string, args []string) (Command, []string, error) 
 			return c, args[1:], nil
 		}
 	}
-	return Command{}, nil, fmt.Errorf("unknown %s subcommand %q: want %s", name, args[0], strings.Join(subNames(group), ", "))
+	return Command{}, nil, fmt.Errorf("unknown %s subcommand %s: want %s", name, Quote(args[0]), strings.Join(subNames(group), ", "))
 }
 
 // group is the commands "name SUB".
@@ -233,7 +234,7 @@ func (p *Program) help(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nRun '%s help %s SUBCOMMAND' for its flags.\n", p.Name, name)
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "%s help: unknown command %q\nRun '%s help' for the commands.\n", p.Name, name, p.Name)
+	fmt.Fprintf(stderr, "%s help: unknown command %s\nRun '%s help' for the commands.\n", p.Name, Quote(name), p.Name)
 	return ExitUsage
 }
 
@@ -341,6 +342,31 @@ func (p *Program) CommandNames() []string {
 		names = append(names, c.Name)
 	}
 	return slices.Clip(names)
+}
+
+// LooksLikeToken reports whether a command-line word is probably a JWT
+// pasted in the wrong place: a compact JWS starts with the base64url of
+// `{"`, and has two dots.
+func LooksLikeToken(s string) bool {
+	return strings.HasPrefix(s, "eyJ") || len(s) > 40 && strings.Count(s, ".") == 2 && !strings.ContainsAny(s, "/\\")
+}
+
+// maxQuoted is the longest word Quote shows; command names, subcommands
+// and stray words a user means are shorter.
+const maxQuoted = 64
+
+// Quote is a command-line word for an error message: quoted with Go
+// escapes, unless it looks like a token (LooksLikeToken) or is over 64
+// bytes, when it is left out, so a token pasted as a command name or
+// argument is not echoed back to the terminal, a log or a CI transcript.
+func Quote(s string) string {
+	switch {
+	case LooksLikeToken(s):
+		return "(not shown: it looks like a token; a token on the command line is visible to other users (ps) and kept in shell history, so treat it as exposed)"
+	case len(s) > maxQuoted:
+		return fmt.Sprintf("(not shown: %d bytes)", len(s))
+	}
+	return strconv.Quote(s)
 }
 
 // Params is a repeatable name=value flag (--param amount=250.00), for task

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -89,4 +90,50 @@ func TestParams(t *testing.T) {
 	assert.Error(t, fs.Parse([]string{"--param", "amount=1"}), "a name given twice")
 	assert.Error(t, p.Set("novalue"))
 	assert.Error(t, p.Set("=v"))
+}
+
+// TestRun_TokenNotEchoed: a token pasted where a command name, a
+// subcommand or an argument belongs is refused without being printed, and
+// so is any word too long to be one; other mistaken words are quoted.
+func TestRun_TokenNotEchoed(t *testing.T) {
+	const tok = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
+	const jws = "aGVhZGVyaGVhZGVyaGVhZGVy.cGF5bG9hZHBheWxvYWQ.c2lnbmF0dXJlc2lnbmF0dXJl" // no eyJ, two dots
+	long := strings.Repeat("x", 65)
+	tests := []struct {
+		name       string
+		giveArgs   []string
+		wantStderr string
+		wantHidden string
+	}{
+		{name: "fail/token_as_command", giveArgs: []string{tok}, wantStderr: "prog: unknown command (not shown: it looks like a token;", wantHidden: tok},
+		{name: "fail/jws_as_command", giveArgs: []string{jws}, wantStderr: "prog: unknown command (not shown: it looks like a token;", wantHidden: jws},
+		{name: "fail/token_as_subcommand", giveArgs: []string{"keys", tok}, wantStderr: "prog: unknown keys subcommand (not shown: it looks like a token;", wantHidden: tok},
+		{name: "fail/token_after_help", giveArgs: []string{"help", tok}, wantStderr: "prog help: unknown command (not shown: it looks like a token;", wantHidden: tok},
+		{name: "fail/token_as_argument", giveArgs: []string{"do", tok}, wantStderr: "prog do: unexpected argument (not shown: it looks like a token;", wantHidden: tok},
+		{name: "fail/long_word", giveArgs: []string{long}, wantStderr: "prog: unknown command (not shown: 65 bytes)\n", wantHidden: long},
+		{name: "fail/short_word_quoted", giveArgs: []string{"sevre"}, wantStderr: `prog: unknown command "sevre"` + "\n"},
+		{name: "fail/control_characters_escaped", giveArgs: []string{"do", "x\x1b[2J"}, wantStderr: `prog do: unexpected argument "x\x1b[2J"` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Program{Name: "prog", Default: "do", Commands: []Command{
+				{Name: "do", Setup: func(fs *flag.FlagSet) func(context.Context, []string) error {
+					return func(_ context.Context, args []string) error { return Parse(fs, "PROG_", args) }
+				}},
+				{Name: "keys list", Setup: func(fs *flag.FlagSet) func(context.Context, []string) error {
+					return func(context.Context, []string) error { return nil }
+				}},
+			}}
+			var stdout, stderr bytes.Buffer
+
+			code := p.Run(context.Background(), tt.giveArgs, &stdout, &stderr)
+
+			assert.Equal(t, ExitUsage, code)
+			assert.Contains(t, stderr.String(), tt.wantStderr)
+			if tt.wantHidden != "" {
+				assert.NotContains(t, stderr.String()+stdout.String(), tt.wantHidden)
+				assert.NotContains(t, stderr.String()+stdout.String(), tt.wantHidden[len(tt.wantHidden)-12:], "not even part of it")
+			}
+		})
+	}
 }
