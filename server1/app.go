@@ -380,6 +380,13 @@ func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.watchKeys(ctx, time.Second, time.Minute)
+	if a.cfg.PprofAddr != "" {
+		go func() {
+			if err := shared.ServePprof(ctx, a.cfg.PprofAddr, a.log, nil); err != nil {
+				a.log.Error("pprof server stopped", "error", err.Error())
+			}
+		}()
+	}
 	return shared.Serve(ctx, a.echo, a.cfg.serverConfig(), a.log, ready)
 }
 

@@ -95,6 +95,10 @@ type Config struct {
 	APIKey string
 	// LogLevel is debug, info, warn or error. Default "info".
 	LogLevel string
+	// PprofAddr, when set, serves Go's CPU, heap and goroutine profiles
+	// (net/http/pprof) on this loopback address, on a listener of its own,
+	// never on Addr. Default "": off.
+	PprofAddr string
 
 	// bcryptCost, when set, re-hashes the demo users' passwords at this
 	// cost (tests use bcrypt.MinCost). Default: the precomputed hashes.
@@ -204,6 +208,7 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.IntVar(&c.HandoffsPerMinute, "handoffs-per-minute", c.HandoffsPerMinute, "handoffs one user gets per minute once the burst is spent")
 	fs.IntVar(&c.HandoffBurst, "handoff-burst", c.HandoffBurst, "handoffs one user may start at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "loopback address to serve Go profiles (/debug/pprof/) on (empty: off)")
 	c.bindRevocations(fs)
 	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
 	fs.DurationVar(&c.RotateEvery, "rotate-every", c.RotateEvery, "rotate the signing key automatically after it signed this long (0: never)")
@@ -254,6 +259,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PprofAddr != "" {
+		if err := shared.CheckLoopback(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("pprof-addr: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
