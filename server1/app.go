@@ -58,6 +58,8 @@ type app struct {
 	// handoffs limits how fast each user can have tokens minted.
 	handoffs *handoffLimiter
 	registry *registry
+	// pages holds each audience's auto-submit page, by audience id.
+	pages    map[string]*autosubmitPage
 	tasks    *taskBook
 	sessions *shared.Sessions[struct{}]
 	logins   *loginLimiter
@@ -160,6 +162,9 @@ func newApp(cfg Config, opts options) (*app, error) {
 	}
 	a.echo = shared.NewEcho(shared.EchoConfig{Service: cfg.PortalName, Logger: log, Metrics: a.metrics.Metrics})
 	a.echo.Renderer = renderer
+	if a.pages, err = newAutosubmitPages(renderer, reg); err != nil {
+		return nil, err
+	}
 	a.routes()
 	return a, nil
 }
