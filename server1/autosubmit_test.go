@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/handoffbroker/handoff/shared"
@@ -104,4 +106,20 @@ func TestAutosubmitPage_MarkerInName(t *testing.T) {
 		`[{"audience":"urn:example:p","name":"P `+tokenMarker+`","handoff_url":"https://p.example/handoff"}]`)
 	_, err := newApp(cfg, options{})
 	assert.ErrorContains(t, err, "auto-submit page")
+}
+
+// TestPageSafe: exactly the base64url alphabet and '.' may go into the
+// page unescaped, and html/template leaves each of them as it is.
+func TestPageSafe(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+	for b := range 256 {
+		s := string([]byte{byte(b)})
+		want := strings.Contains(alphabet, s)
+		assert.Equal(t, want, pageSafe(s), "byte %#x", b)
+		if want {
+			assert.Equal(t, s, template.HTMLEscapeString(s), "byte %#x", b)
+		}
+	}
+	assert.False(t, pageSafe(""))
+	assert.True(t, pageSafe("eyJhbGciOiJFZERTQSJ9.e30.c2ln"))
 }
