@@ -29,7 +29,10 @@
 // LOAD_PASSWORD environment variable, by default the demo user's), then
 // sends --n signed-in POST /handoffs, each of which mints a token and
 // renders the auto-submit page; an answer counts as accepted when it is a
-// 200 page carrying a token. Its baseline is raw ed25519.Sign over a
+// 200 page carrying a token. Those requests carry the session's cookies in
+// one fixed Cookie header, as a browser would send them, without a cookie
+// jar to lock and update per response: the jar made the load tool, not
+// SERVER1, the limit of a run. Its baseline is raw ed25519.Sign over a
 // signing input of the same length, and --server-pid is SERVER1's. SERVER1
 // must be started with handoff limits (--handoff-burst,
 // --handoffs-per-minute) that allow --n handoffs for one user. There is no
