@@ -26,7 +26,8 @@ const (
 // the script's nonce attribute. write puts only values made of characters
 // html/template would print unchanged in those attributes there, so the
 // response is the page the template would render, byte for byte, without
-// running it per request.
+// running it per request. What the shared layout prints ({{service}},
+// {{portal}}) is fixed at startup with it: SERVER1 sets no portal.
 type autosubmitPage struct {
 	// beforeToken, beforeNonce and rest are the page around the token and
 	// the nonce, in that order.
