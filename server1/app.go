@@ -58,6 +58,8 @@ type app struct {
 	// handoffs limits how fast each user can have tokens minted.
 	handoffs *handoffLimiter
 	registry *registry
+	// pages holds each audience's auto-submit page, by audience id.
+	pages    map[string]*autosubmitPage
 	tasks    *taskBook
 	sessions *shared.Sessions[struct{}]
 	logins   *loginLimiter
@@ -169,6 +171,9 @@ func newApp(cfg Config, opts options) (*app, error) {
 		PolledRoutes: []string{revocationsPath},
 	})
 	a.echo.Renderer = renderer
+	if a.pages, err = newAutosubmitPages(renderer, reg); err != nil {
+		return nil, err
+	}
 	a.routes()
 	return a, nil
 }
@@ -396,6 +401,13 @@ func (a *app) run(ctx context.Context, ready func(addr string)) error {
 	go a.watchKeys(ctx, time.Second, time.Minute)
 	if a.results.keys != nil {
 		a.results.keys.Start(ctx)
+	}
+	if a.cfg.PprofAddr != "" {
+		go func() {
+			if err := shared.ServePprof(ctx, a.cfg.PprofAddr, a.log, nil); err != nil {
+				a.log.Error("pprof server stopped", "error", err.Error())
+			}
+		}()
 	}
 	return shared.Serve(ctx, a.echo, a.cfg.serverConfig(), a.log, ready)
 }

@@ -108,6 +108,10 @@ type Config struct {
 	// LogFormat is json (one object a line) or text (key=value, for
 	// people). Default json.
 	LogFormat shared.LogFormat
+	// PprofAddr, when set, serves Go's CPU, heap and goroutine profiles
+	// (net/http/pprof) on this loopback address, on a listener of its own,
+	// never on Addr. Default "": off.
+	PprofAddr string
 
 	// bcryptCost, when set, re-hashes the demo users' passwords at this
 	// cost (tests use bcrypt.MinCost). Default: the precomputed hashes.
@@ -221,6 +225,7 @@ func (c *Config) bindServe(fs *flag.FlagSet) {
 	fs.TextVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json (one object a line) or text (key=value, for people)")
 	fs.StringVar(&c.ResultIssuer, "result-issuer", c.ResultIssuer, "the relying service whose result tokens are accepted at /handoffs/result (empty: the primary audience)")
 	fs.StringVar(&c.ResultJWKSURL, "result-jwks-url", c.ResultJWKSURL, "the result issuer's JWKS URL (empty: <result-issuer>/.well-known/jwks.json)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "loopback address to serve Go profiles (/debug/pprof/) on (empty: off)")
 	c.bindRevocations(fs)
 	fs.DurationVar(&c.RevocationListTTL, "revocation-list-ttl", c.RevocationListTTL, "lifetime of the signed revocation list")
 	fs.DurationVar(&c.RotateEvery, "rotate-every", c.RotateEvery, "rotate the signing key automatically after it signed this long (0: never)")
@@ -280,6 +285,11 @@ func (c *Config) validate() error {
 	if c.ResultJWKSURL != "" {
 		if err := checkHTTPURL(c.ResultJWKSURL); err != nil {
 			errs = append(errs, fmt.Errorf("result-jwks-url: %w", err))
+		}
+	}
+	if c.PprofAddr != "" {
+		if err := shared.CheckLoopback(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("pprof-addr: %w", err))
 		}
 	}
 	return errors.Join(errs...)

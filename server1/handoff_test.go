@@ -430,3 +430,54 @@ func TestBoundHandoff_RateLimited(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, second.StatusCode)
 	assert.NotEmpty(t, second.Header.Get("Retry-After"))
 }
+
+// TestAuditLine: each minted token gets one "token minted" line naming it
+// by jti, with the path it was asked for on, the actor of an API-key mint
+// and the binding of a bound one; never the token.
+func TestAuditLine(t *testing.T) {
+	nonce := token.BindingNonce([]byte("binding secret"))
+	tests := []struct {
+		name      string
+		give      func(b *browser, csrf string) response
+		wantVia   string
+		wantAct   any
+		wantBound any
+	}{
+		{name: "ok/browser", give: func(b *browser, csrf string) response {
+			return b.PostForm("/handoffs", url.Values{csrfField: {csrf}, "audience": {payments}, "task_id": {"transfer-123"}}, nil)
+		}, wantVia: "browser"},
+		{name: "ok/bound", give: func(b *browser, _ string) response {
+			return b.Get("/handoffs/bound?" + url.Values{"audience": {payments}, "task_id": {"transfer-123"}, "nonce": {nonce}}.Encode())
+		}, wantVia: "browser_bound", wantBound: true},
+		{name: "ok/api_key", give: func(b *browser, _ string) response {
+			return b.PostJSON("/api/v1/handoffs", fmt.Sprintf(`{"audience":%q,"task_id":"transfer-123","subject":"alice"}`, payments),
+				http.Header{"X-Api-Key": {testAPIKey}})
+		}, wantVia: "api_key", wantAct: apiActor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, testConfig(t))
+			b := ts.browser(t)
+			csrf := b.signIn("alice", "alice-demo-pw")
+
+			res := tt.give(b, csrf)
+
+			require.Less(t, res.StatusCode, 300, res.Body)
+			audit := ts.logs.JSONLines(t, "token minted")
+			require.Len(t, audit, 1)
+			line := audit[0]
+			assert.Equal(t, "INFO", line["level"])
+			assert.Equal(t, tt.wantVia, line["via"])
+			assert.Equal(t, "alice", line["sub"])
+			assert.Equal(t, payments, line["aud"])
+			assert.Equal(t, "transfer-123", line["task_id"])
+			assert.Equal(t, res.Header.Get("X-Request-Id"), line["request_id"])
+			assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, line["exp"])
+			assert.NotEmpty(t, line["jti"])
+			assert.NotEmpty(t, line["kid"])
+			assert.Equal(t, tt.wantAct, line["act"])
+			assert.Equal(t, tt.wantBound, line["bound"])
+			assert.NotContains(t, ts.logs.String(), "eyJ", "no token in the log")
+		})
+	}
+}

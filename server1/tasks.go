@@ -22,13 +22,16 @@ type taskBook struct {
 	byUser map[string][]task
 }
 
-// transfer builds an "approve transfer" task.
+// transfer builds an "approve transfer" task. Its parameters' digest is
+// computed here, once, rather than by every mint.
 func transfer(number, amount, currency, payee string, to audience) task {
+	params := map[string]string{"amount": amount, "currency": currency, "payee": payee}
 	return task{
 		Task: token.Task{
-			ID:     "transfer-" + number,
-			Action: "approve",
-			Params: map[string]string{"amount": amount, "currency": currency, "payee": payee},
+			ID:           "transfer-" + number,
+			Action:       "approve",
+			Params:       params,
+			ParamsDigest: token.DigestParams(params),
 		},
 		Audience: to,
 	}

@@ -213,7 +213,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("tls-cert and tls-key are set together or not at all"))
 	}
 	if c.PprofAddr != "" {
-		if err := checkLoopback(c.PprofAddr); err != nil {
+		if err := shared.CheckLoopback(c.PprofAddr); err != nil {
 			errs = append(errs, fmt.Errorf("pprof-addr: %w", err))
 		}
 	}

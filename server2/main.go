@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	app.Start(ctx)
 	if cfg.PprofAddr != "" {
 		go func() {
-			if err := servePprof(ctx, cfg.PprofAddr, log, nil); err != nil {
+			if err := shared.ServePprof(ctx, cfg.PprofAddr, log, nil); err != nil {
 				log.Error("pprof server stopped", "error", err.Error())
 			}
 		}()

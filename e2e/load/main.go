@@ -29,7 +29,10 @@
 // LOAD_PASSWORD environment variable, by default the demo user's), then
 // sends --n signed-in POST /handoffs, each of which mints a token and
 // renders the auto-submit page; an answer counts as accepted when it is a
-// 200 page carrying a token. Its baseline is raw ed25519.Sign over a
+// 200 page carrying a token. Those requests carry the session's cookies in
+// one fixed Cookie header, as a browser would send them, without a cookie
+// jar to lock and update per response: the jar made the load tool, not
+// SERVER1, the limit of a run. Its baseline is raw ed25519.Sign over a
 // signing input of the same length, and --server-pid is SERVER1's. SERVER1
 // must be started with handoff limits (--handoff-burst,
 // --handoffs-per-minute) that allow --n handoffs for one user. There is no
@@ -50,6 +53,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -563,6 +567,10 @@ type firer struct {
 	client *http.Client
 	// csrf is SERVER1's CSRF token, for --mode page.
 	csrf string
+	// pageBody and pageCookie are the form and the Cookie header of every
+	// --mode page request after sign-in: the same for each, so they are
+	// made once, and no cookie jar is locked and updated per request.
+	pageBody, pageCookie string
 }
 
 // pass sends every token once, with cfg.Concurrency workers, until the
@@ -659,6 +667,16 @@ func (f *firer) signIn(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, errNoToken
 	}
+	u, err := url.Parse(f.cfg.Target)
+	if err != nil {
+		return 0, err
+	}
+	var cookies []string
+	for _, c := range jar.Cookies(u) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	f.pageCookie, f.pageBody = strings.Join(cookies, "; "), f.pageForm().Encode()
+	f.client.Jar = nil
 	return strings.LastIndexByte(tok, '.'), nil
 }
 
@@ -685,12 +703,12 @@ func (f *firer) pageForm() url.Values {
 
 // pageToken returns the token in an auto-submit page.
 func pageToken(page []byte) (string, bool) {
-	_, rest, ok := strings.Cut(string(page), tokenField)
+	_, rest, ok := bytes.Cut(page, []byte(tokenField))
 	if !ok {
 		return "", false
 	}
-	tok, _, ok := strings.Cut(rest, `"`)
-	return tok, ok && strings.Count(tok, ".") == 2
+	tok, _, ok := bytes.Cut(rest, []byte(`"`))
+	return string(tok), ok && bytes.Count(tok, []byte(".")) == 2
 }
 
 // maxPage bounds the page body --mode page reads.
@@ -722,16 +740,36 @@ func (f *firer) do(ctx context.Context, method, path string, form url.Values) (i
 	return resp.StatusCode, b, err
 }
 
+// sendPage asks SERVER1 for one handoff page, with the session's cookies,
+// and checks it carries a token.
+func (f *firer) sendPage(ctx context.Context) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.cfg.Target+"/handoffs", strings.NewReader(f.pageBody))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", f.pageCookie)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(io.LimitReader(resp.Body, maxPage))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	if err == nil && resp.StatusCode == http.StatusOK {
+		if _, ok := pageToken(page); !ok {
+			err = errNoToken
+		}
+	}
+	return resp.StatusCode, err
+}
+
 // send posts one token and drains the answer, so the connection is reused.
 func (f *firer) send(ctx context.Context, token string, apiBody []byte) (int, error) {
 	if f.cfg.Mode == modePage {
-		status, body, err := f.do(ctx, http.MethodPost, "/handoffs", f.pageForm())
-		if err == nil && status == http.StatusOK {
-			if _, ok := pageToken(body); !ok {
-				err = errNoToken
-			}
-		}
-		return status, err
+		return f.sendPage(ctx)
 	}
 	var req *http.Request
 	var err error

@@ -1,4 +1,4 @@
-package main
+package shared
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// checkLoopback returns an error unless addr is host:port with host a
+// CheckLoopback returns an error unless addr is host:port with host a
 // loopback IP address or "localhost": the profiling endpoint shows the
 // process's memory and stacks, so it must never listen where anyone but
 // the machine's own users can reach it.
-func checkLoopback(addr string) error {
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -29,14 +29,14 @@ func checkLoopback(addr string) error {
 	return fmt.Errorf("host %q is not a loopback address", host)
 }
 
-// servePprof serves the net/http/pprof endpoints under /debug/pprof/ on
-// addr, a loopback address (checkLoopback), on its own listener apart from
+// ServePprof serves the net/http/pprof endpoints under /debug/pprof/ on
+// addr, a loopback address (CheckLoopback), on its own listener apart from
 // the service's, until ctx is done. (Importing net/http/pprof also
-// registers them on http.DefaultServeMux, which SERVER2 never serves.) ready, if not nil, is called with the
-// bound address. It is for profiling a running server: off unless an
-// operator asks for it.
-func servePprof(ctx context.Context, addr string, log *slog.Logger, ready func(addr string)) error {
-	if err := checkLoopback(addr); err != nil {
+// registers them on http.DefaultServeMux, which neither server serves.)
+// ready, if not nil, is called with the bound address. It is for profiling
+// a running server: off unless an operator asks for it.
+func ServePprof(ctx context.Context, addr string, log *slog.Logger, ready func(addr string)) error {
+	if err := CheckLoopback(addr); err != nil {
 		return fmt.Errorf("pprof address: %w", err)
 	}
 	mux := http.NewServeMux()
