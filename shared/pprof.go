@@ -55,7 +55,7 @@ func ServePprof(ctx context.Context, addr string, log *slog.Logger, ready func(a
 		_ = ln.Close()
 		return fmt.Errorf("pprof address: %s is not a loopback address", ln.Addr())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: loopbackHostOnly(mux), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -72,4 +72,23 @@ func ServePprof(ctx context.Context, addr string, log *slog.Logger, ready func(a
 		return err
 	}
 	return nil
+}
+
+// loopbackHostOnly answers 403 to a request whose Host is not a loopback
+// IP literal or localhost. It stops DNS rebinding: a web page whose name
+// an attacker re-points at 127.0.0.1 reaches the loopback listener from
+// the user's browser, but with the attacker's name in Host.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "forbidden: Host must be a loopback address or localhost", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

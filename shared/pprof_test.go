@@ -77,6 +77,47 @@ func TestServePprof(t *testing.T) {
 	}
 }
 
+// TestServePprof_RefusesRebindingHost: a request through a name that
+// resolves to loopback (DNS rebinding from a web page) carries that name
+// in Host and is refused; loopback literals and localhost are served.
+func TestServePprof_RefusesRebindingHost(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	bound := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- ServePprof(ctx, "127.0.0.1:0", slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
+	}()
+	var addr string
+	select {
+	case addr = <-bound:
+	case err := <-done:
+		t.Fatalf("ServePprof: %v", err)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	tests := []struct {
+		giveHost   string
+		wantStatus int
+	}{
+		{giveHost: "attacker.example.test:" + port, wantStatus: http.StatusForbidden},
+		{giveHost: "attacker.example.test", wantStatus: http.StatusForbidden},
+		{giveHost: "127.0.0.1:" + port, wantStatus: http.StatusOK},
+		{giveHost: "localhost:" + port, wantStatus: http.StatusOK},
+		{giveHost: "[::1]:" + port, wantStatus: http.StatusOK},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/cmdline", nil)
+		require.NoError(t, err)
+		req.Host = tt.giveHost
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		assert.Equal(t, tt.wantStatus, res.StatusCode, tt.giveHost)
+	}
+}
+
 func TestServePprof_RefusesNonLoopback(t *testing.T) {
 	err := ServePprof(t.Context(), ":0", slog.New(slog.DiscardHandler), func(string) { t.Error("listened") })
 	assert.ErrorContains(t, err, "not a loopback address")
