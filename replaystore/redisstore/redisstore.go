@@ -375,36 +375,22 @@ return 0
 // on Redis Cluster. With WaitReplicas, the WAIT rides in the same round
 // trip.
 func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
-	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
-	keys := []string{s.RedisKey(key), s.markKey(key)}
+	at := token.RetainUntil(expiresAt, s.cfg.Now()).UnixMilli()
+	// The mark holds the replay key between its braces: one hash, one
+	// string for both keys.
+	mark := s.markKey(key)
+	keys := []string{mark[len(s.cfg.RevocationPrefix)+1 : len(mark)-1], mark}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := s.start()
 	var res int64
-	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
-		run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
-			var cmd *redis.Cmd
-			return s.write(ctx, func(c redis.Cmdable) redis.Cmder {
-				cmd = eval(c)
-				return cmd
-			}, func() bool {
-				res, _ = cmd.Int64()
-				return res == 1
-			})
-		}
-		if s.cfg.WaitReplicas == 0 {
-			return run(func(c redis.Cmdable) *redis.Cmd {
-				return consumeUnlessRevoked.Run(ctx, c, keys, expiresAt.UnixMilli())
-			})
-		}
-		// In a pipeline EVALSHA cannot fall back to EVAL by itself.
-		err := run(func(c redis.Cmdable) *redis.Cmd {
-			return consumeUnlessRevoked.EvalSha(ctx, c, keys, expiresAt.UnixMilli())
-		})
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = run(func(c redis.Cmdable) *redis.Cmd {
-				return consumeUnlessRevoked.Eval(ctx, c, keys, expiresAt.UnixMilli())
-			})
-		}
-		return err
-	})
+	var err error
+	if s.cfg.WaitReplicas == 0 {
+		res, err = consumeUnlessRevoked.Run(ctx, s.client, keys, at).Int64()
+	} else {
+		res, err = s.consumeUnlessRevokedWaiting(ctx, keys, at)
+	}
+	s.observe(OpConsume, start, err)
 	switch {
 	case err != nil:
 		return fmt.Errorf("redisstore: consume: %w", err)
@@ -414,6 +400,32 @@ func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt 
 		return token.ErrAlreadyUsed
 	}
 	return nil
+}
+
+// consumeUnlessRevokedWaiting runs the script with a WAIT in the same
+// pipeline (write); in a pipeline EVALSHA cannot fall back to EVAL by
+// itself, so a NOSCRIPT sends the script's text.
+func (s *Store) consumeUnlessRevokedWaiting(ctx context.Context, keys []string, at int64) (int64, error) {
+	var res int64
+	run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
+		var cmd *redis.Cmd
+		return s.write(ctx, func(c redis.Cmdable) redis.Cmder {
+			cmd = eval(c)
+			return cmd
+		}, func() bool {
+			res, _ = cmd.Int64()
+			return res == 1
+		})
+	}
+	err := run(func(c redis.Cmdable) *redis.Cmd {
+		return consumeUnlessRevoked.EvalSha(ctx, c, keys, at)
+	})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = run(func(c redis.Cmdable) *redis.Cmd {
+			return consumeUnlessRevoked.Eval(ctx, c, keys, at)
+		})
+	}
+	return res, err
 }
 
 // write sends the command queue adds, and with WaitReplicas a WAIT in the
@@ -459,8 +471,16 @@ func (s *Store) write(ctx context.Context, queue func(redis.Cmdable) redis.Cmder
 func (s *Store) RedisKey(key string) string { return hashKey(s.cfg.KeyPrefix, key) }
 
 func hashKey(prefix, key string) string {
+	return wrapHashKey(prefix, "", key, "")
+}
+
+// wrapHashKey returns before + prefix + the hex of key's hash + after in
+// one allocation.
+func wrapHashKey(before, prefix, key, after string) string {
 	sum := sha256.Sum256([]byte(key))
-	return prefix + hex.EncodeToString(sum[:16])
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	return before + prefix + string(h[:]) + after
 }
 
 // Ping checks that Redis answers within Timeout, for readiness probes.
@@ -486,12 +506,26 @@ func (s *Store) Close() error {
 func (s *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	start := time.Now()
+	start := s.start()
 	err := f(ctx)
+	s.observe(op, start, err)
+	return err
+}
+
+// start returns the time an operation starts, for observe; the zero time
+// when nothing observes, which spares reading the clock twice per call.
+func (s *Store) start() time.Time {
+	if s.cfg.Observe == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports an operation that began at start to Config.Observe.
+func (s *Store) observe(op string, start time.Time, err error) {
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(op, time.Since(start), err)
 	}
-	return err
 }
 
 // ErrorKind classifies an error from a Store for metrics labels: "" for nil,
