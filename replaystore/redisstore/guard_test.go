@@ -298,7 +298,7 @@ func TestConsumeUnlessRevoked_KeysAsDocumented(t *testing.T) {
 // TestConsumeUnlessRevoked_Allocations bounds what the store allocates per
 // consume beyond a bare PING over the same client (go-redis's own
 // command, pool and context work): the keys, their one string, the
-// script's argument. It allocated 11 more before the keys were built
+// script's argument. It allocated 12 more before the keys were built
 // from one hash and the no-WAIT path lost its closures.
 func TestConsumeUnlessRevoked_Allocations(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{})
