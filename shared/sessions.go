@@ -263,5 +263,7 @@ func RandomID(r io.Reader) (string, error) {
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	var out [43]byte // base64.RawURLEncoding.EncodedLen(32)
+	base64.RawURLEncoding.Encode(out[:], b[:])
+	return string(out[:]), nil
 }

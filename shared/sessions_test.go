@@ -367,3 +367,25 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestRandomID: 256 bits from the reader, base64url without padding, in
+// two allocations (the bytes read through the io.Reader and the id);
+// encoding through EncodeToString took a third.
+func TestRandomID(t *testing.T) {
+	src := bytes.Repeat([]byte{0xfb, 0xff, 0x01}, 11)
+	id, err := RandomID(bytes.NewReader(src))
+	require.NoError(t, err)
+	require.Equal(t, base64.RawURLEncoding.EncodeToString(src[:32]), id)
+
+	_, err = RandomID(bytes.NewReader(src[:31]))
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a short read must fail, not pad the id")
+
+	r := bytes.NewReader(nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(src)
+		if _, err := RandomID(r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.LessOrEqual(t, allocs, 2.0)
+}

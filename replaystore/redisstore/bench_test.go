@@ -16,7 +16,8 @@ import (
 
 // BenchmarkConsume measures fresh consumes from parallel callers against the
 // Redis at REDIS_URL. Its baseline is a bare PING over the same client: the
-// ratio shows what SET NX PXAT costs beyond the round trip.
+// ratio shows what SET NX PXAT, and the script a relying party runs
+// (ConsumeUnlessRevoked), cost beyond the round trip.
 func BenchmarkConsume(b *testing.B) {
 	s, _ := newStore(b, redisstore.Config{Timeout: 5 * time.Second})
 	ctx := context.Background()
@@ -37,6 +38,17 @@ func BenchmarkConsume(b *testing.B) {
 			for pb.Next() {
 				key := "bench " + strconv.FormatInt(n.Add(1), 10)
 				if err := s.Consume(ctx, key, exp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("consume_unless_revoked", func(b *testing.B) {
+		exp := time.Now().Add(time.Minute)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				key := "bench " + strconv.FormatInt(n.Add(1), 10)
+				if err := s.ConsumeUnlessRevoked(ctx, key, exp); err != nil {
 					b.Fatal(err)
 				}
 			}

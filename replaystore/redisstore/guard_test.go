@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,4 +279,49 @@ func revocationPrefixOf(t *testing.T, s *redisstore.Store) string {
 	t.Helper()
 	k := s.RevocationKey("subject")
 	return k[:len(k)-32]
+}
+
+// TestConsumeUnlessRevoked_KeysAsDocumented: the script reads the mark
+// RevocationKey names and writes the key RedisKey names, for any issuer
+// and jti, so operators and older replicas find both.
+func TestConsumeUnlessRevoked_KeysAsDocumented(t *testing.T) {
+	s, admin := newStore(t, redisstore.Config{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Minute)
+	for _, jti := range []string{"a", "with space", "{braced}", strings.Repeat("x", 300)} {
+		key := token.ReplayKey("https://issuer.test", jti)
+		require.NoError(t, s.ConsumeUnlessRevoked(ctx, key, exp), jti)
+		n, err := admin.Exists(ctx, s.RedisKey(key)).Result()
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n, "%q: RedisKey was not written", jti)
+
+		marked := token.ReplayKey("https://issuer.test", "marked "+jti)
+		require.NoError(t, admin.Set(ctx, s.RevocationKey(revocation.SharedKey("https://issuer.test", "marked "+jti)), 1, time.Minute).Err())
+		require.ErrorIs(t, s.ConsumeUnlessRevoked(ctx, marked, exp), token.ErrMarkedRevoked, jti)
+	}
+}
+
+// TestConsumeUnlessRevoked_Allocations bounds what the store allocates per
+// consume beyond a bare PING over the same client (go-redis's own
+// command, pool and context work): the keys, their one string, the
+// script's argument, and the two strings of the old mark name the script
+// also reads while releases before it may run beside it (docs/STORES.md,
+// Upgrading). It allocated 12 more, without the old name, before the keys
+// were built from one hash and the no-WAIT path lost its closures.
+func TestConsumeUnlessRevoked_Allocations(t *testing.T) {
+	s, _ := newStore(t, redisstore.Config{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Minute)
+	var n int
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = token.ReplayKey("https://issuer.test", "alloc "+strconv.Itoa(i))
+	}
+	ping := testing.AllocsPerRun(100, func() { require.NoError(t, s.Ping(ctx)) })
+	consume := testing.AllocsPerRun(100, func() {
+		require.NoError(t, s.ConsumeUnlessRevoked(ctx, keys[n], exp))
+		n++
+	})
+	t.Logf("allocations: ping %.1f, consume unless revoked %.1f", ping, consume)
+	require.LessOrEqual(t, consume-ping, 9.0)
 }

@@ -390,49 +390,37 @@ return 0
 // second round trip, and a mark an old replica writes between the two is
 // missed, as that release's own EXISTS-then-SET consume missed it.
 func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt time.Time) error {
-	expiresAt = token.RetainUntil(expiresAt, s.cfg.Now())
-	keys := []string{s.RedisKey(key), s.markKey(key)}
+	at := token.RetainUntil(expiresAt, s.cfg.Now()).UnixMilli()
+	// The mark holds the replay key between its braces: one hash, one
+	// string for both keys.
+	mark := s.markKey(key)
+	keys := make([]string, 2, 3)
+	keys[0], keys[1] = mark[len(s.cfg.RevocationPrefix)+1:len(mark)-1], mark
 	// Only a single-node client (plain or Sentinel) is sure to have every
 	// key the script names in one keyspace.
 	_, single := s.client.(*redis.Client)
 	if single {
 		keys = append(keys, s.legacyMarkKey(key))
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := s.start()
 	var res int64
-	err := s.do(ctx, OpConsume, func(ctx context.Context) error {
-		if !single {
-			n, err := s.client.Exists(ctx, s.legacyMarkKey(key)).Result()
-			if err != nil || n > 0 {
-				res = -1
-				return err
-			}
+	var err error
+	if !single {
+		var n int64
+		if n, err = s.client.Exists(ctx, s.legacyMarkKey(key)).Result(); err == nil && n > 0 {
+			res = -1
 		}
-		run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
-			var cmd *redis.Cmd
-			return s.write(ctx, func(c redis.Cmdable) redis.Cmder {
-				cmd = eval(c)
-				return cmd
-			}, func() bool {
-				res, _ = cmd.Int64()
-				return res == 1
-			})
-		}
-		if s.cfg.WaitReplicas == 0 {
-			return run(func(c redis.Cmdable) *redis.Cmd {
-				return consumeUnlessRevoked.Run(ctx, c, keys, expiresAt.UnixMilli())
-			})
-		}
-		// In a pipeline EVALSHA cannot fall back to EVAL by itself.
-		err := run(func(c redis.Cmdable) *redis.Cmd {
-			return consumeUnlessRevoked.EvalSha(ctx, c, keys, expiresAt.UnixMilli())
-		})
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = run(func(c redis.Cmdable) *redis.Cmd {
-				return consumeUnlessRevoked.Eval(ctx, c, keys, expiresAt.UnixMilli())
-			})
-		}
-		return err
-	})
+	}
+	switch {
+	case err != nil || res == -1:
+	case s.cfg.WaitReplicas == 0:
+		res, err = consumeUnlessRevoked.Run(ctx, s.client, keys, at).Int64()
+	default:
+		res, err = s.consumeUnlessRevokedWaiting(ctx, keys, at)
+	}
+	s.observe(OpConsume, start, err)
 	switch {
 	case err != nil:
 		return fmt.Errorf("redisstore: consume: %w", err)
@@ -442,6 +430,32 @@ func (s *Store) ConsumeUnlessRevoked(ctx context.Context, key string, expiresAt 
 		return token.ErrAlreadyUsed
 	}
 	return nil
+}
+
+// consumeUnlessRevokedWaiting runs the script with a WAIT in the same
+// pipeline (write); in a pipeline EVALSHA cannot fall back to EVAL by
+// itself, so a NOSCRIPT sends the script's text.
+func (s *Store) consumeUnlessRevokedWaiting(ctx context.Context, keys []string, at int64) (int64, error) {
+	var res int64
+	run := func(eval func(c redis.Cmdable) *redis.Cmd) error {
+		var cmd *redis.Cmd
+		return s.write(ctx, func(c redis.Cmdable) redis.Cmder {
+			cmd = eval(c)
+			return cmd
+		}, func() bool {
+			res, _ = cmd.Int64()
+			return res == 1
+		})
+	}
+	err := run(func(c redis.Cmdable) *redis.Cmd {
+		return consumeUnlessRevoked.EvalSha(ctx, c, keys, at)
+	})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = run(func(c redis.Cmdable) *redis.Cmd {
+			return consumeUnlessRevoked.Eval(ctx, c, keys, at)
+		})
+	}
+	return res, err
 }
 
 // write sends the command queue adds, and with WaitReplicas a WAIT in the
@@ -487,8 +501,16 @@ func (s *Store) write(ctx context.Context, queue func(redis.Cmdable) redis.Cmder
 func (s *Store) RedisKey(key string) string { return hashKey(s.cfg.KeyPrefix, key) }
 
 func hashKey(prefix, key string) string {
+	return wrapHashKey(prefix, "", key, "")
+}
+
+// wrapHashKey returns before + prefix + the hex of key's hash + after in
+// one allocation.
+func wrapHashKey(before, prefix, key, after string) string {
 	sum := sha256.Sum256([]byte(key))
-	return prefix + hex.EncodeToString(sum[:16])
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	return before + prefix + string(h[:]) + after
 }
 
 // Ping checks that Redis answers within Timeout, for readiness probes.
@@ -514,12 +536,26 @@ func (s *Store) Close() error {
 func (s *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	start := time.Now()
+	start := s.start()
 	err := f(ctx)
+	s.observe(op, start, err)
+	return err
+}
+
+// start returns the time an operation starts, for observe; the zero time
+// when nothing observes, which spares reading the clock twice per call.
+func (s *Store) start() time.Time {
+	if s.cfg.Observe == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports an operation that began at start to Config.Observe.
+func (s *Store) observe(op string, start time.Time, err error) {
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(op, time.Since(start), err)
 	}
-	return err
 }
 
 // ErrorKind classifies an error from a Store for metrics labels: "" for nil,

@@ -87,7 +87,7 @@ func (s *Store) RevocationKey(key string) string {
 
 // markKey is the RevocationKey of the token whose replay key is replayKey.
 func (s *Store) markKey(replayKey string) string {
-	return s.cfg.RevocationPrefix + "{" + s.RedisKey(replayKey) + "}"
+	return wrapHashKey(s.cfg.RevocationPrefix+"{", s.cfg.KeyPrefix, replayKey, "}")
 }
 
 // revocationKeys are the keys MarkRevoked writes for key: RevocationKey
