@@ -217,12 +217,9 @@ func (e *RequestError) Unwrap() error { return e.Err }
 
 // Mint signs a token for req with the keyring's current key.
 func (m *Minter) Mint(req MintRequest) (Minted, error) {
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = m.cfg.DefaultTTL
-	}
-	if ttl > m.cfg.MaxTTL {
-		return Minted{}, fmt.Errorf("%w: %v > %v", ErrTTLTooLong, ttl, m.cfg.MaxTTL)
+	ttl, err := m.lifetime(req.TTL)
+	if err != nil {
+		return Minted{}, err
 	}
 	if len(req.Task.Params) > 0 && req.Task.ParamsDigest == "" {
 		req.Task.ParamsDigest = DigestParams(req.Task.Params)
@@ -230,25 +227,44 @@ func (m *Minter) Mint(req MintRequest) (Minted, error) {
 	if err := validateRequest(req, ttl); err != nil {
 		return Minted{}, &RequestError{Err: err}
 	}
+	return m.signNew(HandoffTokenType, ttl, wireClaims{
+		Subject:  req.Subject,
+		Audience: req.Audience,
+		Task:     req.Task,
+		Actor:    req.Actor,
+		Nonce:    req.Nonce,
+	})
+}
+
+// lifetime is ttl, or the minter's default for zero, refused above MaxTTL.
+func (m *Minter) lifetime(ttl time.Duration) (time.Duration, error) {
+	if ttl == 0 {
+		ttl = m.cfg.DefaultTTL
+	}
+	if ttl > m.cfg.MaxTTL {
+		return 0, fmt.Errorf("%w: %v > %v", ErrTTLTooLong, ttl, m.cfg.MaxTTL)
+	}
+	return ttl, nil
+}
+
+// signNew fills in what every minted token carries (the issuer, the times
+// for a lifetime of ttl from now, a fresh jti) and signs c as a token of
+// type typ with the keyring's current key.
+func (m *Minter) signNew(typ string, ttl time.Duration, c wireClaims) (Minted, error) {
 	key, err := m.cfg.Keys.CurrentKey()
 	if err != nil {
 		return Minted{}, err
 	}
+	header := key.handoffHeader
+	if typ == ResultTokenType {
+		header = key.resultHeader
+	}
 	now := m.cfg.Now().Truncate(time.Second)
 	exp := now.Add(ttl.Truncate(time.Second))
-	c := wireClaims{
-		Issuer:    m.cfg.Issuer,
-		Subject:   req.Subject,
-		Audience:  req.Audience,
-		IssuedAt:  now.Unix(),
-		NotBefore: now.Unix(),
-		Expiry:    exp.Unix(),
-		ID:        m.cfg.NewID(),
-		Task:      req.Task,
-		Actor:     req.Actor,
-		Nonce:     req.Nonce,
-	}
-	return sign(key, key.handoffHeader, c, now, exp)
+	c.Issuer = m.cfg.Issuer
+	c.IssuedAt, c.NotBefore, c.Expiry = now.Unix(), now.Unix(), exp.Unix()
+	c.ID = m.cfg.NewID()
+	return sign(key, header, c, now, exp)
 }
 
 // sign serializes c and signs it under header, one of key's encoded

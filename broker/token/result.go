@@ -52,42 +52,27 @@ type ResultRequest struct {
 // keyring's current key. It is single-use ("jti"), short-lived and aimed at
 // one audience like a handoff token, and carries the "outcome" claim.
 func (m *Minter) MintResult(req ResultRequest) (Minted, error) {
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = m.cfg.DefaultTTL
-	}
-	if ttl > m.cfg.MaxTTL {
-		return Minted{}, fmt.Errorf("%w: %v > %v", ErrTTLTooLong, ttl, m.cfg.MaxTTL)
+	ttl, err := m.lifetime(req.TTL)
+	if err != nil {
+		return Minted{}, err
 	}
 	task := Task{ID: req.Task.ID, Action: req.Task.Action, ParamsDigest: req.Task.ParamsDigest}
 	if len(req.Task.Params) > 0 && task.ParamsDigest == "" {
 		task.ParamsDigest = DigestParams(req.Task.Params)
 	}
-	err := validateRequest(MintRequest{Subject: req.Subject, Audience: req.Audience, Task: task}, ttl)
+	err = validateRequest(MintRequest{Subject: req.Subject, Audience: req.Audience, Task: task}, ttl)
 	if !req.Outcome.Valid() {
 		err = errors.Join(err, fmt.Errorf("outcome %q is not %q or %q", req.Outcome, OutcomeApproved, OutcomeCancelled))
 	}
 	if err != nil {
 		return Minted{}, fmt.Errorf("broker: mint result: %w", err)
 	}
-	key, err := m.cfg.Keys.CurrentKey()
-	if err != nil {
-		return Minted{}, err
-	}
-	now := m.cfg.Now().Truncate(time.Second)
-	exp := now.Add(ttl.Truncate(time.Second))
-	c := wireClaims{
-		Issuer:    m.cfg.Issuer,
-		Subject:   req.Subject,
-		Audience:  req.Audience,
-		IssuedAt:  now.Unix(),
-		NotBefore: now.Unix(),
-		Expiry:    exp.Unix(),
-		ID:        m.cfg.NewID(),
-		Task:      task,
-		Outcome:   req.Outcome,
-	}
-	return sign(key, key.resultHeader, c, now, exp)
+	return m.signNew(ResultTokenType, ttl, wireClaims{
+		Subject:  req.Subject,
+		Audience: req.Audience,
+		Task:     task,
+		Outcome:  req.Outcome,
+	})
 }
 
 // NewResultVerifier returns a Verifier of result tokens: the pipeline,
