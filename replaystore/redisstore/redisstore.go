@@ -364,10 +364,8 @@ func (s *Store) Consume(ctx context.Context, key string, expiresAt time.Time) er
 // KEYS[2] the mark in the replay key's hash slot and, with a single-node
 // client, KEYS[3] its legacy name.
 var consumeUnlessRevoked = redis.NewScript(`
-for i = 2, #KEYS do
-	if redis.call('EXISTS', KEYS[i]) == 1 then
-		return -1
-	end
+if redis.call('EXISTS', unpack(KEYS, 2)) > 0 then
+	return -1
 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
 	return 1
