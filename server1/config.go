@@ -318,7 +318,7 @@ func checkHTTPURL(raw string) error {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
 	}
-	return nil
+	return shared.CheckURLHost(u)
 }
 
 // audience is a relying service in the registry.

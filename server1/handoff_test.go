@@ -481,3 +481,13 @@ func TestAuditLine(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadRegistry_RefusesCSPBreakingHost: a handoff URL's origin goes
+// into the auto-submit page's form-action; a host with ";" would end that
+// directive and add another.
+func TestLoadRegistry_RefusesCSPBreakingHost(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HandoffURL = "https://pay.test;script-src*/handoff"
+	_, err := loadRegistry(cfg)
+	assert.ErrorContains(t, err, "has a character other than")
+}

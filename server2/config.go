@@ -344,6 +344,9 @@ func (c Config) resultURL() (*url.URL, error) {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return nil, fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
 	}
+	if err := shared.CheckURLHost(u); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 

@@ -176,7 +176,9 @@ func TestResultKeysDir(t *testing.T) {
 }
 
 func TestConfig_ResultURL(t *testing.T) {
-	for _, give := range []string{"ftp://portal.test/r", "http://portal.test/r?x=1", "http://u:p@portal.test/r", "/relative"} {
+	for _, give := range []string{"ftp://portal.test/r", "http://portal.test/r?x=1", "http://u:p@portal.test/r", "/relative",
+		// The origin is written into the pages' CSP: ";" or "'" would inject a directive.
+		"https://portal.test;script-src*/r", "https://portal'.test/r"} {
 		cfg := DefaultConfig()
 		cfg.ResultURL = give
 		assert.ErrorContains(t, cfg.validate(), "result-url", give)

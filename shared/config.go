@@ -3,6 +3,7 @@ package shared
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -35,4 +36,20 @@ func ParseFlagsAndEnv(fs *flag.FlagSet, prefix string, args []string) error {
 		}
 	})
 	return err
+}
+
+// CheckURLHost returns an error unless u's host (and port) is made only of
+// letters, digits and ". : - [ ]": a configured URL's origin is written
+// into Content-Security-Policy headers, and url.Parse accepts a host with
+// ";" or "'", which would end a directive and inject another.
+func CheckURLHost(u *url.URL) error {
+	for _, r := range u.Host {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r == '.', r == ':', r == '-', r == '[', r == ']':
+		default:
+			return fmt.Errorf("host %q has a character other than letters, digits and . : - [ ]", u.Host)
+		}
+	}
+	return nil
 }

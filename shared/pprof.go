@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 )
 
@@ -75,18 +76,27 @@ func ServePprof(ctx context.Context, addr string, log *slog.Logger, ready func(a
 }
 
 // loopbackHostOnly answers 403 to a request whose Host is not a loopback
-// IP literal or localhost. It stops DNS rebinding: a web page whose name
-// an attacker re-points at 127.0.0.1 reaches the loopback listener from
-// the user's browser, but with the attacker's name in Host.
+// IP literal or localhost, and to one a web page sent. The first stops
+// DNS rebinding: a page whose name an attacker re-points at 127.0.0.1
+// reaches the loopback listener from the user's browser, but with the
+// attacker's name in Host. The second stops a page's blind requests to
+// 127.0.0.1 (a CPU profile or trace costs the server CPU even unread):
+// browsers mark those with Origin or Sec-Fetch-Site, go tool pprof and
+// curl send neither.
 func loopbackHostOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 		ip := net.ParseIP(host)
 		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			http.Error(w, "forbidden: Host must be a loopback address or localhost", http.StatusForbidden)
+			return
+		}
+		if site := r.Header.Get("Sec-Fetch-Site"); r.Header.Get("Origin") != "" || (site != "" && site != "none") {
+			http.Error(w, "forbidden: not for requests from web pages", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,23 +99,31 @@ func TestServePprof_RefusesRebindingHost(t *testing.T) {
 	require.NoError(t, err)
 	tests := []struct {
 		giveHost   string
+		giveHeader string // "Name: value", a header a browser adds
 		wantStatus int
 	}{
 		{giveHost: "attacker.example.test:" + port, wantStatus: http.StatusForbidden},
 		{giveHost: "attacker.example.test", wantStatus: http.StatusForbidden},
+		{giveHost: "127.0.0.1:" + port, giveHeader: "Origin: http://attacker.example.test", wantStatus: http.StatusForbidden},
+		{giveHost: "127.0.0.1:" + port, giveHeader: "Sec-Fetch-Site: cross-site", wantStatus: http.StatusForbidden},
+		{giveHost: "127.0.0.1:" + port, giveHeader: "Sec-Fetch-Site: none", wantStatus: http.StatusOK},
 		{giveHost: "127.0.0.1:" + port, wantStatus: http.StatusOK},
 		{giveHost: "localhost:" + port, wantStatus: http.StatusOK},
 		{giveHost: "[::1]:" + port, wantStatus: http.StatusOK},
+		{giveHost: "[::1]", wantStatus: http.StatusOK},
 	}
 	for _, tt := range tests {
 		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/cmdline", nil)
 		require.NoError(t, err)
 		req.Host = tt.giveHost
+		if name, value, ok := strings.Cut(tt.giveHeader, ": "); ok {
+			req.Header.Set(name, value)
+		}
 		res, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
-		assert.Equal(t, tt.wantStatus, res.StatusCode, tt.giveHost)
+		assert.Equal(t, tt.wantStatus, res.StatusCode, tt.giveHost+" "+tt.giveHeader)
 	}
 }
 

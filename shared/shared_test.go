@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -200,5 +201,29 @@ func TestReadyz(t *testing.T) {
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
 			assert.Equal(t, tt.wantBody, got)
 		})
+	}
+}
+
+func TestCheckURLHost(t *testing.T) {
+	tests := []struct {
+		give    string
+		wantErr bool
+	}{
+		{give: "https://portal.example.test/r"},
+		{give: "http://127.0.0.1:8081/"},
+		{give: "http://[::1]:8082/handoff"},
+		{give: "http://my-portal.test:8443"},
+		{give: "https://a;b.example/r", wantErr: true},
+		{give: "https://a'b.example/r", wantErr: true},
+		{give: "https://portal.test;script-src*/r", wantErr: true},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.give)
+		require.NoError(t, err, tt.give)
+		if tt.wantErr {
+			assert.Error(t, CheckURLHost(u), tt.give)
+		} else {
+			assert.NoError(t, CheckURLHost(u), tt.give)
+		}
 	}
 }
