@@ -45,17 +45,7 @@ func TestCheckLoopback(t *testing.T) {
 
 func TestServePprof(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	bound := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- ServePprof(ctx, "127.0.0.1:0", slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
-	}()
-	var addr string
-	select {
-	case addr = <-bound:
-	case err := <-done:
-		t.Fatalf("ServePprof: %v", err)
-	}
+	addr, done := startPprof(t, ctx, "127.0.0.1:0")
 
 	res, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
 	require.NoError(t, err)
@@ -84,17 +74,7 @@ func TestServePprof(t *testing.T) {
 func TestServePprof_RefusesRebindingHost(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	bound := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- ServePprof(ctx, "127.0.0.1:0", slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
-	}()
-	var addr string
-	select {
-	case addr = <-bound:
-	case err := <-done:
-		t.Fatalf("ServePprof: %v", err)
-	}
+	addr, _ := startPprof(t, ctx, "127.0.0.1:0")
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	tests := []struct {
@@ -136,19 +116,28 @@ func TestServePprof_RefusesNonLoopback(t *testing.T) {
 // which must be a loopback address.
 func TestServePprof_Localhost(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
+	addr, done := startPprof(t, ctx, "localhost:0")
+	host, _, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	assert.True(t, net.ParseIP(host).IsLoopback(), addr)
+	cancel()
+	assert.NoError(t, <-done)
+}
+
+// startPprof runs ServePprof on addr until ctx is done and returns the
+// address it bound and the channel its result arrives on.
+func startPprof(t *testing.T, ctx context.Context, addr string) (string, <-chan error) {
+	t.Helper()
 	bound := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- ServePprof(ctx, "localhost:0", slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
+		done <- ServePprof(ctx, addr, slog.New(slog.DiscardHandler), func(addr string) { bound <- addr })
 	}()
 	select {
-	case addr := <-bound:
-		host, _, err := net.SplitHostPort(addr)
-		require.NoError(t, err)
-		assert.True(t, net.ParseIP(host).IsLoopback(), addr)
+	case a := <-bound:
+		return a, done
 	case err := <-done:
 		t.Fatalf("ServePprof: %v", err)
+		return "", nil
 	}
-	cancel()
-	assert.NoError(t, <-done)
 }
