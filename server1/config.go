@@ -303,22 +303,10 @@ func (c *Config) logLevel() (slog.Level, error) {
 	return l, nil
 }
 
-// checkHTTPURL accepts an absolute http or https URL with a host and no
-// query, fragment or credentials.
+// checkHTTPURL accepts a configured service URL (shared.ParseServiceURL).
 func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q is not an http or https URL", raw)
-	case u.Host == "":
-		return fmt.Errorf("%q has no host", raw)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
-	}
-	return shared.CheckURLHost(u)
+	_, err := shared.ParseServiceURL(raw)
+	return err
 }
 
 // audience is a relying service in the registry.

@@ -491,3 +491,14 @@ func TestLoadRegistry_RefusesCSPBreakingHost(t *testing.T) {
 	_, err := loadRegistry(cfg)
 	assert.ErrorContains(t, err, "has a character other than")
 }
+
+// TestConfigValidate_URLPasswordNotRepeated: a configured URL refused for
+// its credentials is not echoed with them into the startup error (and so
+// the log).
+func TestConfigValidate_URLPasswordNotRepeated(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Issuer = "https://svc:s3cret-pw@portal.test"
+	err := cfg.validate()
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cret-pw")
+}

@@ -335,19 +335,7 @@ func (c Config) resultURL() (*url.URL, error) {
 			return nil, err
 		}
 	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return nil, err
-	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-		return nil, fmt.Errorf("%q is not an absolute http or https URL", raw)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("%q must not carry credentials, a query or a fragment", raw)
-	}
-	if err := shared.CheckURLHost(u); err != nil {
-		return nil, err
-	}
-	return u, nil
+	return shared.ParseServiceURL(raw)
 }
 
 // secureCookies reports whether cookies need the Secure attribute: when

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/handoffbroker/handoff/broker/fetch"
 )
 
 // EnvName returns the environment variable bound to a flag: the prefix, an
@@ -38,11 +40,34 @@ func ParseFlagsAndEnv(fs *flag.FlagSet, prefix string, args []string) error {
 	return err
 }
 
-// CheckURLHost returns an error unless u's host (and port) is made only of
+// ParseServiceURL parses raw, a configured URL of a service (an issuer,
+// an audience's endpoints, a result endpoint): what fetch.CheckURL
+// requires of every URL (absolute http or https, a host, no credentials),
+// no query or fragment, and a host fit to write into a
+// Content-Security-Policy header (checkURLHost). A refused URL is never
+// repeated with its credentials.
+func ParseServiceURL(raw string) (*url.URL, error) {
+	if err := fetch.CheckURL(raw); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q must not carry a query or a fragment", raw)
+	}
+	if err := checkURLHost(u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// checkURLHost returns an error unless u's host (and port) is made only of
 // letters, digits and ". : - [ ]": a configured URL's origin is written
 // into Content-Security-Policy headers, and url.Parse accepts a host with
 // ";" or "'", which would end a directive and inject another.
-func CheckURLHost(u *url.URL) error {
+func checkURLHost(u *url.URL) error {
 	for _, r := range u.Host {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -204,7 +203,7 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-func TestCheckURLHost(t *testing.T) {
+func TestParseServiceURL(t *testing.T) {
 	tests := []struct {
 		give    string
 		wantErr bool
@@ -216,14 +215,20 @@ func TestCheckURLHost(t *testing.T) {
 		{give: "https://a;b.example/r", wantErr: true},
 		{give: "https://a'b.example/r", wantErr: true},
 		{give: "https://portal.test;script-src*/r", wantErr: true},
+		{give: "ftp://portal.test/r", wantErr: true},
+		{give: "/relative", wantErr: true},
+		{give: "https://portal.test/r?x=1", wantErr: true},
+		{give: "https://portal.test/r#f", wantErr: true},
+		{give: "https://user:s3cret-pw@portal.test/r", wantErr: true},
 	}
 	for _, tt := range tests {
-		u, err := url.Parse(tt.give)
-		require.NoError(t, err, tt.give)
+		u, err := ParseServiceURL(tt.give)
 		if tt.wantErr {
-			assert.Error(t, CheckURLHost(u), tt.give)
-		} else {
-			assert.NoError(t, CheckURLHost(u), tt.give)
+			require.Error(t, err, tt.give)
+			assert.NotContains(t, err.Error(), "s3cret-pw", "a refused URL's password is never repeated")
+			continue
 		}
+		require.NoError(t, err, tt.give)
+		assert.Equal(t, tt.give, u.String())
 	}
 }
