@@ -17,13 +17,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// waitReady polls /readyz until it answers 200.
+// waitReady polls /readyz until it answers 200. It allows 15 s: under
+// -race on a loaded 2-core CI machine the first discovery, JWKS and
+// revocation fetches over TLS have taken longer than 5 s. On failure it
+// shows SERVER2's log, which says which fetch did not succeed.
 func waitReady(t testing.TB, ta *testApp) {
 	t.Helper()
 	b := ta.newBrowser()
-	require.Eventually(t, func() bool {
-		return b.Get("/readyz").StatusCode == http.StatusOK
-	}, 5*time.Second, 5*time.Millisecond, "never ready")
+	var last string
+	if !assert.Eventually(t, func() bool {
+		res := b.Get("/readyz")
+		last = res.Body
+		return res.StatusCode == http.StatusOK
+	}, 15*time.Second, 5*time.Millisecond) {
+		t.Fatalf("never ready; last /readyz: %s\nlog:\n%s", last, ta.logs.String())
+	}
 }
 
 func TestReadyz(t *testing.T) {
